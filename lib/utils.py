@@ -1,0 +1,142 @@
+"""Small shared helpers: argument checks, seeding, devices, atomic writes, config hashes.
+
+Every public function of ``lib`` validates its arguments with the ``check_*`` helpers
+below *before* doing any work, so that bad input fails fast with a message that names
+the offending parameter.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+
+# ---------------------------------------------------------------- argument checks
+def check_positive(name: str, value: Any) -> float:
+    """Return ``value`` as a float; raise ``ValueError`` unless it is finite and > 0."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+def check_sigma(sigma: Any, name: str = "sigma") -> float:
+    """A noise level: finite and strictly positive."""
+    return check_positive(name, sigma)
+
+
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """A failure probability: strictly inside (0, 1)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number in (0, 1), got {type(alpha).__name__}")
+    alpha = float(alpha)
+    if not (0.0 < alpha < 1.0):
+        raise ValueError(f"{name} must lie in (0, 1), got {alpha}")
+    return alpha
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> int:
+    """An integer count ``>= minimum`` (numpy integers accepted, floats and bools not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_finite(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Raise ``ValueError`` if the tensor holds NaN or infinity."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+# ---------------------------------------------------------------- seeds and devices
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch from one integer; return a CPU generator seeded alike."""
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else the CPU (never a bare 'cuda')."""
+    if device is not None and str(device) != "auto":
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator | None:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (None -> None)."""
+    if seed is None:
+        return None
+    return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+
+
+# ---------------------------------------------------------------- atomic files
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in the same folder; rename it onto ``path`` on success.
+
+    A crash while writing leaves the old file (or no file) in place, never a torn one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def config_hash(config: dict, length: int = 12) -> str:
+    """A short stable hash of a JSON-serialisable config (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
