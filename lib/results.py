@@ -140,3 +140,100 @@ def record_metrics(notebook: str, **values) -> Path:
 
 def read_metrics(notebook: str) -> dict:
     return json.loads(_metrics_path(notebook).read_text())
+
+
+# ---------------------------------------------------------------------- tables from logs
+def _log_rel(path: str | Path) -> str:
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(paths.OUTPUTS))
+    except ValueError:
+        return str(path)
+
+
+def _log_abs(rel: str) -> Path:
+    p = Path(rel)
+    return p if p.is_absolute() else paths.OUTPUTS / p
+
+
+def log_settings_of(path: str | Path) -> dict:
+    """The JSON sidecar written by :func:`lib.certify.certify_dataset` beside a log."""
+    side = Path(str(path) + ".json")
+    return json.loads(side.read_text()) if side.exists() else {}
+
+
+def table_from_logs(rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float],
+                    interval: bool = True, alpha: float = 0.05, clean: bool = True) -> pd.DataFrame:
+    """Certified accuracy (%) per row label; a row given several logs takes the best log per
+    radius ("best over sigma"). With ``interval`` each cell carries the two-sided (1 - alpha)
+    Clopper-Pearson interval over test points of the log that attains the best value.
+    ``clean`` adds a column with the clean accuracy of the smoothed classifier (radius 0)."""
+    radii = [float(r) for r in radii]
+    cols = (["clean"] if clean else []) + [f"{r:g}" for r in radii]
+    grid = ([0.0] if clean else []) + radii
+    out = {}
+    for label, logs in rows.items():
+        dfs = [read_log(_log_abs(str(p))) for p in logs]
+        accs = np.stack([certified_accuracy(df, grid) for df in dfs])
+        best = accs.argmax(0)
+        cells = []
+        for j, b in enumerate(best):
+            a, n = accs[b, j], len(dfs[b])
+            if interval:
+                lo, hi = proportion_interval(int(round(a * n)), n, alpha)
+                cells.append(f"{100*a:.1f} [{100*lo:.0f}, {100*hi:.0f}]")
+            else:
+                cells.append(round(100 * a, 1))
+        out[label] = cells
+    return pd.DataFrame.from_dict(out, orient="index", columns=cols)
+
+
+def register_table(notebook: str, stem: str, rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float],
+                   title: str, settings: Mapping[str, object], reference: Mapping[str, Sequence] | None = None,
+                   reference_source: str = "", interval: bool = True, clean: bool = True) -> pd.DataFrame:
+    """Build a certified-accuracy table from logs, save it (CSV/MD/TeX) and register its spec.
+
+    The spec (``outputs/tables/<NN_stem>.json``) lets ``10_tables`` rebuild every table of the
+    companion from the per-example logs and write ``figures/RESULTS.md``. ``reference`` rows
+    (published numbers) are appended as ``"<label> (published)"`` and never mixed with ours.
+    """
+    spec = {"notebook": notebook, "stem": stem, "title": title, "radii": [float(r) for r in radii],
+            "rows": {k: [_log_rel(p) for p in v] for k, v in rows.items()}, "settings": dict(settings),
+            "reference": {k: list(v) for k, v in (reference or {}).items()},
+            "reference_source": reference_source, "interval": interval, "clean": clean}
+    atomic_write_json(paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json", spec)
+    table = render_table(spec)
+    save_table(table, stem, notebook, caption=table_caption(spec))
+    return table
+
+
+def render_table(spec: Mapping) -> pd.DataFrame:
+    """Ours (from the logs) and the published reference rows of a registered table spec."""
+    ours = table_from_logs(spec["rows"], spec["radii"], interval=spec.get("interval", True),
+                           clean=spec.get("clean", True))
+    ref = spec.get("reference") or {}
+    if ref:
+        cols = list(ours.columns)
+        rows = {}
+        for label, values in ref.items():
+            values = list(values)
+            pad = len(cols) - len(values)  # references may lack the clean column
+            rows[f"{label} (published)"] = ["–"] * pad + [str(v) for v in values]
+        ours = pd.concat([ours.astype(str), pd.DataFrame.from_dict(rows, orient="index", columns=cols)])
+    return ours
+
+
+def table_caption(spec: Mapping) -> str:
+    s = spec.get("settings", {})
+    parts = ", ".join(f"{k}={v}" for k, v in s.items())
+    text = (f"{spec['title']}. Certified accuracy (%) at the given radii"
+            + (" with a 95% Clopper-Pearson interval over test points" if spec.get("interval", True) else "")
+            + f". Settings: {parts}.")
+    if spec.get("reference"):
+        text += f" Rows marked (published) are references from {spec.get('reference_source', 'the paper')}, not our results."
+    return text
+
+
+def load_table_specs() -> list[dict]:
+    folder = paths.OUTPUTS / "tables"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
