@@ -144,7 +144,9 @@ class Smooth:
         """Votes of the base classifier on ``num`` noisy copies of each input.
 
         xs: [B, *input_shape]; returns LongTensor[B, num_classes] on ``self.device``.
-        Chunks of ``batch_size`` noisy samples may span several inputs.
+        A chunk holds at most ``batch_size`` noisy samples: whole groups of ``num`` copies of
+        several inputs when ``num < batch_size`` (the clean inputs are broadcast, never
+        copied), else consecutive slices of one input's ``num`` copies.
         """
         num = check_count("num", num)
         xs = xs.to(self.device)
@@ -152,21 +154,24 @@ class Smooth:
         if batch_size is None:
             batch_size = default_batch_size(math.prod(shape), self.device)
         batch_size = check_count("batch_size", batch_size)
-        total = b * num
-        counts = torch.zeros(b * k, dtype=torch.long, device=self.device)
-        owner_all = torch.arange(b, device=self.device).repeat_interleave(num)
+        counts = torch.zeros(b, k, dtype=torch.long, device=self.device)
+        per_chunk = max(1, batch_size // num)  # inputs per chunk (1 when num >= batch_size)
         with self._mode():
-            for start in range(0, total, batch_size):
-                owner = owner_all[start:start + batch_size]
-                noisy = self.noise.sample((owner.numel(),) + shape, generator=generator,
-                                          device=self.device, dtype=xs.dtype)
-                noisy += xs.index_select(0, owner)
-                if self.denoiser is not None:
-                    noisy = self.denoiser(noisy)
-                logits = self.classifier(noisy)
-                self._check_logits(logits, owner.numel())
-                counts += torch.bincount(owner * k + logits.argmax(1), minlength=b * k)
-        return counts.view(b, k)
+            for i0 in range(0, b, per_chunk):
+                group = xs[i0:i0 + per_chunk].unsqueeze(1)  # [m, 1, *shape]
+                m = group.shape[0]
+                for s0 in range(0, num, batch_size):
+                    s = min(batch_size, num - s0) if m == 1 else num
+                    noisy = self.noise.sample((m, s) + shape, generator=generator, device=self.device,
+                                              dtype=xs.dtype)
+                    noisy = noisy.add_(group).view((m * s,) + shape)
+                    if self.denoiser is not None:
+                        noisy = self.denoiser(noisy)
+                    logits = self.classifier(noisy)
+                    self._check_logits(logits, m * s)
+                    votes = logits.argmax(1).view(m, s)
+                    counts[i0:i0 + m].scatter_add_(1, votes, torch.ones_like(votes))
+        return counts
 
     # ------------------------------------------------------------------ helpers
     def _mode(self):
