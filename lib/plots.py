@@ -1,0 +1,329 @@
+"""Projector-friendly figures for the theory notebooks (00, 01).
+
+:func:`set_style` sets large fonts once; the ``plot_*`` functions each build one figure
+from numbers computed by :mod:`lib.theory` and return it (notebooks save it with
+``lib.results.save_figure``). No backend is forced here.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Circle
+from scipy.stats import norm
+
+__all__ = ["set_style", "CLASS_COLORS", "plot_regions", "plot_certified", "plot_weierstrass_1d",
+           "plot_weierstrass_2d", "plot_stein_convergence", "plot_lipschitz", "plot_radii",
+           "plot_certify_tradeoff", "plot_certify_toy", "plot_concentration", "plot_training", "plot_contraction", "plot_prop23",
+           "plot_mog_estimator", "plot_collapse", "plot_lee_bound"]
+
+#: colour-blind-safe class colours (Okabe-Ito)
+CLASS_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
+
+
+def set_style(font_size: int = 14) -> None:
+    """Large fonts, thick lines and a light grid: legible on a projector."""
+    plt.rcParams.update({
+        "font.size": font_size, "axes.titlesize": font_size + 1, "axes.labelsize": font_size,
+        "xtick.labelsize": font_size - 1, "ytick.labelsize": font_size - 1,
+        "legend.fontsize": font_size - 2, "lines.linewidth": 2.2, "lines.markersize": 7,
+        "axes.grid": True, "grid.alpha": 0.3, "figure.figsize": (10, 5.5), "figure.dpi": 100,
+        "savefig.bbox": "tight", "axes.spines.top": False, "axes.spines.right": False,
+    })
+
+
+def _cmap(k: int) -> ListedColormap:
+    return ListedColormap(CLASS_COLORS[:k])
+
+
+def plot_regions(ax, axes: Sequence[np.ndarray], probs: np.ndarray, title: str = "",
+                 shade: bool = True) -> None:
+    """Decision regions argmax_k probs[..., k] on a 2-D grid; lighter where the top probability
+    is lower (so G's uncertainty is visible). probs: [len(axes[0]), len(axes[1]), K]."""
+    k = probs.shape[-1]
+    labels = probs.argmax(-1)
+    ext = [axes[0][0], axes[0][-1], axes[1][0], axes[1][-1]]
+    ax.imshow(labels.T, origin="lower", extent=ext, cmap=_cmap(k), vmin=-0.5, vmax=k - 0.5,
+              alpha=0.85, interpolation="nearest", aspect="equal")
+    if shade:
+        top = probs.max(-1)
+        white = np.ones(top.shape + (4,))
+        white[..., 3] = np.clip((1 - top) * 1.6, 0, 0.85)
+        ax.imshow(np.transpose(white, (1, 0, 2)), origin="lower", extent=ext, interpolation="bilinear",
+                  aspect="equal")
+    ax.set_title(title)
+    ax.grid(False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_certified(ax, xs: np.ndarray, preds: np.ndarray, radii: np.ndarray) -> None:
+    """Certified l2 balls (circles of the certified radius) and abstentions (black crosses)."""
+    for (x0, x1), c, r in zip(xs, preds, radii):
+        if c < 0:
+            ax.plot(x0, x1, "x", color="black", ms=11, mew=3)
+            continue
+        ax.add_patch(Circle((x0, x1), r, fill=False, color="black", lw=1.6))
+        ax.plot(x0, x1, "o", color=CLASS_COLORS[int(c)], mec="black", ms=8)
+
+
+def plot_certify_toy(axes, base: np.ndarray, smoothed: np.ndarray, points: np.ndarray, preds: np.ndarray,
+                     radii: np.ndarray, sigma: float):
+    """Left: the base classifier's regions; right: the smoothed classifier's regions (exact G on
+    the grid) with CERTIFY's certified balls and abstentions."""
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(13, 6.4))
+    plot_regions(a0, axes, base, "base classifier f", shade=False)
+    plot_regions(a1, axes, smoothed, rf"smoothed g ($\sigma$={sigma:g}): certified balls, $\times$ = abstain")
+    plot_certified(a1, points, preds, radii)
+    for ax in (a0, a1):
+        ax.set_xlim(axes[0][0], axes[0][-1])
+        ax.set_ylim(axes[1][0], axes[1][-1])
+    fig.tight_layout()
+    return fig
+
+
+def plot_weierstrass_1d(xs: np.ndarray, curves: Mapping[str, np.ndarray]):
+    """Soft classifiers on R: one panel per entry of ``curves`` (title -> [N, K] probabilities),
+    drawn as stacked class probabilities (F for a hard classifier is a one-hot step)."""
+    n = len(curves)
+    fig, axs = plt.subplots(1, n, figsize=(4.2 * n, 4.2), sharey=True)
+    for ax, (title, p) in zip(np.atleast_1d(axs), curves.items()):
+        ax.stackplot(xs, p.T, colors=CLASS_COLORS[:p.shape[1]], alpha=0.85,
+                     labels=[f"class {k}" for k in range(p.shape[1])])
+        ax.set_title(title)
+        ax.set_xlabel("x")
+        ax.set_ylim(0, 1)
+    np.atleast_1d(axs)[0].set_ylabel("probability")
+    np.atleast_1d(axs)[-1].legend(loc="lower right", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_weierstrass_2d(axes, panels: Mapping[str, np.ndarray]):
+    """One panel per entry (title -> [H, W, K] class probabilities on the grid ``axes``)."""
+    n = len(panels)
+    fig, axs = plt.subplots(1, n, figsize=(4.3 * n, 4.6))
+    for ax, (title, p) in zip(np.atleast_1d(axs), panels.items()):
+        plot_regions(ax, axes, p, title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_stein_convergence(df: pd.DataFrame):
+    """Error of the Stein Monte-Carlo gradient vs n (columns n, error, rms_error, predicted)."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    ax.loglog(df["n"], df["error"], "o", alpha=0.4, label="one estimate")
+    agg = df.groupby("n").agg(rms=("error", lambda e: float(np.sqrt(np.mean(np.square(e))))),
+                              pred=("predicted", "mean")).reset_index()
+    ax.loglog(agg["n"], agg["rms"], "s-", label="RMS error")
+    ax.loglog(agg["n"], agg["pred"], "k--", label="predicted RMS (sample variances)")
+    ax.set_xlabel("Monte-Carlo samples n")
+    ax.set_ylabel(r"$\|\hat\nabla H(x) - \nabla H(x)\|$")
+    ax.set_title("Stein's lemma: error shrinks like $1/\\sqrt{n}$")
+    ax.legend()
+    return fig
+
+
+def plot_lipschitz(df: pd.DataFrame):
+    """Left: sigma ||grad H|| against H for random h, with the Lemma 2.6 envelope phi(Phi^-1(H))
+    and the Lemma 2.4 constant. Right: the pair ratios sigma |Delta Phi^-1 H| / ||Delta x|| <= 1."""
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(14, 5.5))
+    for i, (fam, sub) in enumerate(df.groupby("family", sort=False)):
+        a0.plot(sub["H"], sub["grad_norm"], ".", ms=5, alpha=0.5, color=CLASS_COLORS[i % len(CLASS_COLORS)], label=fam)
+        a1.hist(sub["ratio"], bins=40, range=(0, 1.05), alpha=0.55, color=CLASS_COLORS[i % len(CLASS_COLORS)], label=fam)
+    p = np.linspace(1e-4, 1 - 1e-4, 400)
+    a0.plot(p, norm.pdf(norm.ppf(p)), "k-", lw=3, label=r"$\varphi(\Phi^{-1}(H))$ (Lemma 2.6)")
+    a0.axhline(np.sqrt(2 / np.pi), color="crimson", ls="--", label=r"$\sqrt{2/\pi}$ (Lemma 2.4)")
+    a0.set_xlabel("H(x)")
+    a0.set_ylabel(r"$\sigma\,\|\nabla H(x)\|$")
+    a0.set_ylim(0, 0.85)
+    a0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=11, ncol=3, frameon=False)
+    a0.set_title("Gradients of smoothed functions")
+    a1.axvline(1.0, color="k", lw=3, label="bound 1")
+    a1.set_xlabel(r"$\sigma\,|\Phi^{-1}H(x)-\Phi^{-1}H(x')|\,/\,\|x-x'\|$")
+    a1.set_ylabel("pairs")
+    a1.set_title(r"$\Phi^{-1}\circ H$ is $(1/\sigma)$-Lipschitz")
+    a1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=11, ncol=3, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_radii(p_a: np.ndarray, curves: Mapping[str, np.ndarray], sigma: float):
+    """Radii (in units of sigma) against p_A (two classes, p_B = 1 - p_A)."""
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    for i, (label, r) in enumerate(curves.items()):
+        ax.plot(p_a, r / sigma, color=CLASS_COLORS[i], label=label)
+    ax.set_xlabel(r"$p_A$  (two classes, $p_B = 1 - p_A$)")
+    ax.set_ylabel(r"certified radius / $\sigma$")
+    ax.set_ylim(0, 4)
+    ax.legend()
+    return fig
+
+
+def plot_certify_tradeoff(by_n: Mapping[str, pd.DataFrame], by_alpha: Mapping[str, pd.DataFrame]):
+    """Left: P(abstain) against p_A; middle: expected certified radius / sigma; one curve per
+    setting. ``by_n`` and ``by_alpha`` map a label to a :func:`lib.theory.certify_statistics` frame."""
+    fig, axs = plt.subplots(1, 3, figsize=(17, 5.2))
+    for ax_col, groups, ttl in ((0, by_n, r"varying $n$"), (2, by_alpha, r"varying $\alpha$")):
+        ax = axs[ax_col]
+        for i, (label, df) in enumerate(groups.items()):
+            ax.plot(df["p_a"], df["abstain"], color=CLASS_COLORS[i % len(CLASS_COLORS)], label=label)
+        ax.set_xlabel(r"true $p_A$")
+        ax.set_ylabel("P(abstain)")
+        ax.set_title(f"Abstention, {ttl}")
+        ax.legend()
+    ax = axs[1]
+    for i, (label, df) in enumerate(by_n.items()):
+        ax.plot(df["p_a"], df["expected_radius"], color=CLASS_COLORS[i % len(CLASS_COLORS)], label=label)
+    ref = next(iter(by_n.values()))
+    ax.plot(ref["p_a"], ref["radius_if_known"], "k--", label=r"$\sigma\Phi^{-1}(p_A)$ (n = $\infty$)")
+    ax.set_ylim(0, 1.15 * max(df["r_max"].iloc[0] for df in by_n.values()))
+    ax.set_xlabel(r"true $p_A$")
+    ax.set_ylabel("expected certified radius")
+    ax.set_title(r"Radius, varying $n$")
+    ax.legend(fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_concentration(samples: Mapping[int, np.ndarray], dims: np.ndarray, mean: np.ndarray,
+                       sd: np.ndarray, rmax: Mapping[str, float]):
+    """Left: histograms of ||eps|| / (sigma sqrt(d)); right: E||eps|| / sigma (+- sd) against d,
+    with the largest certifiable radii r_max / sigma as horizontal lines."""
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(14, 5.3))
+    for i, (d, s) in enumerate(samples.items()):
+        a0.hist(s / np.sqrt(d), bins=60, density=True, alpha=0.55, color=CLASS_COLORS[i % len(CLASS_COLORS)], label=f"d = {d}")
+    a0.set_xlabel(r"$\|\varepsilon\| / (\sigma\sqrt{d})$")
+    a0.set_ylabel("density")
+    a0.set_title(r"$\mathcal{N}(0,\sigma^2 I_d)$ lives on a thin shell")
+    a0.legend()
+    a1.loglog(dims, mean, "o-", label=r"$E\|\varepsilon\|/\sigma \approx \sqrt{d}$")
+    a1.fill_between(dims, np.maximum(mean - 3 * sd, 0.3), mean + 3 * sd, alpha=0.25, label=r"$\pm 3$ sd")
+    a1.set_ylim(0.3, None)
+    for i, (label, r) in enumerate(rmax.items()):
+        a1.axhline(r, color=CLASS_COLORS[(i + 1) % len(CLASS_COLORS)], ls="--", label=label)
+    a1.set_xlabel("dimension d")
+    a1.set_ylabel(r"radius / $\sigma$")
+    a1.set_title("Smoothing scale vs certifiable radius")
+    a1.legend(fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(axes, panels: Mapping[str, np.ndarray], histories: Mapping[str, Sequence[float]],
+                  curves: Mapping[str, tuple[np.ndarray, np.ndarray]]):
+    """Smoothed decision regions of each trained model, the training losses, and certified accuracy."""
+    if len(panels) != 2:
+        raise ValueError("plot_training draws exactly two models")
+    fig, axs = plt.subplots(2, 2, figsize=(12, 11))
+    for ax, (title, p) in zip(axs[0], panels.items()):
+        plot_regions(ax, axes, p, title)
+    for i, (label, h) in enumerate(histories.items()):
+        axs[1, 0].plot(np.asarray(h), color=CLASS_COLORS[i], label=label, alpha=0.8)
+    axs[1, 0].set_xlabel("step")
+    axs[1, 0].set_ylabel("training loss (each its own objective)")
+    axs[1, 0].set_yscale("log")
+    axs[1, 0].legend(fontsize=11)
+    for i, (label, (r, acc)) in enumerate(curves.items()):
+        axs[1, 1].plot(r, acc, color=CLASS_COLORS[i], label=label)
+    axs[1, 1].set_xlabel(r"$\ell_2$ radius")
+    axs[1, 1].set_ylabel("certified accuracy")
+    axs[1, 1].legend(fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_contraction(points: np.ndarray, noisy: np.ndarray, denoised: np.ndarray, beta: float,
+                     sigma: float, sigma0: float):
+    """Effects E1/E2 in 2-D: for each point x (rows of ``points``), its noisy cloud x + eps
+    (grey) and the Bayes estimates beta (x + eps) (colour): a ball shrunk by beta around beta x."""
+    fig, ax = plt.subplots(figsize=(8, 7.5))
+    ax.add_patch(Circle((0, 0), 2 * sigma0, fill=False, ls=":", color="k", lw=1.5))
+    for i, x in enumerate(points):
+        col = CLASS_COLORS[i % len(CLASS_COLORS)]
+        ax.plot(*noisy[i].T, ".", color="0.6", ms=3, alpha=0.5)
+        ax.plot(*denoised[i].T, ".", color=col, ms=3, alpha=0.6)
+        ax.add_patch(Circle(tuple(x), 2 * sigma, fill=False, color="0.4", lw=1.5))
+        ax.add_patch(Circle(tuple(beta * x), 2 * beta * sigma, fill=False, color=col, lw=2))
+        ax.annotate("", xy=tuple(beta * x), xytext=tuple(x),
+                    arrowprops=dict(arrowstyle="->", color="black", lw=2))
+        ax.plot(*x, "ko", ms=8)
+    ax.plot(0, 0, "k+", ms=14, mew=3)
+    ax.set_aspect("equal")
+    ax.set_title(rf"E1: ball shrinks by $\beta$={beta:.2f};  E2: centre slides $x \to \beta x$")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    return fig
+
+
+def plot_prop23(df: pd.DataFrame, sigma: float):
+    """Proposition 2.3: Monte-Carlo radius estimates and CERTIFY's radii against the closed form
+    r(x) (columns of :func:`lib.theory.linear_eb_experiment`), with the vanilla margin for scale."""
+    fig, ax = plt.subplots(figsize=(9, 6))
+    top = 1.1 * float(df["r_closed"].max())
+    ax.plot([0, top], [0, top], "k:", lw=1.5, label="y = x")
+    ax.plot(df["r_closed"], df["r_estimate"], "o", color=CLASS_COLORS[0], label=r"$\sigma\Phi^{-1}(\hat p_A)$ (estimate)")
+    ax.plot(df["r_closed"], df["r_certified"], "^", color=CLASS_COLORS[1], label=r"CERTIFY radius ($1-\alpha$ lower bound)")
+    flip = df["e2_flip"].to_numpy()
+    ax.plot(df["r_closed"][~flip], df["margin"][~flip], "x", color=CLASS_COLORS[2], mew=2.5,
+            label="vanilla smoothing radius (margin at x)")
+    if flip.any():
+        ax.plot(df["r_closed"][flip], df["r_closed"][flip], "s", mfc="none", mec="crimson", ms=13, mew=2,
+                label=r"E2: $h(\beta x) \neq h(x)$")
+    ax.set_xlabel(r"closed form $r(x) = |\langle w,\beta x\rangle + b| / (\beta\|w\|)$")
+    ax.set_ylabel("radius")
+    ax.set_title(rf"Proposition 2.3 ($\sigma$ = {sigma:g})")
+    ax.legend(fontsize=11)
+    return fig
+
+
+def plot_mog_estimator(grid: np.ndarray, fields: Mapping[str, np.ndarray], data: np.ndarray, mu: np.ndarray):
+    """Arrows y -> x_hat(y) from the points of a 2-D grid (dots) for each estimator
+    (title -> [N, 2] estimates); stars: the modes +-mu; grey: data samples."""
+    n = len(fields)
+    fig, axs = plt.subplots(1, n, figsize=(5.2 * n, 5.2), sharex=True, sharey=True)
+    for ax, (title, xh) in zip(np.atleast_1d(axs), fields.items()):
+        ax.plot(*data.T, ".", color="0.8", ms=2)
+        ax.quiver(grid[:, 0], grid[:, 1], xh[:, 0] - grid[:, 0], xh[:, 1] - grid[:, 1],
+                  angles="xy", scale_units="xy", scale=1, width=0.005, color=CLASS_COLORS[0], alpha=0.85)
+        ax.plot(grid[:, 0], grid[:, 1], "o", color=CLASS_COLORS[0], ms=3)
+        ax.plot([mu[0], -mu[0]], [mu[1], -mu[1]], "k*", ms=15)
+        ax.set_title(title)
+        ax.set_aspect("equal")
+    fig.tight_layout()
+    return fig
+
+
+def plot_collapse(ys: np.ndarray, curves: Mapping[str, np.ndarray], mu: float):
+    """Remark 2.2: x_hat(y) against y (1-D mixture) for increasing sigma."""
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    ax.plot(ys, ys, "k:", lw=1.5, label="identity")
+    for i, (label, xh) in enumerate(curves.items()):
+        ax.plot(ys, xh, color=CLASS_COLORS[i % len(CLASS_COLORS)], label=label)
+    ax.axhline(mu, color="0.5", ls="--", lw=1)
+    ax.axhline(-mu, color="0.5", ls="--", lw=1)
+    ax.set_xlabel("y")
+    ax.set_ylabel(r"$\hat x(y)$")
+    ax.set_title(r"Remark 2.2: $\hat x \to 0$ as $\sigma \to \infty$")
+    ax.legend(fontsize=11)
+    return fig
+
+
+def plot_lee_bound(df: pd.DataFrame):
+    """Theorem A.2: measured E||x_hat - x*|| (with +-2 se), exact value and the bound vs sigma_tilde,
+    one colour per sigma. Columns: sigma, sigma_tilde, measured, se, exact, bound."""
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for i, (s, sub) in enumerate(df.groupby("sigma")):
+        c = CLASS_COLORS[i % len(CLASS_COLORS)]
+        ax.errorbar(sub["sigma_tilde"], sub["measured"], yerr=2 * sub["se"], fmt="o", color=c,
+                    label=rf"measured, $\sigma$={s:g}")
+        ax.plot(sub["sigma_tilde"], sub["exact"], "-", color=c, alpha=0.6)
+        ax.plot(sub["sigma_tilde"], sub["bound"], "--", color=c, label=rf"bound (16), $\sigma$={s:g}")
+    ax.set_xlabel(r"$\tilde\sigma$")
+    ax.set_ylabel(r"$E\|\hat x - x^*\|$")
+    ax.set_title("Lee, Theorem A.2 on Gaussian data (solid: exact)")
+    ax.legend(fontsize=10, ncol=2)
+    return fig

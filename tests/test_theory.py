@@ -1,0 +1,329 @@
+"""lib.theory: every closed form against an independent computation (autograd, quadrature,
+a scipy distribution, or a simulation), plus bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+from scipy.stats import beta as beta_dist, chi, norm
+
+import lib.theory as T
+from lib.data import GaussianData, GaussianMixture
+from lib.noise import Gaussian
+from lib.smoothing import ABSTAIN, Smooth
+from lib.stats import lower_confidence_bound
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(1234)
+
+
+# ------------------------------------------------------------------ report_check
+def test_report_check_prints_records_and_fails(tmp_path, monkeypatch, capsys):
+    import lib.paths
+    from lib import results
+
+    monkeypatch.setattr(lib.paths, "OUTPUTS", tmp_path)
+    ok = T.report_check("a check", 1e-3, 1e-2, notebook="99_test")
+    bad = T.report_check("other", 0.5, 1e-2, notebook="99_test")
+    nan = T.report_check("nan", float("nan"), 1.0)
+    out = capsys.readouterr().out
+    assert "check: a check  error=1.00e-03  tolerance=1.0e-02  OK" in out
+    assert "check: other  error=5.00e-01  tolerance=1.0e-02  FAIL" in out
+    assert ok["ok"] and not bad["ok"] and not nan["ok"]
+    metrics = results.read_metrics("99_test")
+    assert metrics["check_a_check_error"] == 1e-3 and metrics["check_a_check_tol"] == 1e-2
+    with pytest.raises(ValueError, match="tol"):
+        T.report_check("x", 0.0, 0.0)
+
+
+def test_binomial_tolerance_is_a_quantile():
+    tol = T.binomial_tolerance(100, 0.01, level=1e-3)
+    k = round(tol * 100 - 0.5)
+    from scipy.stats import binom
+    assert binom.sf(k, 100, 0.01) <= 1e-3 < binom.sf(k - 1, 100, 0.01)
+
+
+# ------------------------------------------------------------------ radii
+def test_cohen_radius_two_classes_matches_noise_radius_and_margin():
+    p = np.linspace(0.51, 0.999, 50)
+    assert np.allclose(T.cohen_radius(p, 1 - p, 0.7), Gaussian(0.7).radius(p))
+    # Theorem 1.1 is tight for a half-space: radius = distance to the boundary
+    m = 0.37
+    assert T.cohen_radius(norm.cdf(m / 0.5), norm.sf(m / 0.5), 0.5) == pytest.approx(m, rel=1e-12)
+    assert T.cohen_radius(0.4, 0.5, 1.0) == 0.0
+    assert math.isinf(T.cohen_radius(1.0, 0.0, 1.0))
+    assert isinstance(T.cohen_radius(0.8, 0.1, 1.0), float)
+
+
+def test_cohen_radius_by_simulation_of_a_linear_classifier(gen):
+    """p_A, p_B estimated by Smooth for a 3-class linear classifier, radius vs exact."""
+    sigma, n = 0.5, 200_000
+    w = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    clf = lambda x: x @ w.T + torch.tensor([0.0, 0.0, -10.0], dtype=x.dtype)  # noqa: E731
+    x = torch.tensor([[0.3, 0.0]], dtype=torch.float64)
+    counts = Smooth(clf, 3, Gaussian(sigma)).sample_counts(x, n, generator=gen)[0].double().numpy() / n
+    r_hat = T.cohen_radius(counts[0], counts[1], sigma)
+    se = sigma * math.sqrt(norm.cdf(0.6) * norm.sf(0.6) / n) / norm.pdf(0.6)
+    assert abs(r_hat - 0.3) < 5 * se
+
+
+def test_lipschitz_radius_constant_by_quadrature_and_dominated_by_cohen():
+    sigma = 0.8
+    # Lemma 2.4: L = E|Z| / sigma^2 with Z ~ N(0, sigma^2), by numerical integration
+    e_abs = integrate.quad(lambda z: abs(z) * norm.pdf(z, scale=sigma), -np.inf, np.inf)[0]
+    L = e_abs / sigma**2
+    assert T.lemma24_constant(sigma) == pytest.approx(L, rel=1e-8)
+    p = np.linspace(0.5, 0.999, 80)
+    assert np.allclose(T.lipschitz_radius(p, 1 - p, sigma), (2 * p - 1) / (2 * L))
+    assert np.all(T.lipschitz_radius(p, 1 - p, sigma) <= T.cohen_radius(p, 1 - p, sigma) + 1e-12)
+    # near p = 1/2 Cohen's slope is exactly twice the Lipschitz one
+    eps = 1e-6
+    ratio = T.cohen_radius(0.5 + eps, 0.5 - eps, sigma) / T.lipschitz_radius(0.5 + eps, 0.5 - eps, sigma)
+    assert ratio == pytest.approx(2.0, rel=1e-6)
+
+
+def test_max_certifiable_radius_independent_computations(gen):
+    ns = np.array([10, 1e3, 1e5, 1e8, 1e10])
+    for a in (0.1, 1e-3):
+        indep = norm.ppf(beta_dist.ppf(a, ns, 1.0))
+        assert np.allclose(T.max_certifiable_radius(ns, a, 1.0), indep, rtol=1e-6)
+    assert T.max_certifiable_radius(1e5, 1e-3, 1.0) == pytest.approx(3.81, abs=0.01)   # paper §4.1
+    assert T.max_certifiable_radius(1e10, 0.1, 1.0) == pytest.approx(6.23, abs=0.01)
+    n, alpha, sigma = 1000, 0.01, 0.5
+    assert T.max_certifiable_radius(n, alpha, sigma) == pytest.approx(
+        sigma * norm.ppf(lower_confidence_bound(n, n, alpha)), rel=1e-9)
+    # CERTIFY on a classifier that always answers class 1 returns exactly r_max
+    const = Smooth(T.LinearBinaryClassifier([0.0], 1.0), 2, Gaussian(sigma))
+    c, r = const.certify(torch.zeros(1), 10, n, alpha, generator=gen)
+    assert c == 1 and r == pytest.approx(T.max_certifiable_radius(n, alpha, sigma), rel=1e-9)
+
+
+# ------------------------------------------------------------------ Stein and friends
+def test_stein_gradient_exponential_closed_form(gen):
+    """h(z) = exp(<a, z>): H(x) = exp(<a, x> + sigma^2 |a|^2 / 2), grad H = a H."""
+    sigma, a = 0.4, torch.tensor([0.5, -0.3, 0.2], dtype=torch.float64)
+    h = lambda z: torch.exp(z @ a)  # noqa: E731
+    x = torch.tensor([[0.1, 0.2, -0.4], [1.0, 0.0, 0.5]], dtype=torch.float64)
+    exact = a[None] * torch.exp(x @ a + sigma**2 * a.dot(a) / 2)[:, None]
+    est, se = T.stein_gradient(h, x, sigma, 200_000, gen, return_stderr=True)
+    assert est.shape == x.shape and se.shape == x.shape
+    assert ((est - exact).abs() / se).max() < 5
+
+
+def test_ball_smoothed_against_monte_carlo_and_finite_differences(gen):
+    sigma, R, d = 0.5, 1.2, 4
+    x = torch.tensor([[0.9, 0.3, -0.2, 0.1], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    H, G, sf = T.ball_smoothed(R, x, sigma, return_sf=True)
+    z = x[:, None] + sigma * torch.randn(2, 200_000, d, generator=gen, dtype=torch.float64)
+    mc = (z.pow(2).sum(-1) <= R**2).double().mean(1)
+    assert torch.allclose(H, mc, atol=5 * 0.5 / math.sqrt(200_000))
+    assert torch.allclose(H + sf, torch.ones(2, dtype=torch.float64))
+    eye = 1e-6 * torch.eye(d, dtype=torch.float64)
+    fd = (T.ball_smoothed(R, x[:1] + eye, sigma)[0] - T.ball_smoothed(R, x[:1] - eye, sigma)[0]) / 2e-6
+    assert torch.allclose(fd, G[0], atol=1e-7)
+    assert torch.allclose(G[1], torch.zeros(d, dtype=torch.float64))  # symmetric at the centre
+    est, se = T.stein_gradient(T.ball_h(R), x[0], sigma, 100_000, gen, return_stderr=True)
+    assert ((est - G[0]).abs() / se).max() < 5
+
+
+def test_probit_and_halfspace_closed_forms_by_autograd_and_quadrature(gen):
+    sigma = 0.6
+    a = torch.tensor([1.2, -0.7], dtype=torch.float64)
+    x = torch.randn(6, 2, generator=gen, dtype=torch.float64).requires_grad_()
+    H, G = T.probit_smoothed(a, 0.3, x, sigma)
+    (auto,) = torch.autograd.grad(H.sum(), x)
+    assert torch.allclose(auto, G, atol=1e-12)
+    Hq, Gq = T.gauss_hermite_smoothing(T.probit_h(a, 0.3), x.detach(), sigma, nodes=48)
+    assert torch.allclose(Hq, H.detach(), atol=1e-10) and torch.allclose(Gq, G, atol=1e-10)
+    # half-space: Monte Carlo of the indicator
+    v = torch.tensor([0.6, 0.8], dtype=torch.float64)
+    Hh, Gh = T.halfspace_smoothed(v, 0.2, x.detach(), sigma)
+    z = x.detach()[:, None] + sigma * torch.randn(6, 100_000, 2, generator=gen, dtype=torch.float64)
+    mc = T.halfspace_h(v, 0.2)(z.reshape(-1, 2)).reshape(6, -1).mean(1)
+    assert torch.allclose(Hh, mc, atol=5 * 0.5 / math.sqrt(100_000))
+    # Lemma 2.6 with equality for the half-space
+    assert torch.allclose(sigma * Gh.norm(dim=1), torch.tensor(norm.pdf(norm.ppf(Hh.numpy()))), atol=1e-12)
+
+
+def test_weierstrass_grid_against_closed_forms():
+    clf = T.IntervalClassifier([-1.0, 0.5], [0, 1, 0])
+    xs = np.linspace(-4, 4, 1601)
+    for sigma in (0.3, 1.0):
+        G = T.weierstrass_grid(clf.one_hot, [xs], sigma)
+        exact = clf.smoothed(torch.tensor(xs)[:, None], sigma).numpy()
+        h = xs[1] - xs[0]
+        assert np.abs(G - exact).max() <= 2 * h / (sigma * math.sqrt(2 * math.pi))
+        assert np.allclose(G.sum(1), 1.0)
+    # 2-D: a disc, against the noncentral chi-square
+    ax = np.linspace(-2, 2, 161)
+    disc = lambda p: T.ball_h(0.8)(p)[:, None]  # noqa: E731
+    G2 = T.weierstrass_grid(disc, [ax, ax], 0.5)[..., 0]
+    pts = torch.tensor(np.stack(np.meshgrid(ax, ax, indexing="ij"), -1).reshape(-1, 2))
+    exact2 = T.ball_smoothed(0.8, pts, 0.5)[0].numpy().reshape(G2.shape)
+    assert np.abs(G2 - exact2).max() < 0.02
+
+
+def test_lipschitz_experiment_satisfies_the_lemmas(gen):
+    df = T.lipschitz_experiment(2, 20, 0.5, gen, dims=(2, 10), nodes=32)
+    assert set(df.family) == {"half-space", "probit", "ball", "ball complement", "random MLP"}
+    slack = 3 * df.quad_err
+    assert (df.grad_norm - slack <= T.lemma24_constant(1.0)).all()
+    assert (df.grad_norm - df.envelope - slack <= 1e-9).all()
+    assert (df.ratio - 1 - slack <= 1e-9).all()
+    half = df[df.family == "half-space"]
+    assert np.allclose(half.grad_norm, half.envelope, atol=1e-12)  # the bound is attained
+
+
+# ------------------------------------------------------------------ CERTIFY statistics
+def test_certify_statistics_against_simulation(gen):
+    sim = T.abstention_simulation([0.6, 0.8], 0.5, 10, 100, 0.01, 400, gen)
+    assert ((sim.simulated - sim.exact).abs() / sim.se).max() < 4.5
+    st = T.certify_statistics([0.5, 0.9999], 100, 0.01, 1.0)
+    assert st.abstain.iloc[0] > 0.99 and st.abstain.iloc[1] < 1e-6
+    assert st.expected_radius.iloc[1] == pytest.approx(T.max_certifiable_radius(100, 0.01, 1.0), rel=0.05)
+
+
+def test_gaussian_norm_moments_against_scipy_chi(gen):
+    d = np.array([1, 3, 50, 1000])
+    mean, sd = T.gaussian_norm_moments(d, 2.0)
+    assert np.allclose(mean, 2.0 * chi.mean(d)) and np.allclose(sd, 2.0 * chi.std(d))
+    s = T.sample_noise_norms(50, 20_000, 2.0, gen)
+    assert abs(s.mean() - mean[2]) < 5 * sd[2] / math.sqrt(20_000)
+
+
+def test_certificate_reference_flags_an_inflated_radius(gen):
+    smooth = Smooth(T.LinearBinaryClassifier([1.0, 0.0], 0.0), 2, Gaussian(0.5))
+    xs = torch.tensor([[0.25, 0.0], [0.25, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    preds = torch.tensor([1, 1, ABSTAIN])
+    radii = torch.tensor([0.2, 0.6, 0.0], dtype=torch.float64)  # the true radius is 0.25
+    ref = T.certificate_reference(smooth, xs, preds, radii, 50_000, gen)
+    assert list(ref.violation) == [False, True, False]
+    assert ref.radius_upper.iloc[0] == pytest.approx(0.25, abs=0.03)
+
+
+# ------------------------------------------------------------------ training for smoothing
+def test_smoothing_objectives_jensen_chain_and_training(gen):
+    mix = GaussianMixture(torch.tensor([[1.5, 0.0], [-1.5, 0.0]]), 0.5)
+    x, y = mix.sample_labeled(400, gen)
+    model, hist = T.train_smoothing_classifier(x, y, 2, 0.5, "smoothed", k=4, steps=60, seed=0)
+    assert hist["loss"][-1] < hist["loss"][0]
+    obj = T.smoothing_objectives(model, x[:100], y[:100], 0.5, 64, ks=(1, 4, 16, 64), generator=gen)
+    chain = [obj["smoothed"], obj["plugin_64"], obj["plugin_16"], obj["plugin_4"], obj["plugin_1"], obj["augment"]]
+    assert np.all(np.diff(chain) >= -1e-12)
+    assert obj["plugin_1"] == pytest.approx(obj["augment"]) and obj["plugin_64"] == pytest.approx(obj["smoothed"])
+    with pytest.raises(ValueError, match="objective"):
+        T.train_smoothing_classifier(x, y, 2, 0.5, "adversarial")
+
+
+# ------------------------------------------------------------------ empirical Bayes
+def test_bayes_shrinkage_is_the_posterior_mean(gen):
+    sigma, sigma0, d = 0.7, 1.3, 5
+    beta = T.bayes_shrinkage(sigma, sigma0)
+    data = GaussianData(d, sigma0)
+    x = data.sample(100_000, gen, dtype=torch.float64)
+    y = x + sigma * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    assert torch.allclose(y + sigma**2 * data.score(y, sigma), beta * y, atol=1e-12)  # Tweedie
+    slope = float((x * y).sum() / (y * y).sum())  # least squares E[X | Y] = slope * Y
+    assert abs(slope - beta) < 5 * math.sqrt(beta * sigma**2 / float((y * y).sum()))
+
+
+def test_linear_eb_radius_is_the_distance_to_the_boundary_of_h_beta_x(gen):
+    sigma, sigma0, d = 0.6, 1.0, 20
+    beta = T.bayes_shrinkage(sigma, sigma0)
+    w = torch.randn(d, generator=gen, dtype=torch.float64)
+    b = 0.4
+    x = torch.randn(5, d, generator=gen, dtype=torch.float64)
+    r = T.linear_eb_radius(w, b, x, sigma, sigma0)
+    side = torch.sign(beta * x @ w + b)
+    toward = -side[:, None] * w[None] / w.norm()
+    inside = beta * (x + (1 - 1e-9) * r[:, None] * toward) @ w + b
+    outside = beta * (x + (1 + 1e-9) * r[:, None] * toward) @ w + b
+    assert (torch.sign(inside) == side).all() and (torch.sign(outside) == -side).all()
+    # and r = sigma Phi^-1(p_A) with p_A simulated through the Bayes denoiser
+    p = T.linear_eb_pa(w, b, x[0], sigma, sigma0)
+    assert T.linear_eb_radius(w, b, x[0], sigma, sigma0) == pytest.approx(sigma * norm.ppf(p), rel=1e-9)
+    ynoisy = x[0] + sigma * torch.randn(200_000, d, generator=gen, dtype=torch.float64)
+    p_mc = float((torch.sign(beta * ynoisy @ w + b) == side[0]).double().mean())
+    assert abs(p_mc - p) < 5 * math.sqrt(p * (1 - p) / 200_000)
+
+
+def test_linear_eb_experiment_runs_and_agrees(gen):
+    df = T.linear_eb_experiment(100, 0.5, 1.0, 6, 32, 500, 0.001, gen)
+    assert len(df) == 6 and df.z.abs().max() < 4.5
+    cert = df[df.g_mc >= 0]
+    assert (cert.g_mc == cert.g_closed).all() and (cert.r_certified <= cert.r_closed + 1e-12).all()
+    assert df.e2_flip.any()
+
+
+def test_mog_bayes_estimator_against_autograd_and_importance_sampling(gen):
+    mu, sigma0 = torch.tensor([1.0, -0.5, 0.3], dtype=torch.float64), 0.6
+    mog = GaussianMixture(mu, sigma0)
+    for sigma in (0.2, 1.0, 3.0):
+        y = (mog.sample(50, gen, dtype=torch.float64) + sigma * torch.randn(50, 3, generator=gen,
+                                                                          dtype=torch.float64)).requires_grad_()
+        (score,) = torch.autograd.grad(mog.smoothed_log_density(y, sigma).sum(), y)
+        est = T.mog_bayes_estimator(y.detach(), mu, sigma0, sigma)
+        assert est.shape == y.shape
+        assert torch.allclose(est, y.detach() + sigma**2 * score, atol=1e-10)
+    # posterior mean by self-normalised importance sampling at one y
+    y0 = torch.tensor([0.4, 0.1, -0.2], dtype=torch.float64)
+    xs = mog.sample(400_000, gen, dtype=torch.float64)
+    logw = -(y0 - xs).pow(2).sum(1) / (2 * 0.8**2)
+    w = torch.softmax(logw, 0)
+    post = (w[:, None] * xs).sum(0)
+    assert torch.allclose(post, T.mog_bayes_estimator(y0, mu, sigma0, 0.8), atol=0.01)
+    with pytest.raises(ValueError, match="mu"):
+        T.mog_bayes_estimator(torch.zeros(4, 2), mu, sigma0, 1.0)
+
+
+def test_toy_dsm_and_mse_trainers_learn_the_bayes_estimator(gen):
+    mu, s0, sigma = torch.tensor([1.5, 0.5]), 0.5, 0.5
+    mog = GaussianMixture(mu, s0)
+    sample = lambda n, g: mog.sample(n, g)  # noqa: E731
+    s_net, _ = T.train_dsm_mlp(sample, 2, sigma, steps=300, batch_size=256)
+    d_net, _ = T.train_mse_denoiser_mlp(sample, 2, sigma, steps=300, batch_size=256)
+    x = mog.sample(5000, gen, dtype=torch.float64)
+    y = x + sigma * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    ref = T.mog_bayes_estimator(y, mu, s0, sigma)
+    with torch.no_grad():
+        table = T.estimator_errors({"dsm": y + sigma**2 * s_net(y.float()).double(),
+                                    "mse": d_net(y.float()).double(), "identity": y}, ref, x, y)
+    assert table.loc["identity", "relative"] == pytest.approx(1.0)
+    assert table.loc["dsm", "relative"] < 0.4 and table.loc["mse", "relative"] < 0.4
+
+
+# ------------------------------------------------------------------ Lee, Theorem A.2
+def test_lee_bound_against_gradient_descent(gen):
+    df = T.lee_experiment([0.5, 1.0], [0.0, 0.3], 1.0, 50, 400, 60, gen)
+    assert (df.measured <= df.bound + 3 * df.se).all()
+    assert ((df.measured - df.exact).abs() / df.se).max() < 4.5
+    assert df.gd_residual.max() < 1e-8
+    # at sigma_tilde = 0 the bound is c * sigma * sqrt(d) with c = 1 / (1 + mu sigma^2)
+    assert T.lee_recovery_bound(0.5, 0.0, 2.0, 9) == pytest.approx(0.5 * 3 / (1 + 2.0 * 0.25))
+    st = np.linspace(0, 2, 20)
+    assert np.all(np.diff(T.lee_recovery_bound(0.5, st, 2.0, 9)) > 0)  # increasing in sigma_tilde
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: T.cohen_radius(1.2, 0.0, 1.0), ValueError, "p_a"),
+    (lambda: T.cohen_radius(0.7, 0.5, 1.0), ValueError, "p_a \\+ p_b"),
+    (lambda: T.lipschitz_radius(0.7, 0.2, -1.0), ValueError, "sigma"),
+    (lambda: T.max_certifiable_radius(0, 0.1, 1.0), ValueError, "n"),
+    (lambda: T.max_certifiable_radius(10, 1.5, 1.0), ValueError, "alpha"),
+    (lambda: T.bayes_shrinkage(1.0, 0.0), ValueError, "sigma0"),
+    (lambda: T.lee_recovery_bound(1.0, -0.1, 1.0, 10), ValueError, "sigma_tilde"),
+    (lambda: T.lee_recovery_bound(1.0, 0.1, 1.0, 2.5), TypeError, "d"),
+    (lambda: T.stein_gradient(lambda z: z[:, 0], np.zeros(3), 1.0, 10), TypeError, "x"),
+    (lambda: T.stein_gradient(lambda z: z[:, 0], torch.zeros(3), 1.0, 0), ValueError, "n"),
+    (lambda: T.linear_eb_radius(torch.zeros(3), 0.0, torch.ones(3), 1.0, 1.0), ValueError, "w"),
+    (lambda: T.linear_eb_radius(torch.ones(3), 0.0, torch.ones(4), 1.0, 1.0), ValueError, "x"),
+    (lambda: T.weierstrass_grid(lambda p: p[:, 0], [np.array([0.0, 1.0, 3.0])], 1.0), ValueError, "uniformly"),
+    (lambda: T.certify_statistics(0.7, 100, 0.0, 1.0), ValueError, "alpha"),
+])
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
