@@ -3,7 +3,7 @@
 Modules: ``noise`` (Gaussian, Laplace, Uniform), ``stats`` (Clopper-Pearson, binomial test),
 ``smoothing`` (Smooth: PREDICT / CERTIFY), ``certify`` (per-example TSV logs, resumable),
 ``results`` (certified-accuracy tables and figures), ``data``, ``models``, ``cache``,
-``profiles``, ``theory``, ``score``, ``denoise``, ``paths``, ``utils``.
+``profiles``, ``theory``, ``plots``, ``nets``, ``score``, ``denoise``, ``energy``, ``experiments``, ``paths``, ``utils``.
 """
 from . import noise, paths, stats, utils  # noqa: F401
 from .noise import Gaussian, Laplace, Uniform  # noqa: F401
