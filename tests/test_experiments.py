@@ -1,0 +1,212 @@
+"""lib.experiments: method registry wiring, log naming, certification logs, findings, RESULTS.md.
+
+The models here are tiny fixed networks (no training), so every test takes well under a second.
+"""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lib import experiments as ex
+from lib import paths, results
+from lib.noise import Gaussian, Laplace
+
+
+class _Toy(torch.nn.Module):
+    """A fixed linear classifier on [B, 1, 4, 4] inputs with 3 classes."""
+
+    def __init__(self, shift=0.0):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w = torch.nn.Parameter(torch.randn(16, 3, generator=g))
+        self.shift = shift
+
+    def forward(self, x):
+        return (x.flatten(1) + self.shift) @ self.w
+
+
+class _ToySetup(ex.Setup):
+    """A Setup whose classifiers are toy networks: 'trained with noise' only changes a shift."""
+
+    def classifier(self, noise=None, sigma=None, arch=None):
+        cfg = {"arch": "toy", "noise": noise, "sigma": sigma}
+        return _Toy(shift=0.0 if noise is None else 0.1), cfg, {"test_accuracy": 1.0}
+
+
+@pytest.fixture()
+def tmp_roots(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "OUTPUTS", tmp_path / "outputs")
+    monkeypatch.setattr(paths, "LOGS", tmp_path / "outputs" / "logs")
+    monkeypatch.setattr(paths, "FIGURES", tmp_path / "figures")
+    monkeypatch.setattr(ex, "_num_classes", lambda dataset: 3)
+    return tmp_path
+
+
+@pytest.fixture()
+def identity_method():
+    def build(setup, noise):
+        pipe = ex._build_none(setup, noise)
+        return ex.Pipeline(pipe.classifier, lambda y: y.clone(), pipe.num_classes,
+                           {**pipe.config, "denoiser": "identity"})
+
+    m = ex.register_method(ex.Method("identity_test", "identity denoiser", build), replace=True)
+    yield m
+    ex.METHODS.pop("identity_test")
+
+
+def _subset(n=12):
+    g = torch.Generator().manual_seed(1)
+    xs = torch.rand(n, 1, 4, 4, generator=g)
+    clf = _Toy()
+    ys = clf(xs).argmax(1)
+    return ex.TestSubset(xs, ys, list(range(100, 100 + n)), "toy")
+
+
+def test_identity_denoiser_gives_the_counts_of_no_denoiser(tmp_roots, identity_method):
+    setup = _ToySetup(dataset="toy", profile="smoke")
+    xs = _subset().xs
+    counts = []
+    for name in ("none", "identity_test"):
+        smooth, _ = ex.build_smooth(name, "gaussian", setup, sigma=0.5)
+        counts.append(smooth.sample_counts(xs, 200, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(counts[0], counts[1])
+    # ... and the same certification rows, written to different logs
+    sub = _subset()
+    p1 = ex.certify_method("none", "gaussian", setup, sub, 20, 100, 0.01, "05_x", sigma=0.5, progress=False)
+    p2 = ex.certify_method("identity_test", "gaussian", setup, sub, 20, 100, 0.01, "05_x", sigma=0.5,
+                           progress=False)
+    assert p1 != p2
+    a, b = results.read_log(p1), results.read_log(p2)
+    pd.testing.assert_frame_equal(a.drop(columns="time"), b.drop(columns="time"))
+    assert a["idx"].tolist() == sub.indices
+
+
+def test_white_box_uses_the_noise_trained_classifier(tmp_roots):
+    setup = _ToySetup(dataset="toy", profile="smoke")
+    pipe = ex.build_pipeline("white_box", Laplace(0.25), setup)
+    assert pipe.config["classifier"] == {"arch": "toy", "noise": "laplace", "sigma": 0.25}
+    assert pipe.denoiser is None and pipe.classifier.shift == 0.1
+    none = ex.build_pipeline("none", Laplace(0.25), setup)
+    assert none.config["classifier"]["noise"] is None
+
+
+def test_bad_method_and_noise_raise():
+    setup = ex.Setup(dataset="mnist", profile="smoke")
+    with pytest.raises(ValueError, match="method must be one of"):
+        ex.build_pipeline("no-such-method", "gaussian", setup, sigma=0.5)
+    with pytest.raises(TypeError, match="method"):
+        ex.build_pipeline(3, "gaussian", setup, sigma=0.5)
+    with pytest.raises(ValueError, match="supports noise"):
+        ex.build_pipeline("one_step", Laplace(0.5), setup)  # Tweedie is for Gaussian noise only
+    with pytest.raises(ValueError, match="sigma is required"):
+        ex.build_pipeline("none", "gaussian", setup)
+    with pytest.raises(ValueError, match="noise must be one of"):
+        ex.build_pipeline("none", "cauchy", setup, sigma=0.5)
+    with pytest.raises(ValueError, match="already registered"):
+        ex.register_method(ex.METHODS["none"])
+
+
+def test_log_names_are_stable_and_keyed_by_settings(tmp_roots):
+    p = ex.log_path("05_denoised_smoothing_l2", "mnist", "one_step", Gaussian(0.5), "quick", "abc123")
+    assert p == paths.LOGS / "05_denoised_smoothing_l2" / "mnist-one_step-gaussian-s0.5-quick-abc123.tsv"
+    assert ex.log_path("07_x", "mnist", "multi_step", Laplace(1.0), "smoke", "k", tag="L8").name == \
+        "mnist-multi_step-L8-laplace-s1-smoke-k.tsv"
+    with pytest.raises(ValueError, match="tag"):
+        ex.log_path("07_x", "mnist", "none", Gaussian(1.0), "smoke", "k", tag="a/b")
+    key = ex._log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 100, 0.001, 0)
+    assert key == ex._log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 100, 0.001, 0)
+    for other in (ex._log_key("none", Gaussian(0.25), {"m": 1}, "s", 10, 100, 0.001, 0),
+                  ex._log_key("none", Gaussian(0.5), {"m": 2}, "s", 10, 100, 0.001, 0),
+                  ex._log_key("none", Gaussian(0.5), {"m": 1}, "t", 10, 100, 0.001, 0),
+                  ex._log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 200, 0.001, 0)):
+        assert other != key
+
+
+def test_certify_method_reuses_a_finished_log(tmp_roots):
+    setup = _ToySetup(dataset="toy", profile="smoke")
+    sub = _subset(6)
+    p = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "05_x", sigma=0.25, progress=False)
+    before = p.read_text()
+    side = json.loads((p.parent / (p.name + ".json")).read_text())
+    assert side["method"] == "none" and side["n"] == 50 and side["profile"] == "smoke" and side["num_points"] == 6
+    cpu = json.loads((p.parent / (p.name + ".cpu.json")).read_text())
+    assert cpu["rows"] == 6 and cpu["cpu_seconds"] > 0
+    p2 = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "05_x", sigma=0.25, progress=False)
+    assert p2 == p and p.read_text() == before
+    assert json.loads((p.parent / (p.name + ".cpu.json")).read_text()) == cpu  # nothing recomputed
+    assert ex.log_seconds(p) >= 0
+    summary = ex.log_summary(p, [0.1, 0.2])
+    assert summary["points"] == 6 and 0 <= summary["certified"]["0.2"] <= summary["certified"]["0.1"] <= summary["clean"]
+    with pytest.raises(ValueError, match="subset is from"):
+        ex.certify_method("none", "gaussian", ex.Setup(dataset="mnist"), sub, 10, 50, 0.01, "05_x", sigma=0.25)
+
+
+def test_test_subset_takes_every_skip_th_point():
+    sub = ex.test_subset("mnist", 20)
+    assert len(sub) == 20 and sub.indices[:3] == [0, 500, 1000] and sub.xs.shape == (20, 1, 28, 28)
+    assert sub.key == ex.test_subset("mnist", 20).key != ex.test_subset("mnist", 10).key
+    with pytest.raises(ValueError, match="num"):
+        ex.test_subset("mnist", 10 ** 6)
+
+
+def test_time_column_parsing():
+    assert ex._parse_time("0:00:01.500000") == pytest.approx(1.5)
+    assert ex._parse_time("1:02:03") == 3723
+    assert ex._parse_time("1 day, 0:00:02") == 86402
+
+
+def _write_log(path, correct, radius):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame({"idx": range(len(correct)), "label": 0, "predict": 0, "radius": radius,
+                       "correct": correct, "time": "0:00:00.100000"})
+    df.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_finding_and_results_markdown(tmp_roots):
+    logs = tmp_roots / "outputs" / "logs" / "05_x"
+    n = 200
+    a = _write_log(logs / "a.tsv", [1] * 180 + [0] * 20, [1.0] * 180 + [0.0] * 20)   # 90% up to r = 1
+    b = _write_log(logs / "b.tsv", [1] * 100 + [0] * 100, [2.0] * 100 + [0.0] * 100)  # 50% up to r = 2
+    b2 = _write_log(logs / "b2.tsv", [1] * 20 + [0] * 180, [0.1] * 20 + [0.0] * 180)  # a worse sigma for b
+    ref = {"Paper T1 (CIFAR-10): A": [95, 10], "Paper T1 (CIFAR-10): B": [90, 60],
+           "Paper T1 (CIFAR-10): C (not ours)": [99, 99]}
+    results.register_table("05_x", "t", {"A": [a], "B": [b, b2]}, [0.5, 1.5], "toy table",
+                           {"data": "toy", "n": n}, reference=ref, reference_source="a toy paper")
+    spec = results.load_table_specs()[0]
+    ours, lo, hi, refs = ex.table_numbers(spec)
+    assert ours.loc["A"].tolist() == [90.0, 90.0, 0.0] and ours.loc["B"].tolist() == [50.0, 50.0, 50.0]
+    assert (lo.values <= ours.values).all() and (ours.values <= hi.values).all()
+    assert np.isnan(refs.loc["Paper T1 (CIFAR-10): A", "clean"]) and refs.loc["Paper T1 (CIFAR-10): B", "1.5"] == 60
+    finding = ex.table_finding(spec)
+    assert "Ours: best A at r=0.5; B at r=1.5" in finding
+    assert "Paper T1 (CIFAR-10): best C (not ours) at r=0.5–1.5" in finding
+    assert "agree with Paper T1 (CIFAR-10) in 2/2" in finding  # A > B at 0.5, B > A at 1.5 in both
+    # ties and radii that nobody certifies are named as such
+    spec3 = dict(spec, rows={"A": [str(a)], "A2": [str(a)], "B": [str(b)]}, radii=[0.5, 1.5, 3.0], reference={})
+    assert ex.table_finding(spec3).startswith("Ours: best A = A2 at r=0.5; B at r=1.5; none (0%) at r=3")
+    # a contradiction is reported as such
+    spec2 = dict(spec, reference={"P: A": [10, 10], "P: B": [90, 5]})
+    f2 = ex.table_finding(spec2)
+    assert "in 0/2" in f2 and "contradicts" in f2
+    path, failed = ex.write_results()
+    text = path.read_text()
+    assert path == paths.FIGURES / "RESULTS.md" and not failed
+    assert "05_t: toy table" in text and "| A |" in text and "(published)" in text and "data=toy" in text
+    assert "Not yet run" in text and "04 (" in text  # the other notebooks have not registered tables
+    # a spec whose logs vanished is reported, not fatal
+    b.unlink()
+    _, failed = ex.write_results()
+    assert failed == ["05_t"] and "Could not be rebuilt" in (paths.FIGURES / "RESULTS.md").read_text()
+
+
+def test_paired_difference(tmp_path):
+    a = _write_log(tmp_path / "a.tsv", [1] * 50, [1.0] * 50)
+    b = _write_log(tmp_path / "b.tsv", [1] * 25 + [0] * 25, [1.0] * 25 + [0.0] * 25)
+    d = ex.paired_difference(a, b)
+    assert d["diff"] == pytest.approx(0.5) and d["lo"] > 0 and d["verdict"] == "A better" and d["points"] == 50
+    assert ex.paired_difference(b, a)["verdict"] == "B better"
+    assert ex.paired_difference(a, a)["verdict"] == "not resolved"
+    assert ex.paired_difference(a, b, radius=2.0)["diff"] == 0.0

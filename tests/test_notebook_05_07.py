@@ -1,0 +1,92 @@
+"""Notebooks 05 (l2 denoised smoothing), 06 (l1) and 07 (ablations) under the smoke profile.
+
+The assertions read the numbers the notebooks record, so a wrong wiring fails the test: e.g.
+a denoiser that is never applied makes "one-step" certify exactly like "no denoiser".
+"""
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.notebook
+
+
+def _check_bounds_and_monotone(certified, curves):
+    """Every certified accuracy lies in [0, clean accuracy]; every curve is non-increasing in r."""
+    assert certified and curves
+    for method, by_sigma in certified.items():
+        for sigma, v in by_sigma.items():
+            assert 0.0 <= v["clean"] <= 1.0, (method, sigma)
+            for r, acc in v["r"].items():
+                assert 0.0 <= acc <= v["clean"] + 1e-12, (method, sigma, r, acc, v["clean"])
+            assert v["acr"] >= 0.0
+    for method, by_sigma in curves.items():
+        for sigma, curve in by_sigma.items():
+            assert np.all(np.diff(curve) <= 1e-12), (method, sigma, curve)
+            assert curve[0] == pytest.approx(certified[method][sigma]["clean"])
+
+
+@pytest.fixture(scope="module")
+def nb05(run_notebook):
+    return run_notebook("05_denoised_smoothing_l2")
+
+
+def test_05_denoised_smoothing_l2(nb05):
+    m = nb05
+    methods = {"none", "white_box", "mse", "one_step", "multi_step"}
+    assert set(m["certified"]) == methods
+    assert all(set(v) == {"0.25", "0.5", "1"} for v in m["certified"].values())
+    _check_bounds_and_monotone(m["certified"], m["curves"])
+    c = m["certified"]
+    # the claim the smoke test guards: the score-based one-step denoiser certifies more than no denoiser
+    assert c["one_step"]["0.5"]["acr"] > c["none"]["0.5"]["acr"]
+    assert c["one_step"]["0.5"]["r"]["0.25"] > c["none"]["0.5"]["r"]["0.25"]
+    for method, best in m["best_over_sigma"].items():
+        for r, v in best.items():
+            assert v == pytest.approx(max(c[method][s]["r"][r] for s in c[method]))
+    assert m["sizes"]["points"] == c["none"]["0.5"]["points"] > 0
+    assert all(v > 0 for v in m["samples_per_second"].values())
+
+
+def test_06_denoised_smoothing_l1(run_notebook, nb05):
+    m = run_notebook("06_denoised_smoothing_l1")
+    by = m["by_noise"]
+    assert set(by) == {"laplace", "uniform", "gaussian"}
+    for q, mq in by.items():
+        assert set(mq["certified"]) == {"white_box", "multi_step"}, q
+        _check_bounds_and_monotone(mq["certified"], mq["curves"])
+    # the multi-step denoiser works for every noise type: far above chance (10%) on clean accuracy
+    for q in ("laplace", "uniform"):
+        ms = by[q]["certified"]["multi_step"]
+        assert ms[min(ms, key=float)]["clean"] > 0.5, q
+    # the Gaussian rows are the very runs of notebook 05 (same settings -> same logs)
+    assert m["sizes"] == nb05["sizes"]  # the profiles keep them equal, so the logs are shared
+    for method in ("white_box", "multi_step"):
+        for s, v in by["gaussian"]["certified"][method].items():
+            old = nb05["certified"][method][s]
+            assert (v["clean"], v["acr"], v["points"]) == (old["clean"], old["acr"], old["points"])
+            assert all(v["r"][r] == old["r"][r] for r in set(v["r"]) & set(old["r"]))
+
+
+def test_07_ablations(run_notebook):
+    m = run_notebook("07_ablations")
+    d1 = m["d1"]
+    _check_bounds_and_monotone(d1["certified"], d1["curves"])
+    assert set(d1["certified"]) == {"one_step", "one_step_single"}
+    assert len(d1["paired"]) == len(d1["certified"]["one_step"]) and d1["multi_scale_wins"] + d1["multi_scale_losses"] <= len(d1["paired"])
+    for sigma, row in d1["relative_mse"].items():
+        assert 0.0 < row["multi-scale"] < 1.5 and 0.0 < row["single-σ"] < 1.5, sigma
+    d2 = m["d2"]
+    accs = [d2["test_accuracy"][a] for a in d2["order"]]
+    assert accs == sorted(accs) and len(accs) >= 3
+    for a, best in d2["best_over_sigma"].items():
+        assert all(0.0 <= v <= 1.0 for v in best.values()), a
+    cost = m["cost"]
+    ns = sorted(cost["samples"], key=lambda k: int(k.split("=")[1]))
+    # more samples and more annealing levels cost more (process CPU time: steadier than wall time
+    # on a shared machine)
+    assert cost["samples"][ns[-1]]["CPU seconds"] > cost["samples"][ns[0]]["CPU seconds"]
+    for steps in cost["steps"].values():
+        levels = sorted((k for k in steps if k.startswith("L=")), key=lambda k: int(k.split("=")[1]))
+        assert steps[levels[-1]]["CPU seconds"] > steps[levels[0]]["CPU seconds"]
+    for table in (cost["samples"], *cost["steps"].values()):
+        for row in table.values():
+            assert 0.0 <= min(v for k, v in row.items() if k.startswith("r=")) <= row["clean"] <= 100.0
