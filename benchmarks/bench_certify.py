@@ -19,9 +19,11 @@ Each measurement is repeated ``--repeats`` times alternating reference and ours;
 (shortest) wall time counts. The CPU time of the process is reported too: on a shared
 machine its ratio is a steadier estimate of the work saved than the wall-time ratio.
 
-Usage: ``python benchmarks/bench_certify.py [--device cpu|cuda|auto] [--quick]``; writes
-``outputs/benchmarks/certify.json`` and ``certify.md``. The default run takes about a
-minute on an idle 2-core CPU.
+Usage: ``python benchmarks/bench_certify.py [--device cpu|cuda|auto] [--threads N] [--quick]``;
+writes ``outputs/benchmarks/certify.json`` and ``certify.md``. The default run takes about a
+minute on an idle 2-core CPU. On a CPU shared with other jobs, ``--threads 1`` gives much
+steadier ratios: a multi-threaded op waits for its slowest thread, and a preempted thread
+stalls every small op (we saw 2-thread runs 2-3 times slower than 1-thread runs there).
 """
 from __future__ import annotations
 
@@ -125,8 +127,12 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--device", default="all", help="cpu, cuda, auto or all (cpu and, if present, cuda)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a quarter of the work (a smoke run)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice); 1 gives steadier figures on a busy machine")
     parser.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.device == "all":
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     else:
