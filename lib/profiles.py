@@ -19,14 +19,14 @@ PROFILES = ("smoke", "quick", "full")
 _DS_NOTE = {
     "smoke": "smoke test: tiny models, {points} points, n={n}, alpha=0.01 -- the numbers are not meaningful",
     "quick": ("MNIST on a 2-core CPU: small CNN classifier, MLP score network, {points} test points, n={n}, "
-              "n0={n0}, alpha=0.001, multi-step denoiser with L=8 levels; the papers use CIFAR-10 / ImageNet, "
-              "ResNet-110 / ResNet-50, NCSNv2 score networks, n=10,000, n0=100, the full test sets and L=32"),
+              "n0={n0}, alpha=0.001 (the papers: CIFAR-10 / ImageNet, ResNet-110 / ResNet-50, NCSNv2 score "
+              "networks, n=10,000, n0=100, the full test sets); multi-step denoiser with Lee's L=32 levels, T=1"),
     "full": ("paper sizes: n=10,000, n0=100, alpha=0.001 (Lee C.4; Cohen et al. use n=100,000), the full test "
              "set, L=32 levels; CIFAR-10 with dataset='cifar10' (ResNet-110, U-Net score network)"),
 }
-_CLF_QUICK = {"cnn": {"width": 16, "epochs": 2, "train_limit": 10000}, "mlp": {"epochs": 2, "train_limit": 10000},
-              "linear": {"epochs": 2, "train_limit": 10000},
-              "resnet": {"depth": 8, "width": 8, "epochs": 2, "lr_step": None, "train_limit": 10000}}
+_CLF_QUICK = {"cnn": {"width": 16, "epochs": 3, "train_limit": 30000}, "mlp": {"epochs": 3, "train_limit": 30000},
+              "linear": {"epochs": 3, "train_limit": 30000},
+              "resnet": {"depth": 8, "width": 8, "epochs": 3, "lr_step": None, "train_limit": 30000}}
 _DS = {  # the models: one standard classifier, white-box classifiers, one multi-scale score network
     "smoke": {"dataset": "mnist", "classifier_arch": "cnn", "classifier_overrides": {"cnn": {"width": 16}},
               "score": {"schedule": "geometric"}, "mse": {},
@@ -34,15 +34,15 @@ _DS = {  # the models: one standard classifier, white-box classifiers, one multi
               "model_note": "CNN classifier (smoke), multi-scale MLP score network (smoke)"},
     "quick": {"dataset": "mnist", "classifier_arch": "cnn", "classifier_overrides": _CLF_QUICK,
               "score": {"schedule": "geometric"}, "mse": {},
-              "multi_step": {"num_levels": 8, "steps_per_level": 1},
-              "model_note": "CNN classifier (2 epochs on 10k images), multi-scale MLP score network of notebook 02"},
+              "multi_step": {"num_levels": 32, "steps_per_level": 1},
+              "model_note": "CNN classifier (3 epochs on 30k images), multi-scale MLP score network of notebook 02"},
     "full": {"dataset": "mnist", "classifier_arch": {"mnist": "cnn", "fashion_mnist": "cnn", "cifar10": "resnet"},
              "classifier_overrides": {}, "score": {"schedule": "geometric"}, "mse": {},
              "multi_step": {"num_levels": 32, "steps_per_level": 1},
              "model_note": "CNN (MNIST) or ResNet-110 (CIFAR-10); multi-scale score network of notebook 02"},
 }
 _DS_SIZES = {"smoke": {"num_points": 24, "n0": 10, "n": 60, "alpha": 0.01, "probe_samples": 64},
-             "quick": {"num_points": 100, "n0": 20, "n": 200, "alpha": 0.001, "probe_samples": 512},
+             "quick": {"num_points": 150, "n0": 20, "n": 200, "alpha": 0.001, "probe_samples": 256},
              "full": {"num_points": None, "n0": 100, "n": 10_000, "alpha": 0.001, "probe_samples": 2048}}
 _DS_SIGMAS_L1 = {"smoke": [0.5], "quick": [0.5, 1.0], "full": [0.25, 0.5, 1.0]}
 _DS_05 = {p: {**_DS_SIZES[p], "sigmas": [0.25, 0.5, 1.0], "radii": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
@@ -58,9 +58,9 @@ _DS_07 = {
                      "alpha": 0.01, "radii": [0.25, 0.5, 0.75]},
               "cost": {"sigma": 0.5, "num_points": 16, "n0": 10, "n_grid": [30, 120], "n_method": "one_step",
                        "levels": [1, 4], "steps_n": 30, "steps_sigmas": [0.5], "alpha": 0.01, "radii": [0.25, 0.5, 0.75]}},
-    "quick": {"d1": {"sigmas": [0.12, 0.25, 0.5, 1.0], "num_points": 100, "n0": 20, "n": 200, "alpha": 0.001,
+    "quick": {"d1": {"sigmas": [0.12, 0.25, 0.5, 1.0], "num_points": 150, "n0": 20, "n": 200, "alpha": 0.001,
                      "radii": [0.25, 0.5, 0.75, 1.0, 1.5], "val_points": 1000},
-              "d2": {"archs": ["linear", "mlp", "cnn", "resnet"], "sigmas": [0.5], "num_points": 100,
+              "d2": {"archs": ["linear", "mlp", "cnn", "resnet"], "sigmas": [0.5], "num_points": 150,
                      "n0": 20, "n": 200, "alpha": 0.001, "radii": [0.25, 0.5, 0.75]},
               "cost": {"sigma": 0.5, "num_points": 30, "n0": 20, "n_grid": [100, 400, 1600], "n_method": "one_step",
                        "levels": [1, 4, 8, 16, 32], "steps_n": 100, "steps_sigmas": [0.5, 1.0], "alpha": 0.001,

@@ -210,3 +210,23 @@ def test_paired_difference(tmp_path):
     assert ex.paired_difference(b, a)["verdict"] == "B better"
     assert ex.paired_difference(a, a)["verdict"] == "not resolved"
     assert ex.paired_difference(a, b, radius=2.0)["diff"] == 0.0
+
+
+@pytest.mark.parametrize("nb", ["05", "06", "07"])
+def test_full_profile_cifar10_wiring(nb):
+    """`full` with dataset='cifar10' selects the papers' models (config only, nothing is trained):
+    a ResNet-110 classifier (Cohen et al.), a U-Net score network, L=32 levels, n=10,000, n0=100."""
+    from lib import models, profiles, score
+
+    cfg = profiles.get(nb, "full")
+    setup = ex.Setup.from_profile(cfg, dataset="cifar10")
+    assert setup.classifier_arch == "resnet" and setup.multi_step["num_levels"] == 32
+    clf = models.classifier_config(setup.classifier_arch, "cifar10", "full",
+                                   **setup.classifier_overrides.get("resnet", {}))
+    assert clf["depth"] == 110 and clf["in_shape"] == [3, 32, 32] and clf["num_classes"] == 10
+    sc = score.score_config("cifar10", profile="full", **setup.score)
+    assert sc["arch"] == "unet" and len(sc["sigmas"]) == 32
+    sizes = cfg["d1"] if nb == "07" else cfg
+    assert sizes["n"] == 10_000 and sizes["n0"] == 100 and sizes["alpha"] == 0.001
+    # and the same notebooks under MNIST keep the small CNN
+    assert ex.Setup.from_profile(cfg, dataset="mnist").classifier_arch == "cnn"
