@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_denoisers.py --device cpu --batch-sizes 256 2674 --profile quick
 
 Certification (``lib.smoothing.Smooth``) denoises chunks of noisy copies: by default
-``2**21 / d`` samples per chunk on a CPU (2674 for MNIST) and ``2**26 / d`` on a GPU, so those
+``2**18 / d`` samples per chunk on a CPU (334 for MNIST) and ``2**26 / d`` on a GPU, so those
 are the default batch sizes here. Throughput does not depend on the weights, so a model that is
 not in the cache yet is benchmarked untrained (same architecture) instead of being trained;
 the result says which. Writes ``outputs/benchmarks/denoisers-<device>.json`` and ``.md``.

@@ -24,7 +24,7 @@ import torch
 
 from .results import LOG_COLUMNS, read_log
 from .smoothing import ABSTAIN, Smooth
-from .utils import atomic_write_json, atomic_write_text, check_count
+from .utils import atomic_write_json, atomic_write_text, check_count, progress_bar
 
 __all__ = ["certify_dataset", "log_settings"]
 
@@ -83,10 +83,7 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
     atomic_write_json(sidecar, meta)
 
     blocks = range(done // chunk, (len(indices) + chunk - 1) // chunk)
-    bar = None
-    if progress and done < len(indices):
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(indices), initial=done, desc=log.stem, leave=False)
+    bar = progress_bar(total=len(indices), initial=done, desc=log.stem, disable=not progress or done >= len(indices))
     with open(log, "a") as f:
         for j in blocks:
             lo, hi = j * chunk, min(len(indices), (j + 1) * chunk)
@@ -101,8 +98,6 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
                 correct = int(pred == label and pred != ABSTAIN)
                 f.write(f"{indices[i]}\t{label}\t{pred}\t{float(radii[i - lo]):.6f}\t{correct}\t{per_example}\n")
                 f.flush()
-            if bar is not None:
-                bar.update(hi - max(lo, done))
-    if bar is not None:
-        bar.close()
+            bar.update(hi - max(lo, done))
+    bar.close()
     return read_log(log)

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .utils import check_count, check_positive, check_sigma, config_hash, get_device
+from .utils import check_count, check_positive, check_sigma, config_hash, get_device, progress_bar
 
 __all__ = ["EnergyMLP", "EmpiricalBayesDenoiser", "build_energy", "train_deen", "deen_loss",
            "energy_config", "get_energy_model", "denoising_mse"]
@@ -200,10 +200,8 @@ def train_deen(model: EnergyMLP, config: dict, data: torch.Tensor | None = None,
     shuffle = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     history: dict = {"loss": []}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=epochs * math.ceil(x.shape[0] / batch_size), desc=f"DEEN σ={model.sigma:g}", leave=False)
+    bar = progress_bar(total=epochs * math.ceil(x.shape[0] / batch_size), desc=f"DEEN σ={model.sigma:g}",
+                       disable=not progress)
     t0 = time.perf_counter()
     model.train()
     for _ in range(epochs):
@@ -217,13 +215,10 @@ def train_deen(model: EnergyMLP, config: dict, data: torch.Tensor | None = None,
             loss.backward()
             opt.step()
             total += float(loss.detach()) * xb.shape[0]
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
         history["loss"].append(total / x.shape[0])
-        if bar is not None:
-            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-    if bar is not None:
-        bar.close()
+        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+    bar.close()
     history["train_seconds"] = time.perf_counter() - t0
     model.eval()
     if test_data is not None:

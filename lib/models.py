@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import check_count, check_positive, check_sigma, config_hash, get_device
+from .utils import check_count, check_positive, check_sigma, config_hash, get_device, progress_bar
 
 __all__ = ["LinearClassifier", "MLPClassifier", "SmallCNN", "ResNet", "ARCHS",
            "build_classifier", "train_classifier", "classifier_config", "get_classifier", "accuracy", "linear_margin",
@@ -266,10 +266,7 @@ def train_classifier(model: nn.Module, config: dict, data: tuple | None = None, 
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     history: dict = {"loss": [], "train_accuracy": []}
     steps = epochs * math.ceil(x.shape[0] / batch_size)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc=f"train {config.get('arch', 'classifier')}", leave=False)
+    bar = progress_bar(total=steps, desc=f"train {config.get('arch', 'classifier')}", disable=not progress)
     t0 = time.perf_counter()
     model.train()
     for _ in range(epochs):
@@ -287,16 +284,13 @@ def train_classifier(model: nn.Module, config: dict, data: tuple | None = None, 
             opt.step()
             total_loss += float(loss.detach()) * idx.numel()
             total_correct += int((logits.argmax(1) == yb).sum())
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
         if sched is not None:
             sched.step()
         history["loss"].append(total_loss / x.shape[0])
         history["train_accuracy"].append(total_correct / x.shape[0])
-        if bar is not None:
-            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
-    if bar is not None:
-        bar.close()
+        bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
+    bar.close()
     history["train_seconds"] = time.perf_counter() - t0
     model.eval()
     xt, yt = test_data if test_data is not None else _load_split(config, "test_split", "test_limit")

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from .utils import check_count
+from .utils import check_count, progress_bar
 
 __all__ = ["SigmaEmbedding", "ScoreMLP", "ScoreUNet", "DnCNN", "build_net", "ARCHITECTURES", "EMA", "train_loop"]
 
@@ -248,8 +248,6 @@ def train_loop(model: nn.Module, loss_fn, iters: int, lr: float, ema: float = 0.
     """
     import time
 
-    from tqdm import tqdm  # text bar (ipywidgets is not a dependency)
-
     iters = check_count("iters", iters)
     if not (float(lr) > 0):
         raise ValueError(f"lr must be > 0, got {lr}")
@@ -260,8 +258,7 @@ def train_loop(model: nn.Module, loss_fn, iters: int, lr: float, ema: float = 0.
     hist = {"step": [], "loss": []}
     window, count, t0, c0, done = None, 0, time.perf_counter(), time.process_time(), 0
     # a time-limited run shows elapsed steps and rate, not a meaningless fraction of ``iters``
-    bar = tqdm(total=None if max_seconds is not None else iters, desc=desc, disable=not progress,
-               mininterval=1.0, leave=False)
+    bar = progress_bar(total=None if max_seconds is not None else iters, desc=desc, disable=not progress)
     for step in range(iters):
         loss = loss_fn(step)
         opt.zero_grad(set_to_none=True)

@@ -140,3 +140,20 @@ def config_hash(config: dict, length: int = 12) -> str:
     """A short stable hash of a JSON-serialisable config (key order does not matter)."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def progress_bar(total: int | None = None, desc: str = "", disable: bool = False, **kwargs):
+    """A text tqdm bar that keeps executed notebooks readable.
+
+    ipywidgets is not a dependency, so in Jupyter the bar is text on stderr, and papermill stores
+    every refresh as a new line. Off a terminal the bar therefore refreshes at most every 15 s
+    (on a terminal: every 0.5 s). ``leave=False``: the bar disappears when done.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    interactive = getattr(sys.stderr, "isatty", lambda: False)()
+    kwargs.setdefault("mininterval", 0.5 if interactive else 15.0)
+    kwargs.setdefault("leave", False)
+    return tqdm(total=total, desc=desc, disable=disable, **kwargs)

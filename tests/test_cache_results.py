@@ -86,3 +86,21 @@ def test_profiles():
     assert profiles.get("04", "smoke")["profile"] == "smoke"
     with pytest.raises(ValueError, match="profile"):
         profiles.get("04", "fast")
+
+
+def test_progress_bar_is_quiet_in_notebooks(capsys):
+    """Off a terminal (papermill, CI) the bar refreshes at most every 15 s, so an executed
+    notebook does not store hundreds of progress lines; disabled bars print nothing."""
+    from lib.utils import progress_bar
+
+    bar = progress_bar(total=1000, desc="t")
+    assert bar.mininterval == 15.0
+    for _ in range(1000):
+        bar.update(1)
+    bar.close()
+    assert capsys.readouterr().err.count("\r") <= 3  # first draw and close, not one line per update
+    quiet = progress_bar(total=10, disable=True)
+    quiet.update(10)
+    quiet.set_postfix(loss="1")
+    quiet.close()
+    assert capsys.readouterr().err == ""
