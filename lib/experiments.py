@@ -54,7 +54,7 @@ import torch
 from . import paths
 from .noise import NoiseDistribution, make_noise
 from .results import (certified_accuracy, load_table_specs, prefixed, read_log, render_table,
-                      table_caption, _log_abs)
+                      table_caption, _in_order, _log_abs)
 from .smoothing import Smooth
 from .stats import proportion_interval
 from .utils import atomic_write_json, atomic_write_text, check_alpha, check_count, config_hash, get_device
@@ -803,9 +803,8 @@ def table_numbers(spec: Mapping) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     cols = (["clean"] if clean else []) + [f"{r:g}" for r in radii]
     grid = ([0.0] if clean else []) + radii
     acc, lo, hi = {}, {}, {}
-    order = [r for r in spec.get("row_order", []) if r in spec["rows"]] or list(spec["rows"])
-    for label in order:
-        dfs = [read_log(_log_abs(str(p))) for p in spec["rows"][label]]
+    for label, logs in _in_order(spec["rows"], spec.get("row_order")).items():
+        dfs = [read_log(_log_abs(str(p))) for p in logs]
         a = np.stack([certified_accuracy(df, grid) for df in dfs])
         best = a.argmax(0)
         vals = a[best, np.arange(len(grid))]
@@ -818,7 +817,7 @@ def table_numbers(spec: Mapping) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         return pd.DataFrame.from_dict(d, orient="index", columns=cols)
 
     ref = {}
-    for label, values in (spec.get("reference") or {}).items():
+    for label, values in _in_order(spec.get("reference") or {}, spec.get("reference_order")).items():
         values = [_num(v) for v in values]
         ref[label] = [float("nan")] * (len(cols) - len(values)) + values
     refs = pd.DataFrame.from_dict(ref, orient="index", columns=cols) if ref else pd.DataFrame(columns=cols)
@@ -969,7 +968,10 @@ def results_markdown(specs: Sequence[Mapping] | None = None, figures: Iterable[s
             lines += [f"*Could not be rebuilt from its logs ({type(exc).__name__}: {exc}); rerun notebook "
                       f"{s['notebook']}.*", ""]
             continue
+        source = s.get("reference_source") or "none given for this table"
         lines += [markdown_table(table), f"**Settings:** {settings_line(s)}.", "",
+                  f"**Published reference:** {source}"
+                  + (" (the rows marked *(published)*)." if s.get("reference") else "."), "",
                   f"**Finding (computed from the numbers above):** {finding}", "",
                   f"*{table_caption(s)}*", ""]
     figs = [f for f in figures]

@@ -200,18 +200,26 @@ def register_table(notebook: str, stem: str, rows: Mapping[str, Sequence[str | P
     spec = {"notebook": notebook, "stem": stem, "title": title, "radii": [float(r) for r in radii],
             "rows": {k: [_log_rel(p) for p in v] for k, v in rows.items()}, "settings": dict(settings),
             "reference": {k: list(v) for k, v in (reference or {}).items()},
-            "reference_source": reference_source, "interval": interval, "clean": clean}
+            "reference_source": reference_source, "interval": interval, "clean": clean,
+            # JSON files are written with sorted keys: keep the caller's row order explicitly
+            "row_order": list(rows), "reference_order": list(reference or {})}
     atomic_write_json(paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json", spec)
     table = render_table(spec)
     save_table(table, stem, notebook, caption=table_caption(spec))
     return table
 
 
+def _in_order(mapping: Mapping, order: Sequence[str] | None) -> dict:
+    """``mapping`` with its keys in ``order`` (the registration order), any others after them."""
+    order = [k for k in (order or []) if k in mapping]
+    return {**{k: mapping[k] for k in order}, **{k: v for k, v in mapping.items() if k not in order}}
+
+
 def render_table(spec: Mapping) -> pd.DataFrame:
     """Ours (from the logs) and the published reference rows of a registered table spec."""
-    ours = table_from_logs(spec["rows"], spec["radii"], interval=spec.get("interval", True),
-                           clean=spec.get("clean", True))
-    ref = spec.get("reference") or {}
+    rows = _in_order(spec["rows"], spec.get("row_order"))
+    ours = table_from_logs(rows, spec["radii"], interval=spec.get("interval", True), clean=spec.get("clean", True))
+    ref = _in_order(spec.get("reference") or {}, spec.get("reference_order"))
     if ref:
         cols = list(ours.columns)
         rows = {}

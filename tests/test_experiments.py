@@ -171,12 +171,15 @@ def test_finding_and_results_markdown(tmp_roots):
     a = _write_log(logs / "a.tsv", [1] * 180 + [0] * 20, [1.0] * 180 + [0.0] * 20)   # 90% up to r = 1
     b = _write_log(logs / "b.tsv", [1] * 100 + [0] * 100, [2.0] * 100 + [0.0] * 100)  # 50% up to r = 2
     b2 = _write_log(logs / "b2.tsv", [1] * 20 + [0] * 180, [0.1] * 20 + [0.0] * 180)  # a worse sigma for b
-    ref = {"Paper T1 (CIFAR-10): A": [95, 10], "Paper T1 (CIFAR-10): B": [90, 60],
+    ref = {"Paper T1 (CIFAR-10): B": [90, 60], "Paper T1 (CIFAR-10): A": [95, 10],
            "Paper T1 (CIFAR-10): C (not ours)": [99, 99]}
-    results.register_table("05_x", "t", {"A": [a], "B": [b, b2]}, [0.5, 1.5], "toy table",
+    results.register_table("05_x", "t", {"B": [b, b2], "A": [a]}, [0.5, 1.5], "toy table",
                            {"data": "toy", "n": n}, reference=ref, reference_source="a toy paper")
     spec = results.load_table_specs()[0]
+    # the registration order survives the JSON spec (written with sorted keys), in every rebuild
+    assert list(results.render_table(spec).index[:2]) == ["B", "A"]
     ours, lo, hi, refs = ex.table_numbers(spec)
+    assert list(ours.index) == ["B", "A"] and list(refs.index) == list(ref)
     assert ours.loc["A"].tolist() == [90.0, 90.0, 0.0] and ours.loc["B"].tolist() == [50.0, 50.0, 50.0]
     assert (lo.values <= ours.values).all() and (ours.values <= hi.values).all()
     assert np.isnan(refs.loc["Paper T1 (CIFAR-10): A", "clean"]) and refs.loc["Paper T1 (CIFAR-10): B", "1.5"] == 60
@@ -195,6 +198,7 @@ def test_finding_and_results_markdown(tmp_roots):
     text = path.read_text()
     assert path == paths.FIGURES / "RESULTS.md" and not failed
     assert "05_t: toy table" in text and "| A |" in text and "(published)" in text and "data=toy" in text
+    assert "**Published reference:** a toy paper (the rows marked *(published)*)." in text
     assert "Not yet run" in text and "04 (" in text  # the other notebooks have not registered tables
     # a spec whose logs vanished is reported, not fatal
     b.unlink()

@@ -28,6 +28,9 @@ def test_10_tables(run_notebook, notebook_outputs, monkeypatch):
     for s in specs:
         assert s["title"] in text
         assert "(published)" in text or not s.get("reference")
+        # every table of 04-07 names its published counterpart, or says that none exists in numbers
+        assert s.get("reference_source"), s["stem"]
+        assert f"**Published reference:** {s['reference_source']}" in text
     assert "| ours | 75.0 [" in text and "Paper T9: ours (published)" in text
     assert "**Settings:** data=toy, n=10, profile=smoke." in text
     assert "**Finding (computed from the numbers above):** Ours: best ours at r=0.5–1" in text
