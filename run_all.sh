@@ -33,7 +33,7 @@ mapfile -t NOTEBOOKS < <(ls notebooks/[0-9][0-9]_*.ipynb | sort)
 if [ ${#ONLY[@]} -gt 0 ]; then
   keep=()
   for nb in "${NOTEBOOKS[@]}"; do
-    for o in "${ONLY[@]}"; do [[ "$(basename "$nb")" == "$o"* ]] && keep+=("$nb"); done
+    for o in "${ONLY[@]}"; do [[ "$(basename "$nb")" == "$o"* ]] && { keep+=("$nb"); break; }; done
   done
   NOTEBOOKS=("${keep[@]}")
 fi

@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,14 +138,19 @@ def main(argv=None) -> list[dict]:
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     else:
         devices = [get_device(args.device)]
+
+    def work(device_type: str, name: str) -> tuple[int, int]:
+        images, n = WORK[device_type][name]
+        return (max(1, images // 2), max(500, n // 4)) if args.quick else (images, n)
+
+    # load the images once: every run takes the first ``images`` of the largest count needed
+    all_images = load_images(max(work(d.type, name)[0] for d in devices for name in WORK[d.type]))
     rows = []
     for device in devices:
         models = make_models(device)
         for name, (classifier, denoiser) in models.items():
-            images, n = WORK[device.type][name]
-            if args.quick:
-                images, n = max(1, images // 2), max(500, n // 4)
-            row = bench_model(name, classifier, denoiser, load_images(images), n, device, args.repeats)
+            images, n = work(device.type, name)
+            row = bench_model(name, classifier, denoiser, all_images[:images], n, device, args.repeats)
             rows.append(row)
             print(f"[bench] {device.type:4s} {name:12s} reference {row['reference_samples_per_s']:>10,d}/s  "
                   f"ours {row['ours_samples_per_s']:>10,d}/s  x{row['speedup_wall']:.2f} "
@@ -154,7 +160,6 @@ def main(argv=None) -> list[dict]:
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     out = Path(args.out)
     atomic_write_json(out / "certify.json", {"machine": machine, "sigma": SIGMA, "alpha": ALPHA, "results": rows})
-    import pandas as pd
     table = pd.DataFrame(rows).set_index(["device", "model"])
     md = markdown_table(table) + (f"\nMachine: {machine['processor']}, torch {machine['torch']}, "
                                   f"{machine['threads']} threads, CUDA: {machine['cuda']}.\n")

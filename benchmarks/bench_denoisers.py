@@ -66,8 +66,12 @@ def denoisers(dataset, profile, sigma, device, walk_tau):
 
 
 def bench(den, x, repeats, device):
+    # the grad mode of certification (lib.smoothing.Smooth.sample_counts under no_grad + _mode):
+    # inference_mode, or plain no_grad for a denoiser that needs autograd (it enables it itself)
+    mode = torch.no_grad if getattr(den, "requires_grad", False) else torch.inference_mode
+
     def run():
-        with torch.no_grad() if not den.requires_grad else torch.enable_grad():
+        with mode():
             den(x)
         if device.type == "cuda":
             torch.cuda.synchronize()

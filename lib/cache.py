@@ -51,11 +51,18 @@ def load_or_train(kind: str, config: dict, build: Callable[[dict], nn.Module],
 
     build(config) -> an untrained nn.Module; train(model, config) -> history (a dict of
     lists of floats, e.g. the loss curve) and trains ``model`` in place.
+
+    ``build`` runs on the CPU with torch's CPU generator seeded by ``config["seed"]`` (default
+    0) and restored afterwards, so the initial weights are a function of the config, never of
+    the global RNG state, and the global RNG is not moved. ``train`` should draw its
+    randomness (batches, noise) from generators seeded by the config too.
     """
     device = get_device(device)
     config = json.loads(json.dumps(config, default=str))  # plain JSON types, as stored
     path = checkpoint_path(kind, config, root)
-    model = build(config)
+    with torch.random.fork_rng(devices=[]):  # CPU only: models are built on the CPU, then moved
+        torch.manual_seed(int(config.get("seed", 0)))
+        model = build(config)
     if path.exists():
         ckpt = load_checkpoint(path, config)
         try:

@@ -1,7 +1,7 @@
 """Certify a test set with per-example, resumable logs in Cohen et al.'s TSV format.
 
-Each finished example is one row ``idx label predict radius correct time`` flushed to disk
-at once (``time`` is a ``H:MM:SS.ffffff`` timedelta as in locuslab/smoothing), so the log is
+Each finished example is one row ``idx label predict radius correct time``, flushed to disk
+with the rest of its block (``time`` is a ``H:MM:SS.ffffff`` timedelta as in locuslab/smoothing), so the log is
 readable by the reference ``analyze.py`` too. A JSON sidecar ``<log>.json`` stores the
 settings; rerunning with the same settings resumes after the last complete row, a torn
 last line from a crash is dropped, and rerunning with other settings refuses to mix them.
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -97,7 +96,7 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
                 pred, label = int(preds[i - lo]), int(labels[i])
                 correct = int(pred == label and pred != ABSTAIN)
                 f.write(f"{indices[i]}\t{label}\t{pred}\t{float(radii[i - lo]):.6f}\t{correct}\t{per_example}\n")
-                f.flush()
+            f.flush()  # a block's rows reach the disk together; a torn last line is dropped on resume
             bar.update(hi - max(lo, done))
     bar.close()
     return read_log(log)

@@ -41,7 +41,7 @@ from torch import nn
 from . import cache, profiles
 from .nets import DnCNN, train_loop
 from .noise import NoiseDistribution, make_noise
-from .score import as_score, make_schedule
+from .score import _check_sigmas, as_score, make_schedule
 from .utils import check_count, check_positive, check_sigma
 
 __all__ = ["Denoiser", "Tweedie", "AnnealedMAP", "WalkJump", "NetworkDenoiser", "Identity",
@@ -131,10 +131,7 @@ class AnnealedMAP(_ScoreDenoiser):
         self.noise = noise
         if isinstance(sigmas, str):
             sigmas = make_schedule(sigmas)
-        levels = [float(v) for v in (sigmas.tolist() if isinstance(sigmas, torch.Tensor) else sigmas)]
-        if not levels:
-            raise ValueError("sigmas must not be empty")
-        self.sigmas = [check_sigma(v, "sigmas") for v in levels]
+        self.sigmas = _check_sigmas(sigmas)
         self.step_size = check_positive("step_size", LEE_STEP_SIZE[noise.name] if step_size is None else step_size)
         self.steps_per_level = check_count("steps_per_level", steps_per_level)
         self.sigma_ref = check_sigma(sigma_ref, "sigma_ref") if sigma_ref is not None else self.sigmas[-1]
@@ -283,7 +280,6 @@ def _build_dncnn(config):
 def _train_dncnn(model, config, progress=True):
     from . import data
 
-    torch.manual_seed(config["seed"])
     x, _ = data.load(config["dataset"], "train", limit=config["n_train"])
     noise = make_noise(config["noise"], config["sigma"])
     return train_mse(model, x, noise, config["iters"], config["batch_size"], config["lr"], config["ema"],

@@ -39,7 +39,6 @@ against the paper's).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import time
@@ -53,15 +52,14 @@ import torch
 
 from . import paths
 from .noise import NoiseDistribution, make_noise
-from .results import (certified_accuracy, load_table_specs, prefixed, read_log, render_table,
-                      table_caption, _in_order, _log_abs)
+from .results import (best_over, best_over_logs, certified_accuracy, load_table_specs, log_settings_of, prefixed,
+                      read_log, render_table, table_caption, _log_abs)
 from .smoothing import Smooth
-from .stats import proportion_interval
 from .utils import atomic_write_json, atomic_write_text, check_alpha, check_count, config_hash, get_device
 
 __all__ = ["Setup", "Pipeline", "Method", "METHODS", "register_method", "method_label", "build_pipeline",
            "build_smooth", "TestSubset", "test_subset", "log_path", "certify_method", "certify_grid",
-           "log_seconds", "log_summary", "average_certified_radius", "timing_table", "rows_by_method",
+           "log_seconds", "log_summary", "table_settings", "average_certified_radius", "timing_table", "rows_by_method",
            "measure_throughput", "plot_certified_curves", "table_numbers", "table_finding",
            "results_markdown", "write_results", "EXPECTED_TABLES", "settings_line", "rebuild_table",
            "PUBLISHED", "published_rows", "grid_metrics", "model_summary",
@@ -354,8 +352,7 @@ class TestSubset:
     @property
     def key(self) -> str:
         """A short hash of (dataset, split, indices): two subsets with the same key are the same points."""
-        blob = json.dumps([self.dataset, self.split, [int(i) for i in self.indices]]).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return config_hash([self.dataset, self.split, [int(i) for i in self.indices]])
 
 
 def test_subset(dataset: str, num: int | None, split: str = "test") -> TestSubset:
@@ -489,9 +486,10 @@ def _parse_time(value) -> float:
     return days * 86400 + int(h) * 3600 + int(m) * 60 + float(s)
 
 
-def log_seconds(path: str | Path) -> float:
-    """Wall time of certification recorded in a log: the sum of its per-example times."""
-    df = read_log(path)
+def log_seconds(log: str | Path | pd.DataFrame) -> float:
+    """Wall time of certification recorded in a log (a path or a frame read from one): the sum of
+    its per-example times."""
+    df = log if isinstance(log, pd.DataFrame) else read_log(log)
     return float(sum(_parse_time(t) for t in df["time"]))
 
 
@@ -500,17 +498,12 @@ def average_certified_radius(df: pd.DataFrame) -> float:
     return float((df["radius"].to_numpy(float) * df["correct"].to_numpy(bool)).mean()) if len(df) else float("nan")
 
 
-def _settings(path) -> dict:
-    side = Path(str(path) + ".json")
-    return json.loads(side.read_text()) if side.exists() else {}
-
-
 def log_summary(path: str | Path, radii: Sequence[float]) -> dict:
     """Numbers of one log: certified accuracy (fractions) at ``radii`` and 0, ACR, points,
     seconds and noisy samples per second (n0 + n per point)."""
     df = read_log(path)
-    meta = _settings(path)
-    secs = log_seconds(path)
+    meta = log_settings_of(path)
+    secs = log_seconds(df)
     samples = len(df) * (int(meta.get("n0", 0)) + int(meta.get("n", 0)))
     acc = certified_accuracy(df, [0.0] + [float(r) for r in radii])
     return {"points": len(df), "clean": float(acc[0]), "certified": {f"{r:g}": float(a) for r, a in zip(radii, acc[1:])},
@@ -518,17 +511,23 @@ def log_summary(path: str | Path, radii: Sequence[float]) -> dict:
             "samples_per_second": samples / secs if secs > 0 else float("nan")}
 
 
+def table_settings(subset: TestSubset, profile: str, model: str, sigma, n0: int, n, alpha: float,
+                   **extra) -> dict:
+    """The settings printed under a registered table (``register_table(settings=...)``), in
+    one order for every notebook: data, model, sigma, n0, n, alpha, test points, profile, extras."""
+    return {"data": f"{subset.dataset} {subset.split}, {len(subset)} points", "model": model, "sigma": sigma,
+            "n0": n0, "n": n, "alpha": alpha, "test points": len(subset), "profile": profile, **extra}
+
+
 def timing_table(logs: Mapping[tuple, str | Path]) -> pd.DataFrame:
     """One row per (method, sigma) log: points, n, wall seconds, noisy samples per second."""
     rows = []
     for (m, s), path in logs.items():
-        meta = _settings(path)
-        secs = log_seconds(path)
-        pts = len(read_log(path))
-        samples = pts * (int(meta.get("n0", 0)) + int(meta.get("n", 0)))
-        rows.append({"method": method_label(m), "noise": meta.get("noise"), "sigma": s, "points": pts,
-                     "n": meta.get("n"), "seconds": round(secs, 1), "CPU seconds": round(log_cpu_seconds(path), 1),
-                     "samples/s": round(samples / secs) if secs > 0 else float("nan")})
+        meta, summ = log_settings_of(path), log_summary(path, [])
+        rows.append({"method": method_label(m), "noise": meta.get("noise"), "sigma": s, "points": summ["points"],
+                     "n": meta.get("n"), "seconds": round(summ["seconds"], 1),
+                     "CPU seconds": round(summ["cpu_seconds"], 1), "samples/s": round(summ["samples_per_second"])
+                     if summ["seconds"] > 0 else float("nan")})
     return pd.DataFrame(rows)
 
 
@@ -700,7 +699,7 @@ def plot_certified_curves(rows: Mapping[str, Sequence[str | Path]], ax=None, max
     top = max_radius or max(float(df["radius"].max()) for v in dfs.values() for df in v) * 1.05 or 1.0
     grid = np.linspace(0, top, 300)
     for label, frames in dfs.items():
-        acc = np.max([certified_accuracy(df, grid) for df in frames], axis=0)
+        acc = best_over(frames, grid)
         ax.plot(grid, 100 * acc, label=label, lw=2, **((styles or {}).get(label, {})))
     ax.set_xlabel(f"{norm} radius")
     ax.set_ylabel("certified accuracy (%)")
@@ -795,33 +794,17 @@ def table_numbers(spec: Mapping) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     """(ours %, our lower CI %, our upper CI %, published %) of a registered table, as floats.
 
     Columns are the radii (as strings, plus "clean" for ours when the spec has it); a cell
-    is the best over the row's logs, as in ``lib.results.table_from_logs``. Published rows
+    is the best over the row's logs (``lib.results.best_over_logs``). Published rows
     are right-aligned to the radii (a missing clean column is NaN).
     """
-    radii = [float(r) for r in spec["radii"]]
-    clean = spec.get("clean", True)
-    cols = (["clean"] if clean else []) + [f"{r:g}" for r in radii]
-    grid = ([0.0] if clean else []) + radii
-    acc, lo, hi = {}, {}, {}
-    for label, logs in _in_order(spec["rows"], spec.get("row_order")).items():
-        dfs = [read_log(_log_abs(str(p))) for p in logs]
-        a = np.stack([certified_accuracy(df, grid) for df in dfs])
-        best = a.argmax(0)
-        vals = a[best, np.arange(len(grid))]
-        ns = np.array([len(dfs[b]) for b in best])
-        k = np.round(vals * ns).astype(int)
-        l_, h_ = zip(*(proportion_interval(int(kk), int(nn)) for kk, nn in zip(k, ns)))
-        acc[label], lo[label], hi[label] = 100 * vals, 100 * np.array(l_), 100 * np.array(h_)
-
-    def mk(d):
-        return pd.DataFrame.from_dict(d, orient="index", columns=cols)
-
+    acc, lo, hi = best_over_logs(spec["rows"], spec["radii"], clean=spec.get("clean", True))
+    cols = list(acc.columns)
     ref = {}
-    for label, values in _in_order(spec.get("reference") or {}, spec.get("reference_order")).items():
+    for label, values in (spec.get("reference") or {}).items():
         values = [_num(v) for v in values]
         ref[label] = [float("nan")] * (len(cols) - len(values)) + values
     refs = pd.DataFrame.from_dict(ref, orient="index", columns=cols) if ref else pd.DataFrame(columns=cols)
-    return mk(acc), mk(lo), mk(hi), refs
+    return 100 * acc, 100 * lo, 100 * hi, refs
 
 
 def _winners(df: pd.DataFrame, cols: Sequence[str]) -> dict:

@@ -41,10 +41,20 @@ def _as_array(p):
     return np.asarray(p, dtype=float), lambda r: r
 
 
+def _check_budget(n, alpha):
+    """n >= 1 samples and alpha in (0, 1), scalars or arrays; ValueError naming the bad one."""
+    if np.any(np.asarray(n, dtype=float) < 1):
+        raise ValueError(f"n must be >= 1, got {n}")
+    a = np.asarray(alpha, dtype=float)
+    if np.any(~((a > 0) & (a < 1))):
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return n, alpha
+
+
 class NoiseDistribution(ABC):
     """A product distribution q(u) = prod_i q1(u_i) with per-coordinate std ``sigma``.
 
-    Subclasses implement ``_sample_unit`` (a sample with sigma = 1), ``_radius`` and
+    Subclasses implement ``_sample`` (a draw at this sigma), ``_radius``, ``log_density`` and
     ``grad_log_density``; everything else is shared.
     """
 
@@ -70,13 +80,9 @@ class NoiseDistribution(ABC):
                              "create the generator on the model's device")
         return self._sample(tuple(shape), generator, device, dtype)
 
-    def _sample(self, shape, generator, device, dtype) -> torch.Tensor:
-        """A sample at this sigma; subclasses may fuse the scaling into the draw."""
-        return self._sample_unit(shape, generator, device, dtype).mul_(self.sigma)
-
     @abstractmethod
-    def _sample_unit(self, shape, generator, device, dtype) -> torch.Tensor:
-        """A sample of the sigma = 1 member of the family."""
+    def _sample(self, shape, generator, device, dtype) -> torch.Tensor:
+        """A draw of the given shape at this sigma (arguments already checked by :meth:`sample`)."""
 
     # ------------------------------------------------------------------ certificates
     def radius(self, p_lower):
@@ -100,6 +106,7 @@ class NoiseDistribution(ABC):
     def max_radius(self, n: int, alpha: float) -> float:
         """The largest radius CERTIFY can return with n samples at level alpha (all n votes
         for the top class): ``radius(alpha ** (1/n))``."""
+        n, alpha = _check_budget(n, alpha)
         return self.radius(alpha ** (1.0 / n))
 
     # ------------------------------------------------------------------ likelihood
@@ -135,15 +142,22 @@ class Gaussian(NoiseDistribution):
     norm = "l2"
     name = "gaussian"
 
-    def _sample_unit(self, shape, generator, device, dtype):
-        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
-
     def _sample(self, shape, generator, device, dtype):
         # the scale is applied inside the normal kernel: one pass over memory instead of two
         return torch.empty(shape, device=device, dtype=dtype).normal_(0.0, self.sigma, generator=generator)
 
     def _radius(self, p):
         return self.sigma * _std_normal.ppf(p)
+
+    def max_radius(self, n, alpha):
+        """The largest radius CERTIFY can return with n samples at level alpha (all n votes
+        for the top class): ``radius(alpha ** (1/n))``, computed as sigma * Phi^-1(1 - q) with
+        q = -expm1(log(alpha) / n) to keep precision for n up to 1e15. Elementwise over
+        arrays (broadcast); a float for scalars."""
+        n, alpha = _check_budget(n, alpha)
+        q = -np.expm1(np.log(np.asarray(alpha, dtype=float)) / np.asarray(n, dtype=float))
+        r = np.where(q < 0.5, self.sigma * _std_normal.isf(q), 0.0)
+        return float(r) if r.ndim == 0 else r
 
     def radius_l1(self, p_lower):
         """An l1 certificate from the l2 one: ||d||_2 <= ||d||_1, so the l1 ball of the same
@@ -169,15 +183,15 @@ class Laplace(NoiseDistribution):
     def scale(self) -> float:
         return self.sigma / math.sqrt(2.0)
 
-    def _sample_unit(self, shape, generator, device, dtype):
+    def _sample(self, shape, generator, device, dtype):
         # inverse CDF from one uniform: v ~ U[-1/2, 1/2), |u| = -log(1 - 2|v|) ~ Exp(1) with the
-        # sign of v; dividing by √2 gives std 1. (One uniform draw: ~4x faster than exponential_
-        # plus bernoulli_.) The clamp maps the single lattice point v = -1/2 (probability 2^-24
-        # in float32) to the largest finite magnitude instead of infinity.
+        # sign of v; dividing by √2 gives std 1, and the final mul_ std sigma. (One uniform draw:
+        # ~4x faster than exponential_ plus bernoulli_.) The clamp maps the single lattice point
+        # v = -1/2 (probability 2^-24 in float32) to the largest finite magnitude instead of infinity.
         v = torch.rand(shape, generator=generator, device=device, dtype=dtype).sub_(0.5)
         tiny = torch.finfo(dtype).eps / 2
         mag = v.abs().mul_(-2.0).add_(1.0).clamp_min_(tiny).log_().mul_(-1 / math.sqrt(2.0))
-        return mag.mul_(torch.sign(v))
+        return mag.mul_(torch.sign(v)).mul_(self.sigma)
 
     def _radius(self, p):
         return -self.scale * np.log(2.0 * (1.0 - p))
@@ -200,9 +214,9 @@ class Uniform(NoiseDistribution):
     def half_width(self) -> float:
         return math.sqrt(3.0) * self.sigma
 
-    def _sample_unit(self, shape, generator, device, dtype):
+    def _sample(self, shape, generator, device, dtype):
         u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-        return u.mul_(2 * math.sqrt(3.0)).sub_(math.sqrt(3.0))
+        return u.mul_(2 * math.sqrt(3.0)).sub_(math.sqrt(3.0)).mul_(self.sigma)
 
     def _radius(self, p):
         return 2.0 * self.half_width * (p - 0.5)

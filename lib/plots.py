@@ -35,8 +35,13 @@ def set_style(font_size: int = 14) -> None:
     })
 
 
+def _color(i: int) -> str:
+    """Colour of class / curve ``i`` (the palette repeats after len(CLASS_COLORS))."""
+    return CLASS_COLORS[i % len(CLASS_COLORS)]
+
+
 def _cmap(k: int) -> ListedColormap:
-    return ListedColormap(CLASS_COLORS[:k])
+    return ListedColormap([_color(i) for i in range(k)])
 
 
 def plot_regions(ax, axes: Sequence[np.ndarray], probs: np.ndarray, title: str = "",
@@ -67,7 +72,7 @@ def plot_certified(ax, xs: np.ndarray, preds: np.ndarray, radii: np.ndarray) -> 
             ax.plot(x0, x1, "x", color="black", ms=11, mew=3)
             continue
         ax.add_patch(Circle((x0, x1), r, fill=False, color="black", lw=1.6))
-        ax.plot(x0, x1, "o", color=CLASS_COLORS[int(c)], mec="black", ms=8)
+        ax.plot(x0, x1, "o", color=_color(int(c)), mec="black", ms=8)
 
 
 def plot_certify_toy(axes, base: np.ndarray, smoothed: np.ndarray, points: np.ndarray, preds: np.ndarray,
@@ -91,7 +96,7 @@ def plot_weierstrass_1d(xs: np.ndarray, curves: Mapping[str, np.ndarray]):
     n = len(curves)
     fig, axs = plt.subplots(1, n, figsize=(4.2 * n, 4.2), sharey=True)
     for ax, (title, p) in zip(np.atleast_1d(axs), curves.items()):
-        ax.stackplot(xs, p.T, colors=CLASS_COLORS[:p.shape[1]], alpha=0.85,
+        ax.stackplot(xs, p.T, colors=[_color(k) for k in range(p.shape[1])], alpha=0.85,
                      labels=[f"class {k}" for k in range(p.shape[1])])
         ax.set_title(title)
         ax.set_xlabel("x")
@@ -113,7 +118,8 @@ def plot_weierstrass_2d(axes, panels: Mapping[str, np.ndarray]):
 
 
 def plot_stein_convergence(df: pd.DataFrame):
-    """Error of the Stein Monte-Carlo gradient vs n (columns n, error, rms_error, predicted)."""
+    """Error of the Stein Monte-Carlo gradient vs n, from :func:`lib.theory.stein_convergence`
+    (columns n, rep, error, predicted); the RMS error per n is computed here."""
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.loglog(df["n"], df["error"], "o", alpha=0.4, label="one estimate")
     agg = df.groupby("n").agg(rms=("error", lambda e: float(np.sqrt(np.mean(np.square(e))))),
@@ -132,8 +138,8 @@ def plot_lipschitz(df: pd.DataFrame):
     and the Lemma 2.4 constant. Right: the pair ratios sigma |Delta Phi^-1 H| / ||Delta x|| <= 1."""
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(14, 5.5))
     for i, (fam, sub) in enumerate(df.groupby("family", sort=False)):
-        a0.plot(sub["H"], sub["grad_norm"], ".", ms=5, alpha=0.5, color=CLASS_COLORS[i % len(CLASS_COLORS)], label=fam)
-        a1.hist(sub["ratio"], bins=40, range=(0, 1.05), alpha=0.55, color=CLASS_COLORS[i % len(CLASS_COLORS)], label=fam)
+        a0.plot(sub["H"], sub["grad_norm"], ".", ms=5, alpha=0.5, color=_color(i), label=fam)
+        a1.hist(sub["ratio"], bins=40, range=(0, 1.05), alpha=0.55, color=_color(i), label=fam)
     p = np.linspace(1e-4, 1 - 1e-4, 400)
     a0.plot(p, norm.pdf(norm.ppf(p)), "k-", lw=3, label=r"$\varphi(\Phi^{-1}(H))$ (Lemma 2.6)")
     a0.axhline(np.sqrt(2 / np.pi), color="crimson", ls="--", label=r"$\sqrt{2/\pi}$ (Lemma 2.4)")
@@ -155,7 +161,7 @@ def plot_radii(p_a: np.ndarray, curves: Mapping[str, np.ndarray], sigma: float):
     """Radii (in units of sigma) against p_A (two classes, p_B = 1 - p_A)."""
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     for i, (label, r) in enumerate(curves.items()):
-        ax.plot(p_a, r / sigma, color=CLASS_COLORS[i], label=label)
+        ax.plot(p_a, r / sigma, color=_color(i), label=label)
     ax.set_xlabel(r"$p_A$  (two classes, $p_B = 1 - p_A$)")
     ax.set_ylabel(r"certified radius / $\sigma$")
     ax.set_ylim(0, 4)
@@ -170,14 +176,14 @@ def plot_certify_tradeoff(by_n: Mapping[str, pd.DataFrame], by_alpha: Mapping[st
     for ax_col, groups, ttl in ((0, by_n, r"varying $n$"), (2, by_alpha, r"varying $\alpha$")):
         ax = axs[ax_col]
         for i, (label, df) in enumerate(groups.items()):
-            ax.plot(df["p_a"], df["abstain"], color=CLASS_COLORS[i % len(CLASS_COLORS)], label=label)
+            ax.plot(df["p_a"], df["abstain"], color=_color(i), label=label)
         ax.set_xlabel(r"true $p_A$")
         ax.set_ylabel("P(abstain)")
         ax.set_title(f"Abstention, {ttl}")
         ax.legend()
     ax = axs[1]
     for i, (label, df) in enumerate(by_n.items()):
-        ax.plot(df["p_a"], df["expected_radius"], color=CLASS_COLORS[i % len(CLASS_COLORS)], label=label)
+        ax.plot(df["p_a"], df["expected_radius"], color=_color(i), label=label)
     ref = next(iter(by_n.values()))
     ax.plot(ref["p_a"], ref["radius_if_known"], "k--", label=r"$\sigma\Phi^{-1}(p_A)$ (n = $\infty$)")
     ax.set_ylim(0, 1.15 * max(df["r_max"].iloc[0] for df in by_n.values()))
@@ -195,7 +201,7 @@ def plot_concentration(samples: Mapping[int, np.ndarray], dims: np.ndarray, mean
     with the largest certifiable radii r_max / sigma as horizontal lines."""
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(14, 5.3))
     for i, (d, s) in enumerate(samples.items()):
-        a0.hist(s / np.sqrt(d), bins=60, density=True, alpha=0.55, color=CLASS_COLORS[i % len(CLASS_COLORS)], label=f"d = {d}")
+        a0.hist(s / np.sqrt(d), bins=60, density=True, alpha=0.55, color=_color(i), label=f"d = {d}")
     a0.set_xlabel(r"$\|\varepsilon\| / (\sigma\sqrt{d})$")
     a0.set_ylabel("density")
     a0.set_title(r"$\mathcal{N}(0,\sigma^2 I_d)$ lives on a thin shell")
@@ -204,7 +210,7 @@ def plot_concentration(samples: Mapping[int, np.ndarray], dims: np.ndarray, mean
     a1.fill_between(dims, np.maximum(mean - 3 * sd, 0.3), mean + 3 * sd, alpha=0.25, label=r"$\pm 3$ sd")
     a1.set_ylim(0.3, None)
     for i, (label, r) in enumerate(rmax.items()):
-        a1.axhline(r, color=CLASS_COLORS[(i + 1) % len(CLASS_COLORS)], ls="--", label=label)
+        a1.axhline(r, color=_color(i + 1), ls="--", label=label)
     a1.set_xlabel("dimension d")
     a1.set_ylabel(r"radius / $\sigma$")
     a1.set_title("Smoothing scale vs certifiable radius")
@@ -222,13 +228,13 @@ def plot_training(axes, panels: Mapping[str, np.ndarray], histories: Mapping[str
     for ax, (title, p) in zip(axs[0], panels.items()):
         plot_regions(ax, axes, p, title)
     for i, (label, h) in enumerate(histories.items()):
-        axs[1, 0].plot(np.asarray(h), color=CLASS_COLORS[i], label=label, alpha=0.8)
+        axs[1, 0].plot(np.asarray(h), color=_color(i), label=label, alpha=0.8)
     axs[1, 0].set_xlabel("step")
     axs[1, 0].set_ylabel("training loss (each its own objective)")
     axs[1, 0].set_yscale("log")
     axs[1, 0].legend(fontsize=11)
     for i, (label, (r, acc)) in enumerate(curves.items()):
-        axs[1, 1].plot(r, acc, color=CLASS_COLORS[i], label=label)
+        axs[1, 1].plot(r, acc, color=_color(i), label=label)
     axs[1, 1].set_xlabel(r"$\ell_2$ radius")
     axs[1, 1].set_ylabel("certified accuracy")
     axs[1, 1].legend(fontsize=11)
@@ -243,7 +249,7 @@ def plot_contraction(points: np.ndarray, noisy: np.ndarray, denoised: np.ndarray
     fig, ax = plt.subplots(figsize=(8, 7.5))
     ax.add_patch(Circle((0, 0), 2 * sigma0, fill=False, ls=":", color="k", lw=1.5))
     for i, x in enumerate(points):
-        col = CLASS_COLORS[i % len(CLASS_COLORS)]
+        col = _color(i)
         ax.plot(*noisy[i].T, ".", color="0.6", ms=3, alpha=0.5)
         ax.plot(*denoised[i].T, ".", color=col, ms=3, alpha=0.6)
         ax.add_patch(Circle(tuple(x), 2 * sigma, fill=False, color="0.4", lw=1.5))
@@ -265,10 +271,10 @@ def plot_prop23(df: pd.DataFrame, sigma: float):
     fig, ax = plt.subplots(figsize=(9, 6))
     top = 1.1 * float(df["r_closed"].max())
     ax.plot([0, top], [0, top], "k:", lw=1.5, label="y = x")
-    ax.plot(df["r_closed"], df["r_estimate"], "o", color=CLASS_COLORS[0], label=r"$\sigma\Phi^{-1}(\hat p_A)$ (estimate)")
-    ax.plot(df["r_closed"], df["r_certified"], "^", color=CLASS_COLORS[1], label=r"CERTIFY radius ($1-\alpha$ lower bound)")
+    ax.plot(df["r_closed"], df["r_estimate"], "o", color=_color(0), label=r"$\sigma\Phi^{-1}(\hat p_A)$ (estimate)")
+    ax.plot(df["r_closed"], df["r_certified"], "^", color=_color(1), label=r"CERTIFY radius ($1-\alpha$ lower bound)")
     flip = df["e2_flip"].to_numpy()
-    ax.plot(df["r_closed"][~flip], df["margin"][~flip], "x", color=CLASS_COLORS[2], mew=2.5,
+    ax.plot(df["r_closed"][~flip], df["margin"][~flip], "x", color=_color(2), mew=2.5,
             label="vanilla smoothing radius (margin at x)")
     if flip.any():
         ax.plot(df["r_closed"][flip], df["r_closed"][flip], "s", mfc="none", mec="crimson", ms=13, mew=2,
@@ -288,8 +294,8 @@ def plot_mog_estimator(grid: np.ndarray, fields: Mapping[str, np.ndarray], data:
     for ax, (title, xh) in zip(np.atleast_1d(axs), fields.items()):
         ax.plot(*data.T, ".", color="0.8", ms=2)
         ax.quiver(grid[:, 0], grid[:, 1], xh[:, 0] - grid[:, 0], xh[:, 1] - grid[:, 1],
-                  angles="xy", scale_units="xy", scale=1, width=0.005, color=CLASS_COLORS[0], alpha=0.85)
-        ax.plot(grid[:, 0], grid[:, 1], "o", color=CLASS_COLORS[0], ms=3)
+                  angles="xy", scale_units="xy", scale=1, width=0.005, color=_color(0), alpha=0.85)
+        ax.plot(grid[:, 0], grid[:, 1], "o", color=_color(0), ms=3)
         ax.plot([mu[0], -mu[0]], [mu[1], -mu[1]], "k*", ms=15)
         ax.set_title(title)
         ax.set_aspect("equal")
@@ -302,7 +308,7 @@ def plot_collapse(ys: np.ndarray, curves: Mapping[str, np.ndarray], mu: float):
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     ax.plot(ys, ys, "k:", lw=1.5, label="identity")
     for i, (label, xh) in enumerate(curves.items()):
-        ax.plot(ys, xh, color=CLASS_COLORS[i % len(CLASS_COLORS)], label=label)
+        ax.plot(ys, xh, color=_color(i), label=label)
     ax.axhline(mu, color="0.5", ls="--", lw=1)
     ax.axhline(-mu, color="0.5", ls="--", lw=1)
     ax.set_xlabel("y")
@@ -317,7 +323,7 @@ def plot_lee_bound(df: pd.DataFrame):
     one colour per sigma. Columns: sigma, sigma_tilde, measured, se, exact, bound."""
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for i, (s, sub) in enumerate(df.groupby("sigma")):
-        c = CLASS_COLORS[i % len(CLASS_COLORS)]
+        c = _color(i)
         ax.errorbar(sub["sigma_tilde"], sub["measured"], yerr=2 * sub["se"], fmt="o", color=c,
                     label=rf"measured, $\sigma$={s:g}")
         ax.plot(sub["sigma_tilde"], sub["exact"], "-", color=c, alpha=0.6)

@@ -162,30 +162,41 @@ def log_settings_of(path: str | Path) -> dict:
     return json.loads(side.read_text()) if side.exists() else {}
 
 
-def table_from_logs(rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float],
-                    interval: bool = True, alpha: float = 0.05, clean: bool = True) -> pd.DataFrame:
-    """Certified accuracy (%) per row label; a row given several logs takes the best log per
-    radius ("best over sigma"). With ``interval`` each cell carries the two-sided (1 - alpha)
-    Clopper-Pearson interval over test points of the log that attains the best value.
-    ``clean`` adds a column with the clean accuracy of the smoothed classifier (radius 0)."""
+def best_over_logs(rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float], alpha: float = 0.05,
+                   clean: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(accuracy, lower, upper) as fractions, one row per label and one column per radius
+    (``"clean"`` first when ``clean``). A row given several logs takes, at each radius, the
+    best log ("best over sigma"); lower/upper are the two-sided (1 - alpha) Clopper-Pearson
+    interval over the test points of that log."""
     radii = [float(r) for r in radii]
     cols = (["clean"] if clean else []) + [f"{r:g}" for r in radii]
     grid = ([0.0] if clean else []) + radii
-    out = {}
+    acc, lo, hi = {}, {}, {}
     for label, logs in rows.items():
         dfs = [read_log(_log_abs(str(p))) for p in logs]
         accs = np.stack([certified_accuracy(df, grid) for df in dfs])
         best = accs.argmax(0)
-        cells = []
-        for j, b in enumerate(best):
-            a, n = accs[b, j], len(dfs[b])
-            if interval:
-                lo, hi = proportion_interval(int(round(a * n)), n, alpha)
-                cells.append(f"{100*a:.1f} [{100*lo:.0f}, {100*hi:.0f}]")
-            else:
-                cells.append(round(100 * a, 1))
-        out[label] = cells
-    return pd.DataFrame.from_dict(out, orient="index", columns=cols)
+        acc[label] = accs[best, np.arange(len(grid))]
+        ns = [len(dfs[b]) for b in best]
+        lo[label], hi[label] = zip(*(proportion_interval(int(round(a * n)), n, alpha) for a, n in zip(acc[label], ns)))
+
+    def frame(d):
+        return pd.DataFrame.from_dict({k: list(v) for k, v in d.items()}, orient="index", columns=cols)
+
+    return frame(acc), frame(lo), frame(hi)
+
+
+def table_from_logs(rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float],
+                    interval: bool = True, alpha: float = 0.05, clean: bool = True) -> pd.DataFrame:
+    """Certified accuracy (%) per row label, best over the row's logs (:func:`best_over_logs`);
+    with ``interval`` each cell reads "acc [lower, upper]" (Clopper-Pearson over test points).
+    ``clean`` adds a column with the clean accuracy of the smoothed classifier (radius 0)."""
+    acc, lo, hi = best_over_logs(rows, radii, alpha, clean)
+    if not interval:
+        return (100 * acc).round(1)
+    return pd.DataFrame([[f"{100*a:.1f} [{100*l:.0f}, {100*h:.0f}]" for a, l, h in zip(*r)]
+                         for r in zip(acc.to_numpy(), lo.to_numpy(), hi.to_numpy())],
+                        index=acc.index, columns=acc.columns)
 
 
 def register_table(notebook: str, stem: str, rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float],
@@ -200,26 +211,19 @@ def register_table(notebook: str, stem: str, rows: Mapping[str, Sequence[str | P
     spec = {"notebook": notebook, "stem": stem, "title": title, "radii": [float(r) for r in radii],
             "rows": {k: [_log_rel(p) for p in v] for k, v in rows.items()}, "settings": dict(settings),
             "reference": {k: list(v) for k, v in (reference or {}).items()},
-            "reference_source": reference_source, "interval": interval, "clean": clean,
-            # JSON files are written with sorted keys: keep the caller's row order explicitly
-            "row_order": list(rows), "reference_order": list(reference or {})}
-    atomic_write_json(paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json", spec)
+            "reference_source": reference_source, "interval": interval, "clean": clean}
+    # unsorted keys: rows, reference rows and settings keep the order they were given in
+    atomic_write_json(paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json", spec, sort_keys=False)
     table = render_table(spec)
     save_table(table, stem, notebook, caption=table_caption(spec))
     return table
 
 
-def _in_order(mapping: Mapping, order: Sequence[str] | None) -> dict:
-    """``mapping`` with its keys in ``order`` (the registration order), any others after them."""
-    order = [k for k in (order or []) if k in mapping]
-    return {**{k: mapping[k] for k in order}, **{k: v for k, v in mapping.items() if k not in order}}
-
-
 def render_table(spec: Mapping) -> pd.DataFrame:
     """Ours (from the logs) and the published reference rows of a registered table spec."""
-    rows = _in_order(spec["rows"], spec.get("row_order"))
-    ours = table_from_logs(rows, spec["radii"], interval=spec.get("interval", True), clean=spec.get("clean", True))
-    ref = _in_order(spec.get("reference") or {}, spec.get("reference_order"))
+    ours = table_from_logs(spec["rows"], spec["radii"], interval=spec.get("interval", True),
+                           clean=spec.get("clean", True))
+    ref = spec.get("reference") or {}
     if ref:
         cols = list(ours.columns)
         rows = {}
@@ -240,6 +244,11 @@ def table_caption(spec: Mapping) -> str:
     if spec.get("reference"):
         text += f" Rows marked (published) are references from {spec.get('reference_source', 'the paper')}, not our results."
     return text
+
+
+def load_table_spec(notebook: str, stem: str) -> dict:
+    """The spec that :func:`register_table` wrote for one table."""
+    return json.loads((paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json").read_text())
 
 
 def load_table_specs() -> list[dict]:

@@ -108,7 +108,8 @@ def make_schedule(schedule: str, sigma: float | None = None) -> list[float]:
 
 def as_sigma(sigma, y: torch.Tensor) -> torch.Tensor:
     """``sigma`` (a number, a one-element tensor or a tensor ``[B]``) as a tensor ``[B]`` on
-    ``y``'s device and dtype; raises ``ValueError`` unless every level is finite and > 0."""
+    ``y``'s device and dtype; raises ``ValueError`` unless every level is finite and > 0
+    (one reduction: a single host sync on a GPU)."""
     b = y.shape[0]
     if isinstance(sigma, torch.Tensor):
         if sigma.numel() == 1:
@@ -116,7 +117,7 @@ def as_sigma(sigma, y: torch.Tensor) -> torch.Tensor:
         s = sigma.to(device=y.device, dtype=y.dtype).reshape(-1)
         if s.shape[0] != b:
             raise ValueError(f"sigma must be a number or a tensor of shape [{b}], got {tuple(sigma.shape)}")
-        if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
+        if not bool((torch.isfinite(s) & (s > 0)).all()):
             raise ValueError("sigma must be finite and > 0 for every example")
         return s
     return torch.full((b,), check_sigma(sigma), device=y.device, dtype=y.dtype)
@@ -162,8 +163,9 @@ class _Preconditioned(ScoreModel):
     def _var(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _bcast(s, y).square() + self.data_std ** 2
 
-    def _input(self, y: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        return (y - self.data_mean) * var.rsqrt()
+    def _input(self, centred: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """The network input ``u = (y - m) / sqrt(var)`` from ``centred = y - m``."""
+        return centred * var.rsqrt()
 
 
 class NoiseConditionalScore(_Preconditioned):
@@ -176,7 +178,8 @@ class NoiseConditionalScore(_Preconditioned):
     def score(self, y: torch.Tensor, sigma) -> torch.Tensor:
         s = as_sigma(sigma, y)
         var = self._var(s, y)
-        return self.net(self._input(y, var), s) / _bcast(s, y) - (y - self.data_mean) / var
+        centred = y - self.data_mean
+        return self.net(self._input(centred, var), s) / _bcast(s, y) - centred / var
 
 
 class EnergyScore(_Preconditioned):
@@ -198,8 +201,9 @@ class EnergyScore(_Preconditioned):
         """``phi(y, sigma)``, ``[B]`` (the negative log density of ``p_sigma`` up to a constant)."""
         s = as_sigma(sigma, y)
         var = self._var(s, y)
-        base = 0.5 * ((y - self.data_mean).square() / var).flatten(1).sum(1)
-        return base + self.net(self._input(y, var), s) / s
+        centred = y - self.data_mean
+        base = 0.5 * (centred.square() / var).flatten(1).sum(1)
+        return base + self.net(self._input(centred, var), s) / s
 
     def score(self, y: torch.Tensor, sigma) -> torch.Tensor:
         graph = self.training and torch.is_grad_enabled()
@@ -398,17 +402,22 @@ def build_score_model(config: dict) -> ScoreModel:
     return cls(net, config["data_mean"], config["data_std"])
 
 
-def _train_score(model: ScoreModel, config: dict, progress: bool = True) -> dict:
+def _train_score(model: ScoreModel, config: dict, progress: bool = True, desc: str | None = None,
+                 per_sigma: bool = True) -> dict:
+    """DSM on the config's training data (for ``config.get("max_seconds")`` at most); with
+    ``per_sigma``, add the held-out loss at the training levels to the history. (The initial
+    weights are seeded by ``lib.cache``; the training draws by ``train_dsm(seed=...)``.)"""
     from . import data
 
-    torch.manual_seed(config["seed"])
     x, _ = data.load(config["dataset"], "train", limit=config["n_train"])
     hist = train_dsm(model, x, config["sigmas"], config["iters"], config["batch_size"], config["lr"],
                      config["ema"], seed=config["seed"], progress=progress,
-                     desc=f"DSM {config['param']}/{config['schedule']}")
-    xv, _ = data.load(config["dataset"], "val", limit=config["n_eval"])
-    hist["sigmas"] = list(config["sigmas"])
-    hist["per_sigma"] = dsm_loss_per_sigma(model, xv, config["sigmas"], seed=config["seed"] + 1)
+                     desc=desc or f"DSM {config['param']}/{config['schedule']}",
+                     max_seconds=config.get("max_seconds"))
+    if per_sigma:
+        xv, _ = data.load(config["dataset"], "val", limit=config["n_eval"])
+        hist["sigmas"] = list(config["sigmas"])
+        hist["per_sigma"] = dsm_loss_per_sigma(model, xv, config["sigmas"], seed=config["seed"] + 1)
     return hist
 
 
@@ -479,10 +488,7 @@ def compare_architectures(dataset: str = "mnist", profile: str = "quick", seed: 
         config.update(net=dict(variant["net"]), iters=10 ** 7, max_seconds=budget)
 
         def train(model, cfg, name=name):
-            x, _ = data.load(cfg["dataset"], "train", limit=cfg["n_train"])
-            return train_dsm(model, x, cfg["sigmas"], cfg["iters"], cfg["batch_size"], cfg["lr"], cfg["ema"],
-                             seed=cfg["seed"], progress=progress, desc=f"{name} ({budget:g} s)",
-                             max_seconds=cfg["max_seconds"])
+            return _train_score(model, cfg, progress, desc=f"{name} ({budget:g} s)", per_sigma=False)
 
         model, hist = cache.load_or_train(f"score-score-{dataset}-archcmp", config, build_score_model, train,
                                           device=device)

@@ -15,8 +15,9 @@ Guarantees (over the randomness of the Monte-Carlo draws, for every input x):
 * PREDICT returns a class other than g(x) with probability at most alpha.
 
 Speed: noise is drawn on the model's device, the base classifier runs under
-``torch.inference_mode`` on chunks of ``batch_size`` noisy samples that may span several
-inputs, and the votes are counted on the device with one ``bincount`` per chunk.
+``torch.inference_mode`` on chunks of at most ``batch_size`` noisy samples (whole groups of
+copies of several inputs, or slices of one input's copies), and the votes are counted on the
+device with one ``scatter_add_`` per chunk.
 """
 from __future__ import annotations
 
@@ -162,7 +163,7 @@ class Smooth:
                 group = xs[i0:i0 + per_chunk].unsqueeze(1)  # [m, 1, *shape]
                 m = group.shape[0]
                 for s0 in range(0, num, batch_size):
-                    s = min(batch_size, num - s0) if m == 1 else num
+                    s = min(batch_size, num - s0)  # = num when several inputs share a chunk
                     noisy = self.noise.sample((m, s) + shape, generator=generator, device=self.device,
                                               dtype=xs.dtype)
                     noisy = noisy.add_(group).view((m * s,) + shape)

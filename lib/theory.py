@@ -33,6 +33,10 @@ from scipy.special import gammaln
 from scipy.stats import binom, chi2, ncx2, norm
 from torch import nn
 
+from .data import GaussianData
+from .noise import Gaussian
+from .results import record_metrics
+from .smoothing import ABSTAIN, Smooth
 from .stats import lower_confidence_bound
 from .utils import check_alpha, check_count, check_sigma
 
@@ -81,8 +85,6 @@ def report_check(name: str, error: float, tol: float, notebook: str | None = Non
     print(f"check: {name}  error={error:.2e}  tolerance={tol:.1e}  {'OK' if ok else 'FAIL'}")
     out = {"name": name, "error": error, "tol": tol, "ok": ok}
     if notebook is not None:
-        from .results import record_metrics
-
         key = re.sub(r"\W+", "_", name).strip("_")
         record_metrics(notebook, **{f"check_{key}_error": error if math.isfinite(error) else 1e300,
                                     f"check_{key}_tol": tol})
@@ -187,17 +189,17 @@ def max_certifiable_radius(n, alpha, sigma: float):
     n votes for the top class, the one-sided Clopper-Pearson lower bound is alpha^(1/n).
     (The paper prints Phi^-1(alpha^(-n)), a typo.) n: number(s) >= 1 (floats such as 1e10 are
     accepted), alpha in (0, 1); broadcast; computed as sigma * Phi^-1(1 - q) with
-    q = -expm1(log(alpha)/n) to keep precision for n up to 1e15.
+    q = -expm1(log(alpha)/n) to keep precision for n up to 1e15 (:meth:`lib.noise.Gaussian.max_radius`).
+    0 where alpha^(1/n) <= 1/2 (n <= log2(1/alpha): CERTIFY always abstains).
     """
-    sigma = check_sigma(sigma)
+    noise = Gaussian(sigma)
     n_arr = np.asarray(n, dtype=float)
     a_arr = np.asarray(alpha, dtype=float)
     if np.any(~np.isfinite(n_arr)) or np.any(n_arr < 1):
         raise ValueError("n must be >= 1")
     if np.any(~((a_arr > 0) & (a_arr < 1))):
         raise ValueError("alpha must lie in (0, 1)")
-    q = -np.expm1(np.log(a_arr) / n_arr)
-    return _like(sigma * norm.isf(q), n, alpha)
+    return _like(noise.max_radius(n_arr, a_arr), n, alpha)
 
 
 # =============================================================================== Stein's lemma
@@ -260,10 +262,8 @@ def gauss_hermite_smoothing(h: Callable[[torch.Tensor], torch.Tensor], x: torch.
         raise ValueError(f"nodes**d = {nodes**d} is too many quadrature points (d={d})")
     z1, w1 = np.polynomial.hermite_e.hermegauss(nodes)
     w1 = w1 / math.sqrt(2 * math.pi)
-    grids = np.meshgrid(*([z1] * d), indexing="ij")
-    z = torch.tensor(np.stack([g.ravel() for g in grids], 1), dtype=xs.dtype, device=xs.device)
-    w = torch.tensor(np.prod(np.meshgrid(*([w1] * d), indexing="ij"), axis=0).ravel(),
-                     dtype=xs.dtype, device=xs.device)
+    z = torch.tensor(_grid_points([z1] * d), dtype=xs.dtype, device=xs.device)
+    w = torch.tensor(_grid_points([w1] * d).prod(1), dtype=xs.dtype, device=xs.device)
     m = z.shape[0]
     H = torch.zeros(b, dtype=xs.dtype, device=xs.device)
     G = torch.zeros(b, d, dtype=xs.dtype, device=xs.device)
@@ -296,12 +296,7 @@ def weierstrass_grid(F: Callable[[torch.Tensor], torch.Tensor], axes: Sequence[n
             raise ValueError("every axis must be increasing and uniformly spaced")
     margins = [int(math.ceil(pad * sigma / s)) for s in steps]
     ext = [a[0] + s * np.arange(-m, a.size + m) for a, s, m in zip(axes, steps, margins)]
-    mesh = np.meshgrid(*ext, indexing="ij")
-    pts = torch.tensor(np.stack([g.ravel() for g in mesh], 1), dtype=torch.float64)
-    with torch.no_grad():
-        vals = F(pts)
-    vals = np.asarray(vals.detach().cpu().double() if isinstance(vals, torch.Tensor) else vals, dtype=float)
-    vals = vals.reshape(tuple(e.size for e in ext) + vals.shape[1:])
+    vals = grid_values(F, ext)
     for axis, (s, m) in enumerate(zip(steps, margins)):
         k = np.exp(-0.5 * (s * np.arange(-m, m + 1) / sigma) ** 2)
         vals = ndimage.convolve1d(vals, k / k.sum(), axis=axis, mode="nearest")
@@ -504,7 +499,24 @@ def lipschitz_experiment(num_functions: int, num_points: int, sigma: float, gene
 
 
 # =============================================================================== toy classifiers
-class IntervalClassifier(nn.Module):
+class _HardClassifier(nn.Module):
+    """A hard classifier f given by ``labels(x)`` ([N, d] -> [N] long) and ``num_classes``.
+    forward gives logits 10 x one-hot (so softmax is close to e_{f(x)})."""
+
+    num_classes: int
+
+    def labels(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 10.0 * nn.functional.one_hot(self.labels(x), self.num_classes).to(x.dtype)
+
+    def one_hot(self, x: torch.Tensor) -> torch.Tensor:
+        """The soft classifier F(x) = e_{f(x)} of the hard classifier: [N, d] -> [N, K] float64."""
+        return nn.functional.one_hot(self.labels(x), self.num_classes).double()
+
+
+class IntervalClassifier(_HardClassifier):
     """A hard 1-D classifier: class ``labels[i]`` on [breaks[i-1], breaks[i]) (breaks sorted,
     len(labels) = len(breaks) + 1). forward: [N, 1] -> logits [N, K] (10 x one-hot).
 
@@ -525,13 +537,6 @@ class IntervalClassifier(nn.Module):
         idx = torch.bucketize(x[:, 0].contiguous().double(), self.breaks, right=True)
         return self.interval_labels[idx]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 10.0 * nn.functional.one_hot(self.labels(x), self.num_classes).to(x.dtype)
-
-    def one_hot(self, x: torch.Tensor) -> torch.Tensor:
-        """The soft classifier F(x) = e_{f(x)} of the hard classifier: [N, 1] -> [N, K] float64."""
-        return nn.functional.one_hot(self.labels(x), self.num_classes).double()
-
     def smoothed(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         """Exact G(x) [N, K] for x [N, 1] (float64)."""
         sigma = check_sigma(sigma)
@@ -542,7 +547,7 @@ class IntervalClassifier(nn.Module):
         return mass @ onehot
 
 
-class ToyClassifier2D(nn.Module):
+class ToyClassifier2D(_HardClassifier):
     """A hard 3-class classifier on R^2 with the features smoothing removes first:
     class 0 on a small disc (an "island"), class 1 above the wave x2 = a sin(w x1), class 2 below.
 
@@ -563,13 +568,6 @@ class ToyClassifier2D(nn.Module):
         upper = xd[:, 1] > self.amplitude * torch.sin(self.frequency * xd[:, 0])
         return torch.where(inside, 0, torch.where(upper, 1, 2)).long()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 10.0 * nn.functional.one_hot(self.labels(x), 3).to(x.dtype)
-
-    def one_hot(self, x: torch.Tensor) -> torch.Tensor:
-        """F(x) = e_{f(x)}: [N, 2] -> [N, 3] float64."""
-        return nn.functional.one_hot(self.labels(x), 3).double()
-
 
 def hard_votes(model: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
     """x [N, d] -> one-hot of argmax model(x) [N, K] (float64): the soft classifier e_{f(x)} of the
@@ -581,13 +579,20 @@ def hard_votes(model: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch
     return votes
 
 
+def _grid_points(axes: Sequence[np.ndarray]) -> np.ndarray:
+    """The points of the tensor-product grid spanned by ``axes``, first axis slowest: [N, D]."""
+    return np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], 1)
+
+
 def grid_values(F: Callable[[torch.Tensor], torch.Tensor], axes: Sequence[np.ndarray]) -> np.ndarray:
-    """F on the grid spanned by ``axes`` (one or two 1-D arrays): [len(a0), (len(a1),) K]."""
-    mesh = np.meshgrid(*[np.asarray(a, dtype=float) for a in axes], indexing="ij")
-    pts = torch.tensor(np.stack([g.ravel() for g in mesh], 1), dtype=torch.float64)
+    """F on the grid spanned by ``axes`` (one or two 1-D arrays): [len(a0), (len(a1),) K].
+    F gets float64 points [N, D] and may return a tensor or an array."""
+    axes = [np.asarray(a, dtype=float) for a in axes]
+    pts = torch.tensor(_grid_points(axes), dtype=torch.float64)
     with torch.no_grad():
-        vals = F(pts).detach().cpu().double().numpy()
-    return vals.reshape(mesh[0].shape + vals.shape[1:])
+        vals = F(pts)
+    vals = np.asarray(vals.detach().cpu().double() if isinstance(vals, torch.Tensor) else vals, dtype=float)
+    return vals.reshape(tuple(a.size for a in axes) + vals.shape[1:])
 
 
 class LinearBinaryClassifier(nn.Module):
@@ -637,24 +642,24 @@ def certify_statistics(p_a, n: int, alpha: float, sigma: float = 1.0, n0: int | 
     n = check_count("n", n)
     alpha = check_alpha(alpha)
     pa = np.atleast_1d(_probabilities("p_a", p_a))
+    if n0 is not None:
+        n0 = check_count("n0", n0)
+    noise = Gaussian(sigma)
     k = np.arange(n + 1)
     lcb = np.asarray(lower_confidence_bound(k, n, alpha))
     ok = lcb > 0.5
-    radius_k = np.where(ok, sigma * norm.ppf(np.where(ok, lcb, 0.75)), 0.0)
+    radius_k = noise.radius(lcb)  # 0 where LCB <= 1/2 (abstain)
+    r_max = max_certifiable_radius(n, alpha, sigma)
     rows = []
     for p in pa:
-        if n0 is None:
-            sel_a = 1.0
-        else:
-            n0 = check_count("n0", n0)
-            sel_a = float(binom.sf(n0 // 2, n0, p))  # strictly more than half the votes
+        # P(candidate = A): strictly more than half of the n0 selection votes
+        sel_a = 1.0 if n0 is None else float(binom.sf(n0 // 2, n0, p))
         pmf_a = binom.pmf(k, n, p)
         pmf_b = binom.pmf(k, n, 1 - p)
         cert_a = float(pmf_a[ok].sum())
         cert_b = float(pmf_b[ok].sum())
         rows.append((p, min(max(1 - sel_a * cert_a - (1 - sel_a) * cert_b, 0.0), 1.0), sel_a * cert_a,
-                     sel_a * float(pmf_a @ radius_k), sigma * norm.ppf(p) if p > 0.5 else 0.0,
-                     max_certifiable_radius(n, alpha, sigma)))
+                     sel_a * float(pmf_a @ radius_k), noise.radius(p), r_max))
     return pd.DataFrame(rows, columns=["p_a", "abstain", "certify_a", "expected_radius",
                                        "radius_if_known", "r_max"])
 
@@ -818,24 +823,20 @@ def mog_bayes_estimator(y: torch.Tensor, mu, sigma0: float, sigma: float) -> tor
     return beta * y + (1 - beta) * torch.tanh((beta * y) @ mu / sigma0**2)[..., None] * mu
 
 
-def _train_toy_loop(model: nn.Module, opt, sched, steps: int, loss_fn: Callable) -> list[float]:
-    losses = []
-    for _ in range(steps):
-        loss = loss_fn()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    return losses
-
-
 def _train_toy(model: nn.Module, loss_fn: Callable, steps: int, lr: float) -> list[float]:
     """Adam with a cosine schedule, on one thread; returns the loss curve."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    losses = []
     with _one_thread():
-        return _train_toy_loop(model, opt, sched, steps, loss_fn)
+        for _ in range(steps):
+            loss = loss_fn()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+    return losses
 
 
 def train_dsm_mlp(sample_x: Callable[[int, torch.Generator], torch.Tensor], dim: int, sigma: float,
@@ -990,16 +991,14 @@ def abstention_simulation(p_a: Sequence[float], sigma: float, n0: int, n: int, a
     and compare with the exact binomial sums of :func:`certify_statistics`.
     Columns: p_a, simulated, exact, se (binomial standard error of the simulated fraction,
     floored at 1/copies so that a rare event seen once is not a many-sigma outlier)."""
-    from .noise import Gaussian
-    from .smoothing import ABSTAIN, Smooth
-
+    copies = check_count("copies", copies)
     smooth = Smooth(LinearBinaryClassifier([1.0], 0.0), 2, Gaussian(sigma))
+    exact_all = certify_statistics(p_a, n, alpha, sigma, n0)["abstain"].to_numpy()
     rows = []
-    for p in p_a:
-        xs = torch.full((check_count("copies", copies), 1), sigma * float(norm.ppf(p)), dtype=torch.float64)
+    for p, exact in zip(p_a, exact_all.tolist()):
+        xs = torch.full((copies, 1), sigma * float(norm.ppf(p)), dtype=torch.float64)
         preds, _ = smooth.certify_batch(xs, n0, n, alpha, generator=generator)
         sim = float((preds == ABSTAIN).double().mean())
-        exact = float(certify_statistics(p, n, alpha, sigma, n0)["abstain"].iloc[0])
         rows.append((float(p), sim, exact, math.sqrt(max(exact * (1 - exact), 1.0 / copies) / copies)))
     return pd.DataFrame(rows, columns=["p_a", "simulated", "exact", "se"])
 
@@ -1030,9 +1029,6 @@ def linear_eb_experiment(d: int, sigma: float, sigma0: float, num_points: int, n
     boundary_shift = |b| (1/beta - 1) / ||w|| (r(x) = |<w, x> + b/beta| / ||w||, so without a flip
     r(x) - margin = +-boundary_shift).
     """
-    from .noise import Gaussian
-    from .smoothing import Smooth
-
     d = check_count("d", d)
     sigma, sigma0 = check_sigma(sigma), check_sigma(sigma0, "sigma0")
     beta = bayes_shrinkage(sigma, sigma0)
@@ -1095,26 +1091,19 @@ def lee_experiment(sigmas: Sequence[float], sigma_tildes: Sequence[float], sigma
     exact score of p_{sigma_tilde^2} from ``lib.data.GaussianData``, step 1/(2 L) for the curvature L,
     ``steps`` steps. Columns: sigma, sigma_tilde, measured (mean ||x_hat - x*||), se, exact
     (:func:`gaussian_map_error`), bound (:func:`lee_recovery_bound`), gd_residual (max ||grad L||)."""
-    from .data import GaussianData
-
     data = GaussianData(check_count("d", d), sigma0)
-    with _one_thread():  # many small steps: thread start-up would dominate
-        return _lee_rows(data, sigmas, sigma_tildes, sigma0, d, num, steps, generator)
-
-
-def _lee_rows(data, sigmas, sigma_tildes, sigma0, d, num, steps, generator) -> pd.DataFrame:
     rows = []
-    for sigma in sigmas:
-        u = torch.randn(check_count("num", num), d, generator=generator, dtype=torch.float64) * sigma
-        y = u  # x* = 0
-        for st in sigma_tildes:
-            score = (lambda x, st=st: data.score(x, float(st)))
-            curvature = 1.0 / (sigma0**2 + st**2) + 1.0 / sigma**2
-            xh = approx_map_gd(y, score, sigma, 0.5 / curvature, steps)
-            resid = (score(xh) + (y - xh) / sigma**2).norm(dim=1).max()
-            err = xh.norm(dim=1)
-            rows.append((sigma, st, float(err.mean()), float(err.std() / math.sqrt(num)),
-                         gaussian_map_error(sigma, st, sigma0, d), lee_recovery_bound(sigma, st, 1 / sigma0**2, d),
-                         float(resid)))
+    with _one_thread():  # many small steps: thread start-up would dominate
+        for sigma in sigmas:
+            y = torch.randn(check_count("num", num), d, generator=generator, dtype=torch.float64) * sigma  # x* = 0
+            for st in sigma_tildes:
+                score = (lambda x, st=st: data.score(x, float(st)))
+                curvature = 1.0 / (sigma0**2 + st**2) + 1.0 / sigma**2
+                xh = approx_map_gd(y, score, sigma, 0.5 / curvature, steps)
+                resid = (score(xh) + (y - xh) / sigma**2).norm(dim=1).max()
+                err = xh.norm(dim=1)
+                rows.append((sigma, st, float(err.mean()), float(err.std() / math.sqrt(num)),
+                             gaussian_map_error(sigma, st, sigma0, d),
+                             lee_recovery_bound(sigma, st, 1 / sigma0**2, d), float(resid)))
     return pd.DataFrame(rows, columns=["sigma", "sigma_tilde", "measured", "se", "exact", "bound",
                                        "gd_residual"])
