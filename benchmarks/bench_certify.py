@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_smooth import ReferenceSmooth  # noqa: E402
 
 from lib import paths  # noqa: E402
-from lib.energy import EnergyMLP  # noqa: E402
+from lib.denoising.energy import EnergyMLP  # noqa: E402
 from lib.models import LinearClassifier, SmallCNN  # noqa: E402
-from lib.noise import Gaussian  # noqa: E402
-from lib.results import markdown_table  # noqa: E402
+from lib.smoothing import Gaussian  # noqa: E402
+from lib.reporting.tables import markdown_table  # noqa: E402
 from lib.smoothing import Smooth, default_batch_size  # noqa: E402
 from lib.utils import atomic_write_json, atomic_write_text, get_device  # noqa: E402
 
@@ -70,7 +70,7 @@ def make_models(device: torch.device) -> dict:
 def load_images(count: int) -> torch.Tensor:
     """The first ``count`` MNIST test images, or uniform noise images if MNIST is unavailable."""
     try:
-        from lib import data
+        from lib.data import datasets as data
         return data.load("mnist", "test", limit=count)[0]
     except Exception as exc:  # noqa: BLE001 - the benchmark does not need real digits
         print(f"[bench] MNIST unavailable ({exc}); timing on random images")

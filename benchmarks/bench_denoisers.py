@@ -23,7 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib import cache, data, denoise, noise, paths, score, utils  # noqa: E402
+from lib import paths, utils
+from lib.models import cache
+from lib.data import datasets as data
+from lib.denoising import denoise
+from lib import smoothing as noise
+from lib.denoising import score  # noqa: E402
 from lib.smoothing import default_batch_size  # noqa: E402
 
 

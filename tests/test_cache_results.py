@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import cache, results
+from lib.models import cache
+from lib.reporting import tables as results
 
 
 def _build(cfg):

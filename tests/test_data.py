@@ -19,7 +19,7 @@ import os
 import pytest
 import torch
 
-from lib import data
+from lib.data import datasets as data
 from lib.utils import sha256_file
 
 

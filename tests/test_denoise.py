@@ -21,7 +21,11 @@ import math
 import pytest
 import torch
 
-from lib import data, denoise, nets, noise, score
+from lib.data import datasets as data
+from lib.denoising import denoise
+from lib.denoising import nets
+from lib import smoothing as noise
+from lib.denoising import score
 from lib.smoothing import Smooth
 
 S0 = 0.5

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import lib.paths
-from lib import Gaussian, Smooth, energy
-from lib.data import GaussianData
+from lib import Gaussian, Smooth
+from lib.denoising import energy
+from lib.data.datasets import GaussianData
 from lib.models import LinearClassifier
 
 
@@ -96,7 +97,7 @@ def test_deen_learns_the_gaussian_bayes_estimator():
 
 
 def test_deen_denoises_mnist_after_brief_training():
-    from lib import data
+    from lib.data import datasets as data
     x = data.load("mnist", "train", limit=1000)[0]
     xt = data.load("mnist", "test", limit=300)[0]
     cfg = energy.energy_config("mnist", 0.5, "smoke", hidden=[128], epochs=4)

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import experiments as ex
-from lib import paths, results
-from lib.noise import Gaussian, Laplace
+from lib.experiments import core as ex
+from lib import paths
+from lib.reporting import tables as results
+from lib.smoothing import Gaussian, Laplace
 
 
 class _Toy(torch.nn.Module):
@@ -220,7 +221,9 @@ def test_paired_difference(tmp_path):
 def test_full_profile_cifar10_wiring(nb):
     """`full` with dataset='cifar10' selects the papers' models (config only, nothing is trained):
     a ResNet-110 classifier (Cohen et al.), a U-Net score network, L=32 levels, n=10,000, n0=100."""
-    from lib import models, profiles, score
+    from lib import profiles
+    from lib import models
+    from lib.denoising import score
 
     cfg = profiles.get(nb, "full")
     setup = ex.Setup.from_profile(cfg, dataset="cifar10")

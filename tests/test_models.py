@@ -10,7 +10,7 @@ from lib import models
 
 @pytest.fixture(scope="module")
 def mnist_small():
-    from lib import data
+    from lib.data import datasets as data
     x, y = data.load("mnist", "train", limit=2000)
     xt, yt = data.load("mnist", "test", limit=500)
     return x, y, xt, yt

@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy import stats as st
 
-from lib.noise import Gaussian, Laplace, Uniform, make_noise
-from lib.stats import binomial_pvalue, lower_confidence_bound, proportion_interval
+from lib.smoothing import Gaussian, Laplace, Uniform, make_noise
+from lib.smoothing import binomial_pvalue, lower_confidence_bound, proportion_interval
 
 FAMILIES = [Gaussian, Laplace, Uniform]
 

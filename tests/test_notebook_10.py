@@ -5,7 +5,8 @@ notebooks have not run."""
 import pandas as pd
 import pytest
 
-from lib import paths, results
+from lib import paths
+from lib.reporting import tables as results
 
 pytestmark = pytest.mark.notebook
 

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from lib import cache, data, nets, score
+from lib.models import cache
+from lib.data import datasets as data
+from lib.denoising import nets
+from lib.denoising import score
 
 
 # ---------------------------------------------------------------------- schedules
@@ -244,7 +247,7 @@ def test_cache_round_trip_gives_identical_scores(tmp_path):
 
 
 def test_as_score_adapts_objects_with_a_score_method():
-    """A fixed-sigma energy network with ``.score(y, sigma)`` (like lib.energy.EnergyMLP, an
+    """A fixed-sigma energy network with ``.score(y, sigma)`` (like lib.denoising.energy.EnergyMLP, an
     nn.Module whose forward is the energy) is wrapped, not called; it is flagged for autograd."""
 
     class FixedSigmaEnergy(torch.nn.Module):

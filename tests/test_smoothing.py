@@ -6,11 +6,11 @@ import pytest
 import torch
 from scipy import stats as st
 
-from lib.certify import certify_dataset
-from lib.noise import Gaussian, Laplace, Uniform
-from lib.results import certified_accuracy, read_log
+from lib.smoothing import certify_dataset
+from lib.smoothing import Gaussian, Laplace, Uniform
+from lib.reporting.tables import certified_accuracy, read_log
 from lib.smoothing import ABSTAIN, Smooth
-from lib.stats import lower_confidence_bound
+from lib.smoothing import lower_confidence_bound
 
 
 class HalfSpace(torch.nn.Module):

@@ -8,11 +8,11 @@ import torch
 from scipy import integrate
 from scipy.stats import beta as beta_dist, chi, norm
 
-import lib.theory as T
-from lib.data import GaussianData, GaussianMixture
-from lib.noise import Gaussian
+import lib.theory.core as T
+from lib.data.datasets import GaussianData, GaussianMixture
+from lib.smoothing import Gaussian
 from lib.smoothing import ABSTAIN, Smooth
-from lib.stats import lower_confidence_bound
+from lib.smoothing import lower_confidence_bound
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def gen():
 # ------------------------------------------------------------------ report_check
 def test_report_check_prints_records_and_fails(tmp_path, monkeypatch, capsys):
     import lib.paths
-    from lib import results
+    from lib.reporting import tables as results
 
     monkeypatch.setattr(lib.paths, "OUTPUTS", tmp_path)
     ok = T.report_check("a check", 1e-3, 1e-2, notebook="99_test")

@@ -38,11 +38,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import cache, profiles
-from .nets import DnCNN, train_loop
-from .noise import NoiseDistribution, make_noise
-from .score import _check_sigmas, as_score, make_schedule
-from .utils import check_count, check_positive, check_sigma
+from lib.models import cache as cache
+
+from lib import profiles
+from lib.denoising.nets import DnCNN, train_loop
+from lib.smoothing.noise import NoiseDistribution, make_noise
+from lib.denoising.score import _check_sigmas, as_score, make_schedule
+from lib.utils import check_count, check_positive, check_sigma
 
 __all__ = ["Denoiser", "Tweedie", "AnnealedMAP", "WalkJump", "NetworkDenoiser", "Identity",
            "tweedie", "annealed_map", "walk_jump", "identity", "mse_denoiser", "mse_config",
@@ -272,13 +274,13 @@ def mse_config(dataset: str = "mnist", sigma: float = 0.5, noise: str = "gaussia
 
 
 def _build_dncnn(config):
-    from . import data
+    from lib.data import datasets as data
 
     return DnCNN(data.image_shape(config["dataset"])[0], **config["net"])
 
 
 def _train_dncnn(model, config, progress=True):
-    from . import data
+    from lib.data import datasets as data
 
     x, _ = data.load(config["dataset"], "train", limit=config["n_train"])
     noise = make_noise(config["noise"], config["sigma"])

@@ -33,12 +33,12 @@ from scipy.special import gammaln
 from scipy.stats import binom, chi2, ncx2, norm
 from torch import nn
 
-from .data import GaussianData
-from .noise import Gaussian
-from .results import record_metrics
-from .smoothing import ABSTAIN, Smooth
-from .stats import lower_confidence_bound
-from .utils import check_alpha, check_count, check_sigma
+from lib.data.datasets import GaussianData
+from lib.smoothing.noise import Gaussian
+from lib.reporting.tables import record_metrics
+from lib.smoothing.smooth import ABSTAIN, Smooth
+from lib.smoothing.stats import lower_confidence_bound
+from lib.utils import check_alpha, check_count, check_sigma
 
 __all__ = [
     # checks

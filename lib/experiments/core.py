@@ -50,12 +50,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import paths
-from .noise import NoiseDistribution, make_noise
-from .results import (best_over, best_over_logs, certified_accuracy, load_table_specs, log_settings_of, prefixed,
+from lib import paths
+from lib.smoothing.noise import NoiseDistribution, make_noise
+from lib.reporting.tables import (best_over, best_over_logs, certified_accuracy, load_table_specs, log_settings_of, prefixed,
                       read_log, render_table, table_caption, _log_abs)
-from .smoothing import Smooth
-from .utils import atomic_write_json, atomic_write_text, check_alpha, check_count, config_hash, get_device
+from lib.smoothing.smooth import Smooth
+from lib.utils import atomic_write_json, atomic_write_text, check_alpha, check_count, config_hash, get_device
 
 __all__ = ["Setup", "Pipeline", "Method", "METHODS", "register_method", "method_label", "build_pipeline",
            "build_smooth", "TestSubset", "test_subset", "log_path", "certify_method", "certify_grid",
@@ -124,7 +124,7 @@ class Setup:
         """(classifier in eval mode, its training config, its history); trained on a cache miss.
 
         ``noise``/``sigma`` select a classifier trained on noisy inputs (white-box smoothing)."""
-        from . import models
+        from lib.models import classifiers as models
 
         arch = arch or self.classifier_arch
         over = dict(self.classifier_overrides.get(arch, {}))
@@ -139,7 +139,7 @@ class Setup:
 
     def score_model(self, schedule: str | None = None, sigma: float | None = None):
         """(score model, its config, its history) from ``lib.score.get_score_model``."""
-        from . import score as score_lib
+        from lib.denoising import score as score_lib
 
         kw = dict(self.score)
         if schedule is not None:
@@ -157,7 +157,7 @@ class Setup:
 
     def mse_denoiser(self, noise: NoiseDistribution):
         """(MSE-trained DnCNN denoiser for this noise, its config, history) from ``lib.denoise``."""
-        from . import denoise
+        from lib.denoising import denoise as denoise
 
         cfg = denoise.mse_config(self.dataset, noise.sigma, noise.name, profile=self.profile, seed=self.seed)
 
@@ -196,7 +196,7 @@ class Method:
 
 
 def _num_classes(dataset: str) -> int:
-    from . import data
+    from lib.data import datasets as data
 
     return int(data.num_classes(dataset))
 
@@ -226,14 +226,14 @@ def _build_mse(setup: Setup, noise: NoiseDistribution) -> Pipeline:
 
 
 def _build_one_step(setup: Setup, noise: NoiseDistribution) -> Pipeline:
-    from . import denoise
+    from lib.denoising import denoise as denoise
 
     score, cfg, _ = setup.score_model()
     return _with_denoiser(setup, denoise.tweedie(score, noise.sigma), {"kind": "one_step", "score": cfg})
 
 
 def _build_one_step_single(setup: Setup, noise: NoiseDistribution) -> Pipeline:
-    from . import denoise
+    from lib.denoising import denoise as denoise
 
     score, cfg, _ = setup.score_model(schedule="single", sigma=noise.sigma)
     return _with_denoiser(setup, denoise.tweedie(score, noise.sigma), {"kind": "one_step", "score": cfg})
@@ -245,7 +245,7 @@ def annealing_kwargs(multi_step: Mapping) -> dict:
     ``num_levels`` (with optional ``sigma_max``, default 1.0, and ``sigma_min``, default 0.01)
     becomes Lee's geometric schedule ``sigmas`` (appendix C.1: 1.0 -> 0.01, L = 32); every
     other key (``step_size``, ``steps_per_level``, ...) is passed through."""
-    from .score import geometric_sigmas
+    from lib.denoising.score import geometric_sigmas
 
     kw = dict(multi_step)
     if "num_levels" in kw:
@@ -254,7 +254,7 @@ def annealing_kwargs(multi_step: Mapping) -> dict:
 
 
 def _build_multi_step(setup: Setup, noise: NoiseDistribution) -> Pipeline:
-    from . import denoise
+    from lib.denoising import denoise as denoise
 
     score, cfg, _ = setup.score_model()
     kw = annealing_kwargs(setup.multi_step)
@@ -358,7 +358,7 @@ class TestSubset:
 def test_subset(dataset: str, num: int | None, split: str = "test") -> TestSubset:
     """Every ``skip``-th point of the split (Cohen et al.'s ``--skip``), ``num`` points in all;
     ``num=None`` takes the whole split. The same points for every method of a notebook."""
-    from . import data
+    from lib.data import datasets as data
 
     x, y = data.load(dataset, split)
     total = len(y)
@@ -414,7 +414,7 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     settings = {"method": method, "method_label": method_label(method), "dataset": setup.dataset,
                 "split": subset.split, "subset": subset.key, "profile": setup.profile, "log_key": key,
                 "models": pipe.config}
-    from .certify import certify_dataset
+    from lib.smoothing.certify import certify_dataset
 
     try:
         before = len(read_log(path)) if path.exists() else 0
@@ -899,7 +899,7 @@ def settings_line(spec: Mapping) -> str:
 def rebuild_table(spec: Mapping, save: bool = True) -> tuple[pd.DataFrame, str]:
     """(table, finding) of a registered spec, rebuilt from its logs; ``save`` rewrites its
     CSV / Markdown / LaTeX files in ``figures/``. Raises ``FileNotFoundError`` if a log is gone."""
-    from .results import save_table
+    from lib.reporting.tables import save_table
 
     table = render_table(spec)
     if save:
@@ -914,7 +914,7 @@ def results_markdown(specs: Sequence[Mapping] | None = None, figures: Iterable[s
     Each table: title, the Markdown table (ours with 95% intervals + published rows), the
     settings line, the computed finding, and the caption of ``lib.results.table_caption``.
     """
-    from .results import markdown_table
+    from lib.reporting.tables import markdown_table
 
     specs = list(load_table_specs() if specs is None else specs)
     lines = ["# Results", "",

@@ -21,9 +21,9 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from .results import LOG_COLUMNS, read_log
-from .smoothing import ABSTAIN, Smooth
-from .utils import atomic_write_json, atomic_write_text, check_count, progress_bar
+from lib.reporting.tables import LOG_COLUMNS, read_log
+from lib.smoothing.smooth import ABSTAIN, Smooth
+from lib.utils import atomic_write_json, atomic_write_text, check_count, progress_bar
 
 __all__ = ["certify_dataset", "log_settings"]
 

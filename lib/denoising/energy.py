@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .utils import check_count, check_positive, check_sigma, config_hash, get_device, progress_bar
+from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device, progress_bar
 
 __all__ = ["EnergyMLP", "EmpiricalBayesDenoiser", "build_energy", "train_deen", "deen_loss",
            "energy_config", "get_energy_model", "denoising_mse"]
@@ -188,10 +188,10 @@ def train_deen(model: EnergyMLP, config: dict, data: torch.Tensor | None = None,
     lr = check_positive("lr", config.get("lr", 1e-3))
     seed = int(config.get("seed", 0))
     if data is None:
-        from . import data as datasets
+        from lib.data import datasets as datasets
         data = datasets.load(config["dataset"], config["train_split"], limit=config.get("train_limit"))[0]
     if test_data is None and config.get("dataset") is not None:
-        from . import data as datasets
+        from lib.data import datasets as datasets
         test_data = datasets.load(config["dataset"], config.get("test_split", "test"),
                                   limit=config.get("test_limit"))[0]
     device = next(model.parameters()).device
@@ -241,8 +241,8 @@ PROFILE_DEFAULTS = {
 
 def energy_config(dataset: str, sigma: float, profile: str, seed: int = 0, **overrides) -> dict:
     """The full config of a DEEN for ``dataset`` at noise level ``sigma``: profile < overrides."""
-    from .models import dataset_info
-    from .profiles import PROFILES
+    from lib.models.classifiers import dataset_info
+    from lib.profiles import PROFILES
 
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
@@ -258,7 +258,7 @@ def get_energy_model(dataset: str, sigma: float, profile: str, seed: int = 0, de
     """(trained :class:`EnergyMLP` in eval mode, history), cached under data/models by config.
 
     The model carries ``config`` (its training config) and ``config_hash`` (the cache key)."""
-    from .cache import load_or_train
+    from lib.models.cache import load_or_train
 
     config = energy_config(dataset, sigma, profile, seed, **overrides)
     model, history = load_or_train("deen", config, build_energy, train_deen, get_device(device))

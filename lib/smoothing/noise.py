@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.stats import norm as _std_normal
 
-from .utils import check_sigma
+from lib.utils import check_sigma
 
 __all__ = ["NoiseDistribution", "Gaussian", "Laplace", "Uniform", "make_noise", "NOISES"]
 

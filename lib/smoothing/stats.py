@@ -13,7 +13,7 @@ import torch
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
-from .utils import check_alpha, check_count
+from lib.utils import check_alpha, check_count
 
 __all__ = ["lower_confidence_bound", "binomial_pvalue", "proportion_interval"]
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import check_count, check_positive, check_sigma, config_hash, get_device, progress_bar
+from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device, progress_bar
 
 __all__ = ["LinearClassifier", "MLPClassifier", "SmallCNN", "ResNet", "ARCHS",
            "build_classifier", "train_classifier", "classifier_config", "get_classifier", "accuracy", "linear_margin",
@@ -38,7 +38,7 @@ __all__ = ["LinearClassifier", "MLPClassifier", "SmallCNN", "ResNet", "ARCHS",
 
 def dataset_info(dataset: str) -> tuple[tuple[int, ...], int]:
     """(input shape [C, H, W], number of classes) of a dataset name (from ``lib.data``)."""
-    from . import data
+    from lib.data import datasets as data
 
     return tuple(data.image_shape(dataset)), int(data.num_classes(dataset))
 
@@ -214,7 +214,7 @@ def linear_margin(model: LinearClassifier, x: torch.Tensor, y: torch.Tensor) -> 
 
 
 def _load_split(config: dict, split_key: str, limit_key: str):
-    from . import data  # imported lazily: lib.data downloads on first use
+    from lib.data import datasets as data  # imported lazily: lib.data downloads on first use
     return data.load(config["dataset"], config[split_key], limit=config.get(limit_key))
 
 
@@ -244,7 +244,7 @@ def train_classifier(model: nn.Module, config: dict, data: tuple | None = None, 
     history: loss and train_accuracy per epoch, test_accuracy (clean; and test_accuracy_noisy
     under the training noise when there is one), train_seconds.
     """
-    from .noise import make_noise
+    from lib.smoothing.noise import make_noise
 
     epochs = check_count("epochs", config.get("epochs", 1))
     batch_size = check_count("batch_size", config.get("batch_size", 128))
@@ -324,7 +324,7 @@ _RESNET_PROFILE = {"smoke": {"depth": 8, "width": 8, "epochs": 1},
 def classifier_config(arch: str, dataset: str, profile: str, noise: str | None = None,
                       sigma: float | None = None, seed: int = 0, **overrides) -> dict:
     """The full training config of a classifier: arch defaults < profile defaults < overrides."""
-    from .profiles import PROFILES
+    from lib.profiles import PROFILES
 
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
@@ -351,7 +351,7 @@ def get_classifier(arch: str, dataset: str, profile: str, noise: str | None = No
     when a model with the same config exists, else trained and cached (lib.cache).
 
     The model carries ``config`` (its training config) and ``config_hash`` (the cache key)."""
-    from .cache import load_or_train
+    from lib.models.cache import load_or_train
 
     config = classifier_config(arch, dataset, profile, noise, sigma, seed, **overrides)
     model, history = load_or_train("classifier", config, build_classifier, train_classifier, get_device(device))

@@ -86,8 +86,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from . import paths
-from .utils import atomic_path, check_count, sha256_file
+from lib import paths
+from lib.utils import atomic_path, check_count, sha256_file
 
 __all__ = [
     "DATASETS", "SPLITS", "fetch", "fetch_all", "load", "image_shape", "num_classes",

@@ -47,9 +47,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import cache, profiles
-from .nets import build_net, train_loop
-from .utils import check_count, check_sigma, get_device
+from lib.models import cache as cache
+
+from lib import profiles
+from lib.denoising.nets import build_net, train_loop
+from lib.utils import check_count, check_sigma, get_device
 
 __all__ = [
     "ScoreModel", "NoiseConditionalScore", "EnergyScore", "ClosedFormScore", "as_score", "as_sigma",
@@ -393,7 +395,7 @@ def score_config(dataset: str = "mnist", schedule: str = "geometric", profile: s
 
 def build_score_model(config: dict) -> ScoreModel:
     """An untrained model from a :func:`score_config` dict (used by ``lib.cache``)."""
-    from . import data
+    from lib.data import datasets as data
 
     shape = data.image_shape(config["dataset"])
     energy = config["param"] == "energy"
@@ -407,7 +409,7 @@ def _train_score(model: ScoreModel, config: dict, progress: bool = True, desc: s
     """DSM on the config's training data (for ``config.get("max_seconds")`` at most); with
     ``per_sigma``, add the held-out loss at the training levels to the history. (The initial
     weights are seeded by ``lib.cache``; the training draws by ``train_dsm(seed=...)``.)"""
-    from . import data
+    from lib.data import datasets as data
 
     x, _ = data.load(config["dataset"], "train", limit=config["n_train"])
     hist = train_dsm(model, x, config["sigmas"], config["iters"], config["batch_size"], config["lr"],
@@ -475,7 +477,7 @@ def compare_architectures(dataset: str = "mnist", profile: str = "quick", seed: 
     """
     import pandas as pd
 
-    from . import data
+    from lib.data import datasets as data
 
     prof = profiles.get("02", profile)
     spec = prof["arch_compare"]

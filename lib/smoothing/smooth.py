@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .noise import NoiseDistribution
-from .stats import binomial_pvalue, lower_confidence_bound
-from .utils import check_alpha, check_count, check_finite
+from lib.smoothing.noise import NoiseDistribution
+from lib.smoothing.stats import binomial_pvalue, lower_confidence_bound
+from lib.utils import check_alpha, check_count, check_finite
 
 __all__ = ["ABSTAIN", "Smooth", "default_batch_size"]
 

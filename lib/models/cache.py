@@ -15,8 +15,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import paths
-from .utils import atomic_torch_save, atomic_write_json, config_hash, get_device
+from lib import paths
+from lib.utils import atomic_torch_save, atomic_write_json, config_hash, get_device
 
 __all__ = ["CorruptCheckpointError", "checkpoint_path", "load_or_train", "load_checkpoint"]
 

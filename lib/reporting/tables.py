@@ -19,9 +19,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import paths
-from .stats import proportion_interval
-from .utils import atomic_path, atomic_write_json, atomic_write_text
+from lib import paths
+from lib.smoothing.stats import proportion_interval
+from lib.utils import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = ["read_log", "certified_accuracy", "certified_accuracy_table", "best_over",
            "accuracy_curve", "save_table", "save_figure", "record_metrics", "read_metrics",

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from .utils import check_count, progress_bar
+from lib.utils import check_count, progress_bar
 
 __all__ = ["SigmaEmbedding", "ScoreMLP", "ScoreUNet", "DnCNN", "build_net", "ARCHITECTURES", "EMA", "train_loop"]
 
