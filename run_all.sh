@@ -6,29 +6,29 @@
 #   ./run_all.sh --profile smoke    # seconds per notebook
 #   ./run_all.sh --profile full     # paper scale, meant for a GPU
 #   COMPANION_PROFILE=smoke ./run_all.sh --only 00 04
+#   ./run_all.sh --profile smoke --only 00 01 --slides   # then lecture slides, viewable offline
 #
 # It creates or reuses the environment (.venv), fetches the data, then executes the notebooks
-# in numeric order with papermill, passing the profile into each notebook's parameters cell.
+# in numeric order with papermill (scripts/run_notebook.py: figures inline, quiet text progress
+# bars), passing the profile into each notebook's parameters cell. --slides renders the lecture
+# notebooks 00 and 01 from their executed copies to outputs/slides/<profile>/ (scripts/slides.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 PROFILE="${COMPANION_PROFILE:-quick}"
 ONLY=()
+SLIDES=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
     --only) shift; while [ $# -gt 0 ] && [[ "$1" != --* ]]; do ONLY+=("$1"); shift; done ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    --slides) SLIDES=1; shift ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$PROFILE" in smoke|quick|full) ;; *) echo "profile must be smoke, quick or full, got '$PROFILE'" >&2; exit 2 ;; esac
 
-source scripts/setup_env.sh
-python -m lib.data fetch
-
-OUT="outputs/notebooks/$PROFILE"
-mkdir -p "$OUT" figures
 mapfile -t NOTEBOOKS < <(ls notebooks/[0-9][0-9]_*.ipynb | sort)
 if [ ${#ONLY[@]} -gt 0 ]; then
   keep=()
@@ -36,7 +36,16 @@ if [ ${#ONLY[@]} -gt 0 ]; then
     for o in "${ONLY[@]}"; do [[ "$(basename "$nb")" == "$o"* ]] && { keep+=("$nb"); break; }; done
   done
   NOTEBOOKS=("${keep[@]}")
+  [ ${#NOTEBOOKS[@]} -gt 0 ] || { echo "no notebook matches --only ${ONLY[*]}" >&2; exit 2; }
 fi
+
+source scripts/setup_env.sh
+# headless: lib.utils.progress_bar draws quiet text bars (no widgets) in the executed notebooks
+export COMPANION_HEADLESS=1
+python -m lib.data fetch
+
+OUT="${COMPANION_OUTPUTS:-outputs}/notebooks/$PROFILE"
+mkdir -p "$OUT" figures
 total=${#NOTEBOOKS[@]}
 echo "[run_all] profile=$PROFILE, $total notebooks -> $OUT, figures/"
 start_all=$(date +%s)
@@ -46,11 +55,23 @@ for nb in "${NOTEBOOKS[@]}"; do
   name="$(basename "$nb" .ipynb)"
   echo "[run_all] ($i/$total) $name ..."
   t0=$(date +%s)
-  if ! python -m papermill "$nb" "$OUT/$name.ipynb" -p profile "$PROFILE" --cwd notebooks \
-        --kernel python3 --progress-bar --log-level WARNING; then
+  if ! python scripts/run_notebook.py "$nb" "$OUT/$name.ipynb" -p profile "$PROFILE" --cwd notebooks \
+        --progress-bar; then
     echo "[run_all] FAILED: $name (profile $PROFILE); the executed copy with the error is $OUT/$name.ipynb" >&2
     exit 1
   fi
   echo "[run_all] ($i/$total) $name done in $(( $(date +%s) - t0 )) s"
 done
-echo "[run_all] all $total notebooks done in $(( $(date +%s) - start_all )) s; see figures/ and figures/RESULTS.md"
+ran_tables=0
+for nb in "${NOTEBOOKS[@]}"; do [[ "$(basename "$nb")" == 10_* ]] && ran_tables=1; done
+if [ "$ran_tables" = 1 ]; then
+  echo "[run_all] all $total notebooks done in $(( $(date +%s) - start_all )) s; see figures/ and figures/RESULTS.md"
+else
+  echo "[run_all] $total notebooks done in $(( $(date +%s) - start_all )) s; see figures/" \
+       "(figures/RESULTS.md is rebuilt only by 10_tables: ./run_all.sh --profile $PROFILE --only 10)"
+fi
+if [ "$SLIDES" = 1 ]; then
+  python scripts/slides.py fetch --quiet
+  python scripts/slides.py render --profile "$PROFILE" 00 01
+  echo "[run_all] slides in outputs/slides/$PROFILE/ (open the .slides.html files in a browser; no network needed)"
+fi

@@ -14,12 +14,17 @@ weights):
 * ``deen+linear``  -- π = h ∘ x̂ with the DEEN MLP energy of notebook 04 (a forward and a
                       backward pass through the energy per noisy sample)
 * ``cnn``          -- lib.models.SmallCNN (the model dominates)
+* ``linear-logit`` -- the linear model certified through ``lib.smoothing.noise.LogitGaussian``:
+                      W u ~ N(0, sigma^2 W W^T) drawn in the 10-dim logit space, the same law of votes
+                      (issue 14, item 1); the reference still samples 784-dim inputs
 
 Each measurement is repeated ``--repeats`` times alternating reference and ours; the best
 (shortest) wall time counts. The CPU time of the process is reported too: on a shared
 machine its ratio is a steadier estimate of the work saved than the wall-time ratio.
 
-Usage: ``python benchmarks/bench_certify.py [--device cpu|cuda|auto] [--threads N] [--quick]``;
+Usage: ``python benchmarks/bench_certify.py [--device cpu|cuda|auto] [--threads N] [--quick]
+[--single-stream] [--models linear,cnn]`` (``--single-stream``: the CPU sampler before it drew
+large draws in parts from several streams, for a before/after ratio);
 writes ``outputs/benchmarks/certify.json`` and ``certify.md``. The default run takes about a
 minute on an idle 2-core CPU. On a CPU shared with other jobs, ``--threads 1`` gives much
 steadier ratios: a multi-threaded op waits for its slowest thread, and a preempted thread
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -46,6 +52,7 @@ from lib.models import LinearClassifier, SmallCNN  # noqa: E402
 from lib.smoothing import Gaussian  # noqa: E402
 from lib.reporting.tables import markdown_table  # noqa: E402
 from lib.smoothing import Smooth, default_batch_size  # noqa: E402
+from lib.smoothing.noise import LogitGaussian, _Streams  # noqa: E402
 from lib.utils import atomic_write_json, atomic_write_text, get_device  # noqa: E402
 
 SIGMA, ALPHA, N0 = 0.6, 0.001, 100
@@ -53,8 +60,9 @@ SHAPE = (1, 28, 28)
 
 #: (images, n) per model and device type: enough work to time, small enough to stay short
 WORK = {
-    "cpu": {"linear": (8, 20_000), "deen+linear": (4, 5_000), "cnn": (4, 2_000)},
-    "cuda": {"linear": (32, 100_000), "deen+linear": (32, 100_000), "cnn": (32, 100_000)},
+    "cpu": {"linear": (8, 20_000), "linear-logit": (8, 20_000), "deen+linear": (4, 5_000), "cnn": (4, 2_000)},
+    "cuda": {"linear": (32, 100_000), "linear-logit": (32, 100_000), "deen+linear": (32, 100_000),
+             "cnn": (32, 100_000)},
 }
 
 
@@ -64,7 +72,8 @@ def make_models(device: torch.device) -> dict:
     linear = LinearClassifier(SHAPE, 10).to(device).eval()
     energy = EnergyMLP(784, SIGMA, hidden=(512, 512), activation="silu").to(device).eval()
     cnn = SmallCNN(SHAPE, 10).to(device).eval()
-    return {"linear": (linear, None), "deen+linear": (linear, energy.denoiser()), "cnn": (cnn, None)}
+    return {"linear": (linear, None), "linear-logit": (linear, None), "deen+linear": (linear, energy.denoiser()),
+            "cnn": (cnn, None)}
 
 
 def load_images(count: int) -> torch.Tensor:
@@ -96,19 +105,27 @@ def bench_model(name: str, classifier, denoiser, xs: torch.Tensor, n: int, devic
     batch_size = default_batch_size(xs[0].numel(), device)
     base = classifier if denoiser is None else torch.nn.Sequential(denoiser, classifier)
     ref = ReferenceSmooth(base, 10, SIGMA)
-    ours = Smooth(classifier, 10, Gaussian(SIGMA), denoiser=denoiser, device=device)
     xs = xs.to(device)
+    if name == "linear-logit":  # exact sampling of W u ~ N(0, sigma^2 W W^T) for the linear model
+        ours = Smooth(torch.nn.Identity(), 10, LogitGaussian(SIGMA, classifier.linear.weight), device=device)
+        logits = classifier(xs).detach()
+    else:
+        ours = Smooth(classifier, 10, Gaussian(SIGMA), denoiser=denoiser, device=device)
+        logits = None
 
     def run_ref():
         return [ref.certify(x, N0, n, ALPHA, batch_size) for x in xs]
 
+    our_xs = xs if logits is None else logits
+    our_batch = batch_size if logits is None else None  # logit space: ~1 MB of K-dim samples per chunk
+
     def run_ours():
         gen = torch.Generator(device=device).manual_seed(0)
-        return ours.certify_batch(xs, N0, n, ALPHA, batch_size=batch_size, generator=gen)
+        return ours.certify_batch(our_xs, N0, n, ALPHA, batch_size=our_batch, generator=gen)
 
     # warm-up on one image (allocator, kernels, thread pools)
     ref.certify(xs[0], N0, min(n, 2 * batch_size), ALPHA, batch_size)
-    ours.certify_batch(xs[:1], N0, min(n, 2 * batch_size), ALPHA, batch_size=batch_size)
+    ours.certify_batch(our_xs[:1], N0, min(n, 2 * batch_size), ALPHA, batch_size=our_batch)
     best = {"ref": (float("inf"), 0.0), "ours": (float("inf"), 0.0)}
     for _ in range(repeats):
         for key, fn in (("ref", run_ref), ("ours", run_ours)):
@@ -130,10 +147,15 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="a quarter of the work (a smoke run)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice); 1 gives steadier figures on a busy machine")
+    parser.add_argument("--single-stream", action="store_true",
+                        help="draw CPU noise from one generator (the sampler before parts in threads, for comparison)")
+    parser.add_argument("--models", default=",".join(WORK["cpu"]), help="comma-separated subset of the models")
     parser.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.single_stream:
+        _Streams._layout_ok = False  # lib.smoothing.noise then fills every draw from the one generator
     if args.device == "all":
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     else:
@@ -149,6 +171,8 @@ def main(argv=None) -> list[dict]:
     for device in devices:
         models = make_models(device)
         for name, (classifier, denoiser) in models.items():
+            if name not in args.models.split(","):
+                continue
             images, n = work(device.type, name)
             row = bench_model(name, classifier, denoiser, all_images[:images], n, device, args.repeats)
             rows.append(row)
@@ -156,13 +180,15 @@ def main(argv=None) -> list[dict]:
                   f"ours {row['ours_samples_per_s']:>10,d}/s  x{row['speedup_wall']:.2f} "
                   f"(CPU time x{row['speedup_cpu_time']:.2f})", flush=True)
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "torch": torch.__version__, "threads": torch.get_num_threads(), "load": os.getloadavg(),
+               "sampler": "one stream" if args.single_stream else "parts in threads",
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     out = Path(args.out)
     atomic_write_json(out / "certify.json", {"machine": machine, "sigma": SIGMA, "alpha": ALPHA, "results": rows})
     table = pd.DataFrame(rows).set_index(["device", "model"])
     md = markdown_table(table) + (f"\nMachine: {machine['processor']}, torch {machine['torch']}, "
-                                  f"{machine['threads']} threads, CUDA: {machine['cuda']}.\n")
+                                  f"{machine['threads']} threads, CUDA: {machine['cuda']}, sampler: "
+                                  f"{machine['sampler']}, load average {machine['load']}.\n")
     atomic_write_text(out / "certify.md", md)
     print(md)
     return rows

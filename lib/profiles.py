@@ -1,11 +1,20 @@
 """Run profiles, defined once: ``smoke`` (seconds, for tests), ``quick`` (the default of
 ``./run_all.sh``, a 2-core CPU) and ``full`` (paper scale, meant for a GPU).
 
-A notebook's ``parameters`` cell holds plain literals (``profile = "quick"``, ``seed = 0``);
-the next cell calls ``cfg = lib.profiles.get("04", profile)`` and everything derives from
-``cfg``, so a papermill override of ``profile`` changes every setting consistently.
+Two kinds of settings live here, and nowhere else:
 
-Each notebook owns one section of ``SETTINGS``, keyed by its two-digit number.
+* **Model settings, by model family** (``MODELS``): everything that determines a cached model's
+  weights, defined once per family and profile, e.g. "the standard CNN classifier", "the
+  multi-scale score network", "the DnCNN MSE denoiser", "the DEEN". Library code reads them with
+  ``model_settings(family, profile, **overrides)``; every notebook that uses a family gets the same
+  model from the same place. Families: ``classifier/<arch>`` (linear, mlp, cnn, resnet),
+  ``linear_h`` (Saremi & Srivastava's linear h, notebook 04), ``score``, ``mse``, ``deen``,
+  ``multi_step`` (Lee's annealed denoiser), and those added by later features (end of ``MODELS``).
+* **Run sizes, per notebook** (``SETTINGS``): test points, n, alpha, sigma grids ... A notebook's
+  ``parameters`` cell holds plain literals (``profile = "quick"``, ``seed = 0``); the next cell
+  calls ``cfg = lib.profiles.get("04", profile)`` and everything derives from ``cfg``, so a
+  papermill override of ``profile`` changes every setting consistently. Library code never reads
+  a notebook's section (notebook helpers receive what they need as arguments).
 """
 from __future__ import annotations
 
@@ -13,6 +22,141 @@ import copy
 
 PROFILES = ("smoke", "quick", "full")
 
+# ================================================================ model settings, by family
+# classifiers: options and optimiser per architecture, then data size and epochs per profile. The quick
+# sizes fit a 2-core CPU (3 epochs on 30k images; measured in notebook 07); full is paper scale
+# (ResNet-110 of Cohen et al. on CIFAR-10).
+_CLASSIFIER_ARCH = {
+    "linear": {"optimizer": "adam", "lr": 1e-3, "batch_size": 128},
+    "mlp": {"hidden": [512, 512], "optimizer": "adam", "lr": 1e-3, "batch_size": 128},
+    "cnn": {"width": 32, "hidden": 128, "optimizer": "adam", "lr": 1e-3, "batch_size": 128},
+    "resnet": {"depth": 20, "width": 16, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+               "weight_decay": 1e-4, "batch_size": 256},
+}
+_CLASSIFIER_DATA = {
+    "smoke": {"train_split": "train", "train_limit": 2000, "test_limit": 1000, "epochs": 2},
+    "quick": {"train_split": "trainval", "train_limit": 30000, "test_limit": None, "epochs": 3},
+    "full": {"train_split": "trainval", "train_limit": None, "test_limit": None, "epochs": 30},
+}
+_CLASSIFIER_PROFILE_ARCH = {  # per profile and arch, on top of the two above
+    "smoke": {"cnn": {"width": 16}, "resnet": {"depth": 8, "width": 8, "epochs": 1}},
+    "quick": {"cnn": {"width": 16}, "resnet": {"depth": 8, "width": 8, "lr_step": None}},
+    "full": {"resnet": {"depth": 110, "epochs": 90, "lr_step": 30}},
+}
+
+MODELS: dict[str, dict[str, dict]] = {
+    **{f"classifier/{arch}": {p: {**opts, **_CLASSIFIER_DATA[p], **_CLASSIFIER_PROFILE_ARCH[p].get(arch, {})}
+                              for p in PROFILES}
+       for arch, opts in _CLASSIFIER_ARCH.items()},
+    # Saremi & Srivastava's 1-layer h (notebook 04): plain SGD matches the paper's test accuracy 0.9218
+    # and its g[h] row, Adam does not
+    "linear_h": {
+        "smoke": {"arch": "linear", "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "epochs": 5, "batch_size": 128,
+                  "train_split": "train", "train_limit": 2000, "test_limit": 1000},
+        "quick": {"arch": "linear", "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "epochs": 20, "batch_size": 128,
+                  "train_split": "trainval", "train_limit": None, "test_limit": None},
+        "full": {"arch": "linear", "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "epochs": 20, "batch_size": 128,
+                 "train_split": "trainval", "train_limit": None, "test_limit": None},
+    },
+    # the noise-conditional score network (lib.denoising.score_config): network per arch, DSM steps per
+    # kind: "multi" (geometric and uniform schedules), "single" (one sigma), "energy" (sigma-conditional DEEN)
+    "score": {
+        "smoke": {"arch": "mlp", "nets": {"mlp": {"hidden": 64, "depth": 1, "emb_dim": 16, "conv": 4},
+                                          "unet": {"base": 8, "mults": [1, 2], "emb_dim": 16}},
+                  "iters": {"multi": 200, "single": 100, "energy": 100}, "batch_size": 32,
+                  "lr": 2e-3, "ema": 0.99, "n_train": 2000, "n_eval": 100},
+        "quick": {"arch": "mlp", "nets": {"mlp": {"hidden": 512, "depth": 3, "emb_dim": 64, "conv": 16},
+                                          "unet": {"base": 8, "mults": [1, 2, 2], "emb_dim": 32}},
+                  "iters": {"multi": 1200, "single": 300, "energy": 500}, "batch_size": 128,
+                  "lr": 1e-3, "ema": 0.999, "n_train": None, "n_eval": 1000},
+        "full": {"arch": "unet", "nets": {"mlp": {"hidden": 2048, "depth": 4, "emb_dim": 128},
+                                         "unet": {"base": 64, "mults": [1, 2, 2], "emb_dim": 128}},
+                 "iters": {"multi": 100_000, "single": 30_000, "energy": 50_000}, "batch_size": 128,
+                 "lr": 2e-4, "ema": 0.9999, "n_train": None, "n_eval": 10_000},
+    },
+    # the DnCNN MSE denoisers of Salman et al. (lib.denoising.mse_config), one per noise and sigma
+    "mse": {
+        "smoke": {"net": {"depth": 3, "features": 8}, "iters": 60, "batch_size": 32, "lr": 2e-3, "ema": 0.99,
+                  "n_train": 1000},
+        "quick": {"net": {"depth": 5, "features": 16}, "iters": 400, "batch_size": 64, "lr": 2e-3, "ema": 0.99,
+                  "n_train": None},
+        "full": {"net": {"depth": 17, "features": 64}, "iters": 30_000, "batch_size": 128, "lr": 1e-3,
+                 "ema": 0.999, "n_train": None},
+    },
+    # the fixed-sigma DEEN of Saremi & Srivastava (lib.denoising.energy_config)
+    "deen": {
+        "smoke": {"hidden": [256, 256], "epochs": 6, "batch_size": 64, "lr": 3e-3,
+                  "train_split": "train", "train_limit": 2000, "test_limit": 500},
+        "quick": {"hidden": [512, 512], "epochs": 3, "batch_size": 128, "lr": 1e-3,
+                  "train_split": "trainval", "train_limit": None, "test_limit": 2000},
+        "full": {"hidden": [1024, 1024], "epochs": 30, "batch_size": 128, "lr": 1e-3,
+                 "train_split": "trainval", "train_limit": None, "test_limit": None},
+    },
+    # Lee's multi-step (annealed MAP) denoiser: kwargs of lib.denoising.annealed_map (L levels, T steps each)
+    "multi_step": {"smoke": {"num_levels": 4, "steps_per_level": 1},
+                   "quick": {"num_levels": 32, "steps_per_level": 1},
+                   "full": {"num_levels": 32, "steps_per_level": 1}},
+    # ---- families of later features: add one entry per family here, {profile: settings}, e.g.
+    # "rejector": {"smoke": {...}, "quick": {...}, "full": {...}},
+    # Sheikholeslami et al.'s rejector (lib.models.rejector_config): a small CNN backbone + K heads, T noise
+    # draws per image, Adam for the first epochs then SGD divided by 10 every `sgd_step` epochs (section 6.3:
+    # 20 epochs, 5 Adam at 1e-4, SGD from 1e-3 / 10 every 5; quick and smoke scale the epochs down and the
+    # learning rates up); `head`: "clean" trains head f(x_i) (eq. 9), "noisy" head f(D(x_i + eps))
+    "rejector": {
+        "smoke": {"net": {"width": 4, "hidden": 16, "use_classifier": True}, "draws": 2, "epochs": 2,
+                  "adam_epochs": 1, "adam_lr": 1e-3, "sgd_lr": 1e-2, "momentum": 0.9, "sgd_step": 1,
+                  "batch_size": 32, "n_train": 256, "head": "clean"},
+        "quick": {"net": {"width": 16, "hidden": 128, "use_classifier": True}, "draws": 4, "epochs": 4,
+                  "adam_epochs": 1, "adam_lr": 1e-3, "sgd_lr": 1e-2, "momentum": 0.9, "sgd_step": 1,
+                  "batch_size": 32, "n_train": 2000, "head": "clean"},
+        "full": {"net": {"width": 32, "hidden": 256, "use_classifier": True}, "draws": 20, "epochs": 20,
+                 "adam_epochs": 5, "adam_lr": 1e-4, "sgd_lr": 1e-3, "momentum": 0.9, "sgd_step": 5,
+                 "batch_size": 32, "n_train": None, "head": "clean"},
+    },
+    # Salman et al.'s stability objective for the DnCNN (lib.denoising.stability_config): `iters` of
+    # fine-tuning the MSE model ("MSE+Stab"), `scratch_iters` from scratch ("Stab"); budgets in the ratio of
+    # Sheikholeslami et al. Table 1 to the MSE budget (MSE 90 epochs, +Stab 20, Stab alone 600);
+    # `surrogate_arch`: the classifier that trains the query-access denoiser
+    "stability": {
+        "smoke": {"iters": 30, "scratch_iters": 60, "batch_size": 32, "lr": 1e-3, "ema": 0.99, "n_train": 1000,
+                  "surrogate_arch": "mlp"},
+        "quick": {"iters": 100, "scratch_iters": 2700, "batch_size": 64, "lr": 1e-3, "ema": 0.99, "n_train": None,
+                  "surrogate_arch": "mlp"},
+        "full": {"iters": 6700, "scratch_iters": 200_000, "batch_size": 128, "lr": 1e-4, "ema": 0.999,
+                 "n_train": None, "surrogate_arch": "mlp"},
+    },
+    # XHAT_ε / XHAT_0 / SmoothAdv_ε classifiers H (lib.models.adversarial, notebook 09): one trainer, the same
+    # eps, m, PGD steps and schedule for all three (Saremi & Srivastava Figure 5: eps = 1.0, m = 1, 16 PGD steps;
+    # their architecture, optimiser and epochs are not stated). x̂ is the "deen" family at the same sigma;
+    # deen_low: overrides of "deen" for the walk-jump's sigma' = 0.05 energy. quick: 400 updates of 64 with 4 PGD
+    # steps (~3 min on an idle 2-core CPU for both sigmas).
+    "xhat": {
+        "smoke": {"arch": "mlp", "hidden": [128], "eps": 1.0, "m": 1, "pgd_steps": 2, "clip": [0.0, 1.0], "iters": 60,
+                  "batch_size": 32, "lr": 2e-3, "warmup": 20, "train_split": "train", "train_limit": 2000,
+                  "test_limit": 500, "deen_low": {}},
+        "quick": {"arch": "mlp", "hidden": [256, 256], "eps": 1.0, "m": 1, "pgd_steps": 4, "clip": [0.0, 1.0],
+                  "iters": 400, "batch_size": 64, "lr": 1e-3, "warmup": 100, "train_split": "trainval",
+                  "train_limit": None, "test_limit": 2000, "deen_low": {"epochs": 1}},
+        "full": {"arch": "cnn", "width": 32, "hidden": 128, "eps": 1.0, "m": 1, "pgd_steps": 16, "clip": [0.0, 1.0],
+                 "epochs": 30, "batch_size": 128, "lr": 1e-3, "ema": 0.999, "warmup": 4690, "train_split": "trainval",
+                 "train_limit": None, "test_limit": None, "deen_low": {}},
+    },
+}
+
+
+def model_settings(family: str, profile: str, **overrides) -> dict:
+    """A copy of the settings of model ``family`` under ``profile``, with ``overrides`` replacing keys.
+
+    ``model_settings("classifier/cnn", "quick")``, ``model_settings("score", "smoke")``. These are
+    the settings that determine a cached model's weights (and so its cache hash)."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if family not in MODELS:
+        raise KeyError(f"no model family {family!r}; known: {sorted(MODELS)}")
+    return {**copy.deepcopy(MODELS[family][profile]), **copy.deepcopy(overrides)}
+
+
+# ================================================================ run sizes, per notebook
 # ---------------------------------------------------------------- 05-07: shared by the denoised-smoothing notebooks
 # (owned by lib/experiments.py). Sizes were chosen from measured throughputs on the 2-core CPU: the
 # multi-step denoiser costs L score evaluations per noisy sample and dominates (see notebook 07).
@@ -24,23 +168,17 @@ _DS_NOTE = {
     "full": ("paper sizes: n=10,000, n0=100, alpha=0.001 (Lee C.4; Cohen et al. use n=100,000), the full test "
              "set, L=32 levels; CIFAR-10 with dataset='cifar10' (ResNet-110, U-Net score network)"),
 }
-_CLF_QUICK = {"cnn": {"width": 16, "epochs": 3, "train_limit": 30000}, "mlp": {"epochs": 3, "train_limit": 30000},
-              "linear": {"epochs": 3, "train_limit": 30000},
-              "resnet": {"depth": 8, "width": 8, "epochs": 3, "lr_step": None, "train_limit": 30000}}
-_DS = {  # the models: one standard classifier, white-box classifiers, one multi-scale score network
-    "smoke": {"dataset": "mnist", "classifier_arch": "cnn", "classifier_overrides": {"cnn": {"width": 16}},
-              "score": {"schedule": "geometric"}, "mse": {},
-              "multi_step": {"num_levels": 4, "steps_per_level": 1},
+_DS = {  # which models (their settings: MODELS): the standard classifier, the multi-scale score network
+    "smoke": {"dataset": "mnist", "classifier_arch": "cnn", "score": {"schedule": "geometric"}, "mse": {},
               "model_note": "CNN classifier (smoke), multi-scale MLP score network (smoke)"},
-    "quick": {"dataset": "mnist", "classifier_arch": "cnn", "classifier_overrides": _CLF_QUICK,
-              "score": {"schedule": "geometric"}, "mse": {},
-              "multi_step": {"num_levels": 32, "steps_per_level": 1},
+    "quick": {"dataset": "mnist", "classifier_arch": "cnn", "score": {"schedule": "geometric"}, "mse": {},
               "model_note": "CNN classifier (3 epochs on 30k images), multi-scale MLP score network of notebook 02"},
     "full": {"dataset": "mnist", "classifier_arch": {"mnist": "cnn", "fashion_mnist": "cnn", "cifar10": "resnet"},
-             "classifier_overrides": {}, "score": {"schedule": "geometric"}, "mse": {},
-             "multi_step": {"num_levels": 32, "steps_per_level": 1},
+             "score": {"schedule": "geometric"}, "mse": {},
              "model_note": "CNN (MNIST) or ResNet-110 (CIFAR-10); multi-scale score network of notebook 02"},
 }
+for _p in PROFILES:
+    _DS[_p]["multi_step"] = model_settings("multi_step", _p)
 _DS_SIZES = {"smoke": {"num_points": 24, "n0": 10, "n": 60, "alpha": 0.01, "probe_samples": 64},
              "quick": {"num_points": 150, "n0": 20, "n": 200, "alpha": 0.001, "probe_samples": 256},
              "full": {"num_points": None, "n0": 100, "n": 10_000, "alpha": 0.001, "probe_samples": 2048}}
@@ -74,11 +212,45 @@ _DS_07 = {
                       "steps_sigmas": [0.5, 1.0], "alpha": 0.001,
                       "radii": [0.25, 0.5, 0.75, 1.0, 1.5]}},
 }
+# notebook 07, sequential vs fixed-n CERTIFY: n_max and test points for notebook 04's setting (linear h, its
+# sigmas, radii, n0, alpha) and notebook 05's (one-step denoiser at sigmas_05, 05's radii, n0, alpha)
+_SEQ_07 = {"smoke": {"n_max_04": 2000, "points_04": 10, "n_max_05": 300, "points_05": 8, "sigmas_05": [0.5]},
+           "quick": {"n_max_04": 100_000, "points_04": 50, "n_max_05": 10_000, "points_05": 30, "sigmas_05": [0.5]},
+           "full": {"n_max_04": 100_000, "points_04": 1000, "n_max_05": 10_000, "points_05": 500,
+                    "sigmas_05": [0.25, 0.5, 1.0]}}
+for _p in PROFILES:
+    _DS_07[_p]["seq"] = _SEQ_07[_p]
 for _p in PROFILES:
     for _d in (_DS_05[_p], _DS_06[_p]):
         _d["note"] = _DS_NOTE[_p].format(points=_d["num_points"], n=_d["n"], n0=_d["n0"])
     _DS_07[_p]["note"] = _DS_NOTE[_p].format(points=_DS_07[_p]["d1"]["num_points"], n=_DS_07[_p]["d1"]["n"],
                                              n0=_DS_07[_p]["d1"]["n0"])
+
+# ---------------------------------------------------------------- 08: sample rejection (lib/experiments/rejection.py)
+# The models are those of 05 (_DS) plus the "rejector" and "stability" families above. The quick sizes are
+# for a 2-core CPU: about 8-12 minutes once the MNIST models of 05 are cached (estimate; printed by 08).
+_REJ_METHODS = ["white_box", "mse", "mse_rejector", "mse_stab", "mse_stab_rejector", "one_step", "one_step_rejector"]
+_REJ_08 = {
+    "smoke": {"sigmas": [0.25, 1.0], "num_points": 12, "n0": 10, "n": 60, "alpha": 0.01, "radii": [0.25, 0.5, 1.0],
+              "methods": _REJ_METHODS, "hist_method": "mse_stab_rejector", "table1_sigma": 1.0, "max_radius": 2.0,
+              "t_ablation": {"dataset": "mnist", "sigma": 1.0, "draws": [1, 2]},
+              "note": "smoke test: tiny models, 12 points, n=60, alpha=0.01 -- the numbers are not meaningful"},
+    "quick": {"sigmas": [0.25, 0.5, 1.0], "num_points": 100, "n0": 20, "n": 100, "alpha": 0.01,
+              "radii": [0.25, 0.5, 0.75, 1.0, 1.5], "methods": _REJ_METHODS, "hist_method": "mse_stab_rejector",
+              "table1_sigma": 0.5, "max_radius": 2.0,
+              "t_ablation": {"dataset": "fashion_mnist", "sigma": 1.0, "draws": [1, 2, 4, 8]},
+              "note": ("MNIST / Fashion-MNIST on a 2-core CPU: 100 test points, n0=20, n=100, alpha=0.01 (the paper: "
+                       "CIFAR-10, ResNet-110, n=10,000, alpha=0.01, the test set); rejectors with T=4 draws, 4 epochs "
+                       "on 2,000 images (paper: T=20, 20 epochs, ResNet-34-like backbone); small DnCNNs")},
+    "full": {"sigmas": [0.12, 0.25, 0.5, 1.0], "num_points": None, "n0": 100, "n": 10_000, "alpha": 0.01,
+             "radii": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0], "methods": _REJ_METHODS + ["stab"],
+             "hist_method": "mse_stab_rejector", "table1_sigma": 0.5, "max_radius": 3.0,
+             "t_ablation": {"dataset": "fashion_mnist", "sigma": 1.0, "draws": [4, 6, 10, 20]},
+             "note": "paper sizes: n=10,000, alpha=0.01, the whole test set, T=20, 20 rejector epochs"},
+}
+for _p in PROFILES:
+    _REJ_08[_p]["curve_grid"] = [round(0.05 * i, 2) for i in range(61)]
+    _REJ_08[_p]["model_note"] = _DS[_p]["model_note"] + "; DnCNN MSE / MSE+Stab denoisers; rejectors (family 'rejector')"
 
 SETTINGS: dict[str, dict[str, dict]] = {
     # ---------------------------------------------------------------- 00 lecture
@@ -135,88 +307,69 @@ SETTINGS: dict[str, dict[str, dict]] = {
                  "lee_num": 1000, "lee_steps": 40},
     },
     # ---------------------------------------------------------------- 02 score training
+    # (the score networks themselves: MODELS["score"]). arch_compare: every variant trains for the same
+    # number of optimiser `steps`; the choice rule (lib.denoising.choose_architecture): the fewest counted
+    # MACs per image among the variants within `tolerance` (relative) of the best mean held-out ratio.
     "02": {
-        # score: everything that determines a cached score model (lib.score.score_config); iters per
-        # kind: "multi" (geometric and uniform schedules), "single" (one sigma), "energy" (DEEN)
-        "smoke": {"score": {"arch": "mlp", "nets": {"mlp": {"hidden": 64, "depth": 1, "emb_dim": 16, "conv": 4},
-                                                    "unet": {"base": 8, "mults": [1, 2], "emb_dim": 16}},
-                            "iters": {"multi": 200, "single": 100, "energy": 100}, "batch_size": 32,
-                            "lr": 2e-3, "ema": 0.99, "n_train": 2000, "n_eval": 100},
-                  "single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
+        "smoke": {"single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
                   "unseen_sigmas": [0.33, 0.67], "n_eval": 100,
                   "langevin": {"n": 8, "num_levels": 10, "steps_per_level": 2, "eps": 2e-5},
-                  "arch_compare": {"seconds": 2, "n_eval": 100, "variants": {
+                  "arch_compare": {"steps": 60, "n_eval": 100, "tolerance": 0.05, "variants": {
                       "MLP": {"arch": "mlp", "net": {"hidden": 64, "depth": 1, "emb_dim": 16}},
                       "U-Net": {"arch": "unet", "net": {"base": 8, "mults": [1, 2], "emb_dim": 16}}}}},
-        "quick": {"score": {"arch": "mlp", "nets": {"mlp": {"hidden": 512, "depth": 3, "emb_dim": 64, "conv": 16},
-                                                    "unet": {"base": 8, "mults": [1, 2, 2], "emb_dim": 32}},
-                            "iters": {"multi": 1200, "single": 300, "energy": 500}, "batch_size": 128,
-                            "lr": 1e-3, "ema": 0.999, "n_train": None, "n_eval": 1000},
-                  "single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.02, 0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
+        "quick": {"single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.02, 0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
                   "unseen_sigmas": [0.33, 0.67], "n_eval": 1000,
                   "langevin": {"n": 36, "num_levels": 32, "steps_per_level": 5, "eps": 2e-5},
-                  "arch_compare": {"seconds": 20, "n_eval": 500, "variants": {
+                  "arch_compare": {"steps": 300, "n_eval": 500, "tolerance": 0.05, "variants": {
                       "MLP": {"arch": "mlp", "net": {"hidden": 512, "depth": 3, "emb_dim": 64}},
                       "MLP + conv path": {"arch": "mlp", "net": {"hidden": 512, "depth": 3, "emb_dim": 64, "conv": 16}},
                       "U-Net": {"arch": "unet", "net": {"base": 8, "mults": [1, 2, 2], "emb_dim": 32}}}}},
-        "full": {"score": {"arch": "unet", "nets": {"mlp": {"hidden": 2048, "depth": 4, "emb_dim": 128},
-                                                   "unet": {"base": 64, "mults": [1, 2, 2], "emb_dim": 128}},
-                           "iters": {"multi": 100_000, "single": 30_000, "energy": 50_000}, "batch_size": 128,
-                           "lr": 2e-4, "ema": 0.9999, "n_train": None, "n_eval": 10_000},
-                 "single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.02, 0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
+        "full": {"single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.02, 0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
                  "unseen_sigmas": [0.33, 0.67], "n_eval": 10_000,
                  "langevin": {"n": 64, "num_levels": 32, "steps_per_level": 5, "eps": 2e-5},
-                 "arch_compare": {"seconds": 300, "n_eval": 2000, "variants": {
+                 "arch_compare": {"steps": 20_000, "n_eval": 2000, "tolerance": 0.05, "variants": {
                      "MLP": {"arch": "mlp", "net": {"hidden": 2048, "depth": 4, "emb_dim": 128}},
                      "MLP + conv path": {"arch": "mlp", "net": {"hidden": 2048, "depth": 4, "emb_dim": 128, "conv": 32}},
                      "U-Net": {"arch": "unet", "net": {"base": 64, "mults": [1, 2, 2], "emb_dim": 128}}}}},
     },
     # ---------------------------------------------------------------- 03 denoising
     "03": {
-        # mse: the cached DnCNN MSE denoisers (lib.denoise.mse_config), one per noise and sigma
-        "smoke": {"sigmas": [0.5], "noises": ["gaussian", "laplace", "uniform"], "n_images": 32, "n_val": 32,
+        # (the DnCNN MSE denoisers: MODELS["mse"]; the score networks: MODELS["score"]; single_sigmas: the
+        # single-sigma networks loaded, the same as notebook 02 trains)
+        "smoke": {"sigmas": [0.5], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 32, "n_val": 32,
                   "batch_size": 64, "unseen_sigmas": [0.33], "grid_images": 4,
                   "annealed": {"steps_per_level": 1, "tune_step_sizes": [2e-5, 5e-6]},
                   "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, "tau": 5},
-                  "mse": {"net": {"depth": 3, "features": 8}, "iters": 60, "batch_size": 32, "lr": 2e-3,
-                          "ema": 0.99, "n_train": 1000},
                   "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "n_train": 4000,
                           "iters": 300, "hidden": 64, "depth": 2, "n_eval": 2000}},
-        "quick": {"sigmas": [0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 500,
+        "quick": {"sigmas": [0.25, 0.5, 1.0], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 500,
                   "n_val": 200, "batch_size": 250, "unseen_sigmas": [0.33, 0.67], "grid_images": 8,
                   "annealed": {"steps_per_level": 1, "tune_step_sizes": [1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6]},
                   "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, "tau": 100},
-                  "mse": {"net": {"depth": 5, "features": 16}, "iters": 400, "batch_size": 64, "lr": 2e-3,
-                          "ema": 0.99, "n_train": None},
                   "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "n_train": 20000,
                           "iters": 3000, "hidden": 128, "depth": 2, "n_eval": 20000}},
-        "full": {"sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 10_000,
+        "full": {"sigmas": [0.12, 0.25, 0.5, 1.0], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 10_000,
                  "n_val": 1000, "batch_size": 1000, "unseen_sigmas": [0.33, 0.67], "grid_images": 8,
                  "annealed": {"steps_per_level": 1, "tune_step_sizes": [1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6]},
                  "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, "tau": 100},
-                 "mse": {"net": {"depth": 17, "features": 64}, "iters": 30_000, "batch_size": 128, "lr": 1e-3,
-                         "ema": 0.999, "n_train": None},
                  "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "n_train": 100_000,
                          "iters": 20_000, "hidden": 256, "depth": 3, "n_eval": 100_000}},
     },
     # ---------------------------------------------------------------- 04 empirical Bayes, linear MNIST
-    # classifier / deen: overrides of lib.models.get_classifier / lib.energy.get_energy_model
-    # (plain SGD for h: it matches the paper's test accuracy 0.9218 and its g[h] row, Adam does not);
+    # classifier / deen: the families MODELS["linear_h"] and MODELS["deen"] (passed to
+    # lib.models.get_classifier / lib.denoising.get_energy_model by the notebook);
     # certification on `num_points` evenly spaced test images (every N/num_points-th, as Cohen's --skip)
     "04": {
         "smoke": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
-                  "classifier": {"arch": "linear", "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "epochs": 5},
-                  "deen": {"hidden": [256, 256], "activation": "silu", "epochs": 6, "batch_size": 64, "lr": 3e-3},
+                  "classifier": model_settings("linear_h", "smoke"), "deen": model_settings("deen", "smoke"),
                   "n0": 50, "n": 2000, "alpha": 0.001, "num_points": 20, "chunk": 10,
                   "fig3_sigma": 0.6, "fig3_samples": 6},
         "quick": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
-                  "classifier": {"arch": "linear", "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "epochs": 20},
-                  "deen": {"hidden": [512, 512], "activation": "silu", "epochs": 3},
+                  "classifier": model_settings("linear_h", "quick"), "deen": model_settings("deen", "quick"),
                   "n0": 100, "n": 40_000, "alpha": 0.001, "num_points": 100, "chunk": 10,
                   "fig3_sigma": 0.6, "fig3_samples": 8},
         "full": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
-                 "classifier": {"arch": "linear", "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "epochs": 20},
-                 "deen": {"hidden": [1024, 1024], "activation": "silu", "epochs": 30},
+                 "classifier": model_settings("linear_h", "full"), "deen": model_settings("deen", "full"),
                  "n0": 100, "n": 100_000, "alpha": 0.001, "num_points": 10_000, "chunk": 50,
                  "fig3_sigma": 0.6, "fig3_samples": 8},
     },
@@ -225,7 +378,38 @@ SETTINGS: dict[str, dict[str, dict]] = {
     "05": {p: {**_DS[p], **_DS_05[p]} for p in PROFILES},
     "06": {p: {**_DS[p], **_DS_06[p]} for p in PROFILES},
     "07": {p: {**_DS[p], **_DS_07[p]} for p in PROFILES},
+    # ---------------------------------------------------------------- 09 learned empirical Bayes (XHAT_ε)
+    # models: MODELS["xhat"] (and "deen"); run sizes here. Paper: n_c = 10^6, alpha = 0.001, sigma in {0.3, 0.6}
+    # (Figure 5); walk-jump sigma' = 0.05, delta = 0.001, tau = 100 (Figure 6). The attacked points are a subset
+    # of the certified ones (every k-th test image with k a multiple of the certification's). quick: ~10 min on an
+    # idle 2-core CPU once notebook 04's DEENs are cached; radius 2.0 is beyond r_max(4000) at sigma = 0.6.
+    "09": {
+        "smoke": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "num_points": 12,
+                  "n0": 10, "n": 100, "alpha": 0.01, "curve_grid": [round(0.05 * i, 2) for i in range(61)],
+                  "nc_sweep": {"ns": [30, 100], "num_points": 6},
+                  "attack": {"num_points": 6, "steps": 2, "m": 2, "n": 40, "alpha": 0.01},
+                  "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3, "tau": 2, "num_points": 6,
+                                "n0": 10, "n": 40},
+                  "note": "smoke: tiny models and sizes for the tests; the numbers mean nothing"},
+        "quick": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "num_points": 50,
+                  "n0": 50, "n": 4000, "alpha": 0.001, "curve_grid": [round(0.05 * i, 2) for i in range(61)],
+                  "nc_sweep": {"ns": [100, 1000, 10_000], "num_points": 20},
+                  "attack": {"num_points": 25, "steps": 8, "m": 4, "n": 500, "alpha": 0.001},
+                  "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3, "tau": 10, "num_points": 20,
+                                "n0": 20, "n": 200},
+                  "note": ("quick: 7.5 min measured on the shared 2-core CPU under heavy load with the sigma=0.6 DEEN and "
+                           "models cached; about 10 min there from an empty cache, less on an idle machine")},
+        "full": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "num_points": None,
+                 "n0": 100, "n": 1_000_000, "alpha": 0.001, "curve_grid": [round(0.05 * i, 2) for i in range(61)],
+                 "nc_sweep": {"ns": [1000, 10_000, 100_000, 1_000_000], "num_points": 500},
+                 "attack": {"num_points": 1000, "steps": 32, "m": 16, "n": 1000, "alpha": 0.001},
+                 "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3, "tau": 100, "num_points": 500,
+                               "n0": 100, "n": 100_000},
+                 "note": "full: the paper's n_c = 10^6 on the 10k test set and 16 PGD steps; GPU days, not for a CPU"},
+    },
     "10": {"smoke": {}, "quick": {}, "full": {}},
+    # ---------------------------------------------------------------- 08 sample rejection (Sheikholeslami et al.)
+    "08": {p: {**_DS[p], **_REJ_08[p]} for p in PROFILES},
 }
 
 

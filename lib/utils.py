@@ -78,6 +78,47 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+#: environment variable that fixes torch's intra-op threads (a positive integer)
+THREADS_ENV = "COMPANION_THREADS"
+
+
+def free_cores() -> int:
+    """CPU cores not busy with other processes: the cores usable by this process minus the
+    one-minute load average (rounded), at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        load = 0.0
+    return max(1, min(cores, cores - int(load + 0.5)))
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads and return the number used.
+
+    ``threads`` if given; else the environment variable ``COMPANION_THREADS``; else (unless
+    ``OMP_NUM_THREADS`` is set, which torch already honours) the number of :func:`free_cores`.
+    On a machine shared with other CPU-bound processes this avoids oversubscription: two
+    processes each running one thread per core on the same cores slow each other down far more
+    than the cores they share (notebook 02 ran 8.8x its idle time so). Results do not depend on it:
+    the certification logs and trained weights are the same for 1 and 2 threads
+    (tests/test_reproducibility.py)."""
+    if threads is None:
+        env = os.environ.get(THREADS_ENV, "").strip()
+        if env:
+            try:
+                threads = int(env)
+            except ValueError:
+                raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}") from None
+        elif os.environ.get("OMP_NUM_THREADS"):
+            return torch.get_num_threads()
+        else:
+            threads = free_cores()
+    threads = check_count("threads", threads)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` if given, else CUDA when available, else the CPU (never a bare 'cuda')."""
     if device is not None and str(device) != "auto":
@@ -103,6 +144,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes mode 600; a plain file respects the umask
     tmp = Path(tmp)
     try:
         yield tmp
@@ -144,17 +188,21 @@ def config_hash(config: dict, length: int = 12) -> str:
 
 
 def progress_bar(total: int | None = None, desc: str = "", disable: bool = False, **kwargs):
-    """A text tqdm bar that keeps executed notebooks readable.
+    """A progress bar: live in JupyterLab, quiet in headless runs.
 
-    ipywidgets is not a dependency, so in Jupyter the bar is text on stderr, and papermill stores
-    every refresh as a new line. Off a terminal the bar therefore refreshes at most every 15 s
-    (on a terminal: every 0.5 s). ``leave=False``: the bar disappears when done.
+    Live sessions get ``tqdm.auto``: an ipywidgets bar in JupyterLab, a text bar on a terminal.
+    Headless runs (``COMPANION_HEADLESS=1``, set by run_all.sh, run_tests.sh and
+    scripts/run_notebook.py) get a text bar that, off a terminal, refreshes at most every 15 s,
+    since papermill stores every refresh as a line. ``leave=False``: the bar disappears when done.
     """
     import sys
 
-    from tqdm import tqdm
+    if os.environ.get("COMPANION_HEADLESS", "0") == "1":
+        from tqdm import tqdm
 
-    interactive = getattr(sys.stderr, "isatty", lambda: False)()
-    kwargs.setdefault("mininterval", 0.5 if interactive else 15.0)
+        interactive = getattr(sys.stderr, "isatty", lambda: False)()
+        kwargs.setdefault("mininterval", 0.5 if interactive else 15.0)
+    else:
+        from tqdm.auto import tqdm
     kwargs.setdefault("leave", False)
     return tqdm(total=total, desc=desc, disable=disable, **kwargs)

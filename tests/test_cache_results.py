@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lib.models import cache
-from lib.reporting import tables as results
+import lib.reporting as results
 
 
 def _build(cfg):
@@ -76,7 +76,9 @@ def test_tables_and_figures_are_written(tmp_path):
 
 
 def test_metrics_roundtrip(tmp_path, monkeypatch):
-    monkeypatch.setattr(results.paths, "OUTPUTS", tmp_path)
+    from lib import paths
+
+    monkeypatch.setattr(paths, "OUTPUTS", tmp_path)
     results.record_metrics("07_ablations", a=1, b=np.float64(0.5))
     results.record_metrics("07_ablations", c=torch.tensor(2.0))
     assert results.read_metrics("07") == {"a": 1, "b": 0.5, "c": 2.0}
@@ -89,11 +91,13 @@ def test_profiles():
         profiles.get("04", "fast")
 
 
-def test_progress_bar_is_quiet_in_notebooks(capsys):
-    """Off a terminal (papermill, CI) the bar refreshes at most every 15 s, so an executed
-    notebook does not store hundreds of progress lines; disabled bars print nothing."""
+def test_progress_bar_is_quiet_in_notebooks(capsys, monkeypatch):
+    """In headless runs (COMPANION_HEADLESS=1) off a terminal (papermill, CI) the bar refreshes
+    at most every 15 s, so an executed notebook does not store hundreds of progress lines;
+    disabled bars print nothing."""
     from lib.utils import progress_bar
 
+    monkeypatch.setenv("COMPANION_HEADLESS", "1")
     bar = progress_bar(total=1000, desc="t")
     assert bar.mininterval == 15.0
     for _ in range(1000):
@@ -105,3 +109,27 @@ def test_progress_bar_is_quiet_in_notebooks(capsys):
     quiet.set_postfix(loss="1")
     quiet.close()
     assert capsys.readouterr().err == ""
+
+
+def test_certified_curves_share_one_style(tmp_path):
+    """Every certified-accuracy figure: fractions on the y axis, one legend for all panels, the
+    same colour for a label in every panel, fonts readable on a projector."""
+    import matplotlib
+    matplotlib.use("agg")
+
+    logs = {}
+    for name, radius in (("a", [0.2, 0.8, 0.0]), ("b", [0.5, 0.5, 1.5])):
+        logs[name] = tmp_path / f"{name}.tsv"
+        pd.DataFrame({"idx": range(3), "label": 0, "predict": 0, "radius": radius, "correct": 1,
+                      "time": "0:00:00.1"}).to_csv(logs[name], sep="\t", index=False)
+    fig = results.certified_curves_figure({"σ = 0.25": {"A": [logs["a"]], "B": [logs["b"]]},
+                                           "σ = 0.5": {"B": [logs["b"]]}}, radius_caps={"σ = 0.5": 1.0})
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2 and len(fig.legends) == 1 and all(ax.get_legend() is None for ax in axes)
+    assert all(ax.get_ylim() == (0.0, 1.0) for ax in axes)
+    assert max(max(line.get_ydata()) for ax in axes for line in ax.lines) <= 1.0  # fractions, not %
+    color_b = [line.get_color() for ax in axes for line in ax.lines if line.get_label() == "B"]
+    assert len(color_b) == 2 and color_b[0] == color_b[1]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["A", "B", "largest certifiable radius"]
+    assert min(t.get_fontsize() for t in fig.legends[0].get_texts()) >= 14
+    assert axes[0].xaxis.label.get_fontsize() >= 14

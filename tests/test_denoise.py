@@ -218,3 +218,25 @@ def test_tune_step_size_returns_a_table(prior):
     assert list(df.index) == [2e-5, 1e-6] and set(df.columns) == {"mse", "psnr"}
     with pytest.raises(ValueError):
         denoise.tune_step_size(prior, noise.Gaussian(0.5), "geometric", x, [])
+
+
+def test_denoisers_count_their_score_evaluations():
+    """Work is counted, not timed (issue 18): rows through the score network per denoiser."""
+    from lib.data import GaussianData
+    from lib.denoising import denoise as dn
+    from lib.smoothing.noise import make_noise
+
+    exact = GaussianData(4, 0.5)
+    y = torch.randn(6, 4)
+    one = dn.tweedie(exact, 0.5)
+    one(y)
+    assert one.score_evals == 6
+    for levels, steps in ((4, 1), (8, 3)):
+        den = dn.annealed_map(exact, make_noise("gaussian", 0.5), [1.0 / (i + 1) for i in range(levels)],
+                              step_size=1e-3, steps_per_level=steps)
+        den(y)
+        den(y[:2])
+        assert den.score_evals == 8 * levels * steps
+    wj = dn.walk_jump(exact, 0.5, tau=7, seed=0)
+    wj(y)
+    assert wj.score_evals == 6 * (7 + 2)

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from lib.experiments import core as ex
+import lib.experiments as ex
+from lib.experiments import methods
 from lib import paths
-from lib.reporting import tables as results
+import lib.reporting as results
+from lib.smoothing.logs import log_key
 from lib.smoothing import Gaussian, Laplace
 
 
@@ -41,14 +43,14 @@ def tmp_roots(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "OUTPUTS", tmp_path / "outputs")
     monkeypatch.setattr(paths, "LOGS", tmp_path / "outputs" / "logs")
     monkeypatch.setattr(paths, "FIGURES", tmp_path / "figures")
-    monkeypatch.setattr(ex, "_num_classes", lambda dataset: 3)
+    monkeypatch.setattr(methods, "_num_classes", lambda dataset: 3)
     return tmp_path
 
 
 @pytest.fixture()
 def identity_method():
     def build(setup, noise):
-        pipe = ex._build_none(setup, noise)
+        pipe = methods._build_none(setup, noise)
         return ex.Pipeline(pipe.classifier, lambda y: y.clone(), pipe.num_classes,
                            {**pipe.config, "denoiser": "identity"})
 
@@ -116,12 +118,12 @@ def test_log_names_are_stable_and_keyed_by_settings(tmp_roots):
         "mnist-multi_step-L8-laplace-s1-smoke-k.tsv"
     with pytest.raises(ValueError, match="tag"):
         ex.log_path("07_x", "mnist", "none", Gaussian(1.0), "smoke", "k", tag="a/b")
-    key = ex._log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 100, 0.001, 0)
-    assert key == ex._log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 100, 0.001, 0)
-    for other in (ex._log_key("none", Gaussian(0.25), {"m": 1}, "s", 10, 100, 0.001, 0),
-                  ex._log_key("none", Gaussian(0.5), {"m": 2}, "s", 10, 100, 0.001, 0),
-                  ex._log_key("none", Gaussian(0.5), {"m": 1}, "t", 10, 100, 0.001, 0),
-                  ex._log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 200, 0.001, 0)):
+    key = log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 100, 0.001, 0)
+    assert key == log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 100, 0.001, 0)
+    for other in (log_key("none", Gaussian(0.25), {"m": 1}, "s", 10, 100, 0.001, 0),
+                  log_key("none", Gaussian(0.5), {"m": 2}, "s", 10, 100, 0.001, 0),
+                  log_key("none", Gaussian(0.5), {"m": 1}, "t", 10, 100, 0.001, 0),
+                  log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 200, 0.001, 0)):
         assert other != key
 
 
@@ -153,9 +155,10 @@ def test_test_subset_takes_every_skip_th_point():
 
 
 def test_time_column_parsing():
-    assert ex._parse_time("0:00:01.500000") == pytest.approx(1.5)
-    assert ex._parse_time("1:02:03") == 3723
-    assert ex._parse_time("1 day, 0:00:02") == 86402
+    from lib.smoothing.logs import parse_time
+
+    np.testing.assert_allclose(parse_time(["0:00:01.500000", "1:02:03", "1 day, 0:00:02", "15.4"]),
+                               [1.5, 3723, 86402, 15.4])
 
 
 def _write_log(path, correct, radius):
@@ -215,6 +218,19 @@ def test_paired_difference(tmp_path):
     assert ex.paired_difference(b, a)["verdict"] == "B better"
     assert ex.paired_difference(a, a)["verdict"] == "not resolved"
     assert ex.paired_difference(a, b, radius=2.0)["diff"] == 0.0
+    # the interval is scipy's paired t interval, the radius test McNemar's exact test
+    from scipy.stats import ttest_rel
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    c = _write_log(tmp_path / "c.tsv", [1] * 30 + [0] * 20, [0.5] * 10 + [1.5] * 20 + [0.0] * 20)
+    d = ex.paired_difference(a, c)
+    ci = ttest_rel([1.0] * 50, [0.5] * 10 + [1.5] * 20 + [0.0] * 20).confidence_interval(0.95)
+    assert (d["lo"], d["hi"]) == pytest.approx((ci.low, ci.high))
+    d1 = ex.paired_difference(a, c, radius=1.0)  # A certifies 50 points at r=1, C 20 of them: 30 discordant
+    assert d1["diff"] == pytest.approx(0.6) and d1["verdict"] == "A better" and np.isnan(d1["lo"])
+    assert d1["p"] == pytest.approx(mcnemar([[20, 30], [0, 0]], exact=True).pvalue)
+    few = _write_log(tmp_path / "few.tsv", [1] * 47 + [0] * 3, [1.0] * 47 + [0.0] * 3)
+    assert ex.paired_difference(a, few, radius=1.0)["verdict"] == "not resolved"  # 3 discordant: p = 0.25
 
 
 @pytest.mark.parametrize("nb", ["05", "06", "07"])
@@ -237,3 +253,28 @@ def test_full_profile_cifar10_wiring(nb):
     assert sizes["n"] == 10_000 and sizes["n0"] == 100 and sizes["alpha"] == 0.001
     # and the same notebooks under MNIST keep the small CNN
     assert ex.Setup.from_profile(cfg, dataset="mnist").classifier_arch == "cnn"
+
+
+def test_another_notebook_reuses_the_same_run(tmp_roots):
+    """06 certifies the Gaussian runs of 05 under its own name; the log module finds 05's log
+    (same name = same settings) instead of a hard-coded folder, and nothing is recomputed."""
+    setup = _ToySetup(dataset="toy", profile="smoke")
+    sub = _subset(6)
+    p5 = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "05_x", sigma=0.25, progress=False)
+    p6 = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "06_y", sigma=0.25, progress=False)
+    assert p6 == p5 and not (paths.LOGS / "06_y").exists()
+    other = ex.certify_method("none", "gaussian", setup, sub, 10, 60, 0.01, "06_y", sigma=0.25, progress=False)
+    assert other.parent == paths.LOGS / "06_y"  # other settings: a run of its own
+
+
+def test_notebook_04_methods_are_registered():
+    """Notebook 04's g[h] is "none" with the linear classifier, g[π] the registered "empirical_bayes"."""
+    from lib import profiles
+
+    cfg = profiles.get("04", "smoke")
+    setup = ex.Setup.from_profile(cfg)
+    assert setup.classifier_arch == "linear" and setup.deen == cfg["deen"]
+    assert setup.classifier_overrides["linear"]["optimizer"] == cfg["classifier"]["optimizer"]
+    assert ex.METHODS["empirical_bayes"].noises == ("gaussian",)
+    with pytest.raises(ValueError, match="supports noise"):
+        ex.build_pipeline("empirical_bayes", Laplace(0.5), setup)

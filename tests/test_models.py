@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import lib
 import lib.paths
 from lib import models
 
@@ -138,3 +139,210 @@ def test_linear_margin_is_the_distance_to_the_decision_boundary():
         assert model((x[i].flatten() + step).view(1, 1, 2, 2)).argmax(1).item() != y[i]
     with pytest.raises(TypeError, match="LinearClassifier"):
         models.linear_margin(models.MLPClassifier((1, 2, 2), 3, hidden=[4]), x, y)
+
+
+# ---------------------------------------------------------------------- the one training loop
+def _toy_run(seed=0):
+    """A tiny regression model and its seeded StepLoss (batches from one generator)."""
+    from lib.models import StepLoss
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    gen = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(seed + 2))
+
+    def loss_fn(step):
+        i = torch.randint(64, (16,), generator=gen)
+        return (model(x[i]).squeeze(1) - x[i].sum(1)).square().mean()
+
+    return model, StepLoss(loss_fn, {"batches": gen})
+
+
+def _run_kwargs():
+    return dict(ema=0.9, log_every=7, progress=False,
+                schedule=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_train_loop_resumes_from_its_checkpoint_to_identical_weights(tmp_path):
+    model, loss_fn = _toy_run()
+    hist = models.train_loop(model, loss_fn, 50, **_run_kwargs())
+    assert hist["iters"] == 50 and hist["step"][-1] == 50 and not model.training
+    ckpt = tmp_path / "run.pt"
+    interrupted, loss2 = _toy_run()
+    inner = loss2.fn
+
+    def crash_at_33(step):
+        if step == 33:
+            raise _Stop
+        return inner(step)
+
+    loss2.fn = crash_at_33
+    with pytest.raises(_Stop):
+        models.train_loop(interrupted, loss2, 50, checkpoint=ckpt, checkpoint_every=10, **_run_kwargs())
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)  # plain tensors: weights_only loads it
+    assert saved["step"] == 30 and saved["steps"] == 50
+    resumed, loss3 = _toy_run()
+    hist3 = models.train_loop(resumed, loss3, 50, checkpoint=ckpt, checkpoint_every=10, **_run_kwargs())
+    for a, b in zip(model.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert hist3["loss"] == hist["loss"] and hist3["step"] == hist["step"]
+    assert not ckpt.exists()  # removed once the run is complete
+
+
+def test_train_loop_refuses_a_checkpoint_of_another_run_and_bad_arguments(tmp_path):
+    model, loss_fn = _toy_run()
+    ckpt = tmp_path / "run.pt"
+    torch.save({"steps": 999, "step": 5, "model": {}}, ckpt)
+    with pytest.raises(RuntimeError, match="another run"):
+        models.train_loop(model, loss_fn, 20, checkpoint=ckpt, progress=False)
+    with pytest.raises(TypeError, match="optimizer"):
+        models.train_loop(model, loss_fn, 20, optimizer="adam", progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        models.train_loop(model, loss_fn, 0, progress=False)
+    with pytest.raises(TypeError, match="scalar"):
+        models.train_loop(model, lambda step: torch.zeros(3, requires_grad=True), 2, progress=False)
+
+
+def test_load_or_train_resumes_an_interrupted_training(tmp_path, monkeypatch):
+    """The cache trains inside `checkpointing`: a crash leaves a partial checkpoint; the rerun
+    resumes from it and caches the same weights as an uninterrupted run."""
+    from lib.models import cache, training
+
+    monkeypatch.setattr(training, "CHECKPOINT_EVERY", 10)
+
+    def build(cfg):
+        return _toy_run(cfg["seed"])[0]
+
+    def train(model, cfg, crash=None):
+        gen = torch.Generator().manual_seed(cfg["seed"] + 1)
+        x = torch.randn(64, 4, generator=torch.Generator().manual_seed(cfg["seed"] + 2))
+
+        def fn(step):
+            if crash is not None and step == crash:
+                raise _Stop
+            i = torch.randint(64, (16,), generator=gen)
+            return (model(x[i]).squeeze(1) - x[i].sum(1)).square().mean()
+
+        return training.train_loop(model, models.StepLoss(fn, {"batches": gen}), 35, ema=0.9, progress=False,
+                                   checkpoint_every=10)
+
+    cfg = {"seed": 0}
+    ref, _ = cache.load_or_train("toy", cfg, build, train, root=tmp_path / "a", verbose=False)
+    with pytest.raises(_Stop):
+        cache.load_or_train("toy", cfg, build, lambda m, c: train(m, c, crash=27), root=tmp_path / "b", verbose=False)
+    partial = list((tmp_path / "b").glob("toy-*.partial0.pt"))
+    assert len(partial) == 1 and not cache.checkpoint_path("toy", cfg, tmp_path / "b").exists()
+    again, _ = cache.load_or_train("toy", cfg, build, train, root=tmp_path / "b", verbose=False)
+    for a, b in zip(ref.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not partial[0].exists()
+
+
+def test_classifier_training_resumes_mid_epoch(tmp_path):
+    """StepLoss carries the epoch's permutation and the noise generator: a resumed classifier
+    run (interrupted inside an epoch) ends with the weights of an uninterrupted one."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(40, 1, 8, 8, generator=g), torch.randint(3, (40,), generator=g)
+    cfg = {"arch": "mlp", "hidden": [8], "in_shape": [1, 8, 8], "num_classes": 3, "batch_size": 16, "seed": 0}
+
+    def run(crash=None, checkpoint=None):
+        model = models.build_classifier(cfg)
+        loss_fn = models.classifier_loss(model, x, y, 16, noise=lib.Gaussian(0.3), seed=0)
+        if crash is not None:
+            inner = loss_fn.fn
+
+            def fn(step):
+                if step == crash:
+                    raise _Stop
+                return inner(step)
+
+            loss_fn.fn = fn
+        models.train_loop(model, loss_fn, 12, torch.optim.Adam(model.parameters(), 1e-2), progress=False,
+                          checkpoint=checkpoint, checkpoint_every=4)
+        return model
+
+    ref = run()
+    with pytest.raises(_Stop):
+        run(crash=10, checkpoint=tmp_path / "c.pt")  # checkpoint at step 8, inside the 3rd epoch of 3 steps
+    again = run(checkpoint=tmp_path / "c.pt")
+    for a, b in zip(ref.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------- cache manifest (issue 10)
+def _cached_linear(root):
+    from lib.models import cache
+
+    def train(model, cfg):
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        return {"loss": [1.0]}
+
+    build = lambda cfg: torch.nn.Linear(cfg["d"], 2)  # noqa: E731
+    cfg = {"d": 3, "seed": 0}
+    model, _ = cache.load_or_train("toy", cfg, build, train, root=root, verbose=False)
+    return cache, cfg, build, cache.checkpoint_path("toy", cfg, root), model
+
+
+def test_cache_records_a_sha256_manifest(tmp_path):
+    import json
+
+    from lib.utils import sha256_file
+
+    _, _, _, path, _ = _cached_linear(tmp_path)
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    assert manifest["sha256"] == sha256_file(path) and manifest["bytes"] == path.stat().st_size
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "nan", "flipped_byte"])
+def test_cache_refuses_a_checkpoint_modified_after_it_was_written(tmp_path, damage):
+    cache, cfg, build, path, _ = _cached_linear(tmp_path)
+    if damage == "flipped_byte":
+        raw = bytearray(path.read_bytes())
+        raw[-40] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    else:
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["state_dict"]["weight"].fill_(0.0 if damage == "zeroed" else float("nan"))
+        torch.save(ckpt, path)
+    with pytest.raises(cache.CorruptCheckpointError, match=f"{path.name}.*(manifest|Delete)") as err:
+        cache.load_or_train("toy", cfg, build, lambda m, c: pytest.fail("retrained"), root=tmp_path, verbose=False)
+    assert "Delete" in str(err.value) and str(path) in str(err.value)
+
+
+def test_cache_refuses_nan_weights_even_with_a_matching_manifest(tmp_path):
+    """A checkpoint whose manifest was rewritten to match (or one from before manifests) is
+    still refused when a weight is NaN."""
+    import json
+
+    cache, cfg, build, path, _ = _cached_linear(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["state_dict"]["bias"][0] = float("nan")
+    torch.save(ckpt, path)
+    side = path.with_suffix(".json")
+    manifest = json.loads(side.read_text())
+    manifest.pop("sha256")  # as written before manifests existed
+    side.write_text(json.dumps(manifest))
+    with pytest.raises(cache.CorruptCheckpointError, match="non-finite.*'bias'"):
+        cache.load_or_train("toy", cfg, build, lambda m, c: pytest.fail("retrained"), root=tmp_path, verbose=False)
+
+
+def test_cache_records_the_manifest_of_an_older_checkpoint_on_first_load(tmp_path):
+    import json
+
+    cache, cfg, build, path, model = _cached_linear(tmp_path)
+    side = path.with_suffix(".json")
+    side.write_text(json.dumps({k: v for k, v in json.loads(side.read_text()).items() if k not in ("sha256", "bytes")}))
+    again, _ = cache.load_or_train("toy", cfg, build, lambda m, c: pytest.fail("retrained"), root=tmp_path,
+                                   verbose=False)
+    assert torch.equal(again.weight, model.weight) and "sha256" in json.loads(side.read_text())
+
+
+def test_train_loop_stops_on_a_diverged_loss():
+    model, _ = _toy_run()
+    with pytest.raises(FloatingPointError, match="steps 1..5"):
+        models.train_loop(model, lambda step: model[0].weight.sum() * float("nan"), 10, log_every=5, progress=False)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from lib import paths
-from lib.reporting import tables as results
+import lib.reporting as results
 
 pytestmark = pytest.mark.notebook
 

@@ -272,3 +272,34 @@ def test_as_score_adapts_objects_with_a_score_method():
     torch.testing.assert_close(wrapped(y, 0.5), -2.0 * y)
     with pytest.raises(TypeError):
         score.as_score(torch.nn.Linear(2, 2))  # a module without .score is not a score
+
+
+def test_count_macs_counts_linear_and_conv_layers():
+    """The cost of a score evaluation is counted (the same on every machine), not timed."""
+    from lib.denoising import study
+
+    class Tiny(score.ScoreModel):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.conv = torch.nn.Linear(4, 3), torch.nn.Conv2d(1, 2, 3, padding=1)
+
+        def score(self, y, sigma):
+            self.conv(y.view(-1, 1, 2, 2))
+            return self.lin(y.flatten(1))
+
+    # Linear: 3 outputs x 4 inputs; Conv: 2 x 2 x 2 outputs x (1 channel x 3 x 3)
+    assert study.count_macs(Tiny(), torch.rand(5, 4)) == 12 + 72
+
+
+def test_choose_architecture_follows_the_stated_rule():
+    import pandas as pd
+
+    from lib.denoising import study
+
+    table = pd.DataFrame({"mean ratio": [0.30, 0.31, 0.50], "MMAC per image": [6.0, 4.0, 0.3]},
+                         index=["U-Net", "MLP + conv", "MLP"])
+    assert study.choose_architecture(table, tolerance=0.05) == "MLP + conv"  # within 5 %, fewer MACs
+    assert study.choose_architecture(table, tolerance=0.01) == "U-Net"       # only the best is within 1 %
+    assert study.choose_architecture(table, tolerance=1.0) == "MLP"
+    with pytest.raises(ValueError, match="tolerance"):
+        study.choose_architecture(table, tolerance=-0.1)

@@ -3,13 +3,14 @@ a scipy distribution, or a simulation), plus bad input."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import integrate
 from scipy.stats import beta as beta_dist, chi, norm
 
-import lib.theory.core as T
-from lib.data.datasets import GaussianData, GaussianMixture
+import lib.theory as T
+from lib.data import GaussianData, GaussianMixture
 from lib.smoothing import Gaussian
 from lib.smoothing import ABSTAIN, Smooth
 from lib.smoothing import lower_confidence_bound
@@ -97,7 +98,7 @@ def test_max_certifiable_radius_independent_computations(gen):
         sigma * norm.ppf(lower_confidence_bound(n, n, alpha)), rel=1e-9)
     # CERTIFY on a classifier that always answers class 1 returns exactly r_max
     const = Smooth(T.LinearBinaryClassifier([0.0], 1.0), 2, Gaussian(sigma))
-    c, r = const.certify(torch.zeros(1), 10, n, alpha, generator=gen)
+    c, r = const.certify(torch.zeros(1, dtype=torch.float64), 10, n, alpha, generator=gen)
     assert c == 1 and r == pytest.approx(T.max_certifiable_radius(n, alpha, sigma), rel=1e-9)
 
 
@@ -215,7 +216,65 @@ def test_smoothing_objectives_jensen_chain_and_training(gen):
     assert np.all(np.diff(chain) >= -1e-12)
     assert obj["plugin_1"] == pytest.approx(obj["augment"]) and obj["plugin_64"] == pytest.approx(obj["smoothed"])
     with pytest.raises(ValueError, match="objective"):
-        T.train_smoothing_classifier(x, y, 2, 0.5, "adversarial")
+        T.train_smoothing_classifier(x, y, 2, 0.5, "bogus")
+
+
+def test_three_training_methods_and_paired_tests(gen):
+    """Lecture 14 §3 through one trainer: each method trains; the comparison is paired (same points,
+    same draws), the attack never lowers the loss under its own draws, and the paired tests answer
+    in the right direction on a constructed table."""
+    mix = T.smoothing_toy(dim=4, classes=3)
+    x, y = mix.sample_labeled(300, gen)
+    models = {o: T.train_smoothing_classifier(x, y, 3, 1.0, o, k=4, steps=30, seed=0)[0] for o in T.OBJECTIVES}
+    df = T.smoothing_comparison(models, x[:20], y[:20], 1.0, 0.5, 16, 3, 16, 100, 0.01, gen)
+    assert len(df) == 60 and set(df.method) == set(T.OBJECTIVES)
+    assert (df.attack_gain >= 0).all()
+    assert ((df.radius > 0) <= df.correct).all()
+    fake = pd.DataFrame({"method": ["a"] * 30 + ["b"] * 30, "idx": list(range(30)) * 2,
+                         "loss": [0.1] * 30 + [0.5 + 0.01 * i for i in range(30)],
+                         "attacked_loss": [1.0] * 60, "radius": [1.0] * 30 + [0.0] * 30})
+    tests = T.paired_tests(fake, [("a", "b")], radii=(0.5,)).set_index("quantity").p_value
+    assert tests["loss (a < b, Wilcoxon)"] < 1e-6
+    assert tests["attacked_loss (a < b, Wilcoxon)"] == 1.0
+    assert tests["radius (a > b, Wilcoxon)"] < 1e-6
+    assert tests["certified accuracy at r = 0.5 (McNemar, two-sided)"] < 1e-6
+
+
+# ------------------------------------------------------------------ issue 17: lecture corrections
+def test_rescaling_of_lemma26(gen):
+    """h~(z) = h(sigma z) gives H~(x / sigma) = H(x); the lecture's h(z / sigma) at sigma x smooths at 1/sigma."""
+    h = T.ball_h(0.8)
+    x = torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    sigma = 0.6
+    res = T.rescaling_identities(T.probit_h([1.0, -0.5], 0.2), x, sigma, nodes=40)
+    H_exact, _ = T.probit_smoothed([1.0, -0.5], 0.2, x, sigma)
+    inv_exact, _ = T.probit_smoothed([1.0, -0.5], 0.2, x, 1 / sigma)
+    assert torch.allclose(res["corrected"], H_exact, atol=1e-10)
+    assert torch.allclose(res["lecture"], inv_exact, atol=1e-10)
+    assert (res["lecture"] - H_exact).abs().max() > 0.01
+    assert h(x).shape == (6,)
+
+
+def test_gaussian_tail_identities():
+    df = T.gaussian_tail_identities([0.6, 0.9])
+    assert np.allclose(df.quadrature, df.closed_form, atol=1e-8)
+    assert np.allclose(df.lecture_text.iloc[1:] / df.closed_form.iloc[1:], math.sqrt(2 * math.pi))
+
+
+def test_lipschitz_lemmas_hold_and_probit_case_is_tight(gen):
+    df = T.lipschitz_lemmas_experiment(3, 5, 3, gen, directions=64, pgd_steps=10)
+    assert (df.worst_gap <= 1e-12).all()
+    tight = df[df.lemma.str.startswith("2.2 probit")]
+    assert len(tight) == 3 and (tight.flip_beyond > 0).all()
+
+
+def test_theorem11_on_a_line_is_sound_and_tight():
+    clf = T.IntervalClassifier(breaks=[-1.0, 1.0], labels=[0, 1, 0])
+    xs = np.linspace(-3, 3, 601)
+    df = T.theorem11_on_a_line(lambda z: clf.smoothed(z, 0.4), xs, 0.4)
+    df = df[np.isfinite(df.radius)]
+    assert (df.radius <= df.distance + (xs[1] - xs[0])).all()
+    assert (df.radius / df.distance).max() > 0.95  # nearly attained near a single boundary
 
 
 # ------------------------------------------------------------------ empirical Bayes
@@ -279,6 +338,32 @@ def test_mog_bayes_estimator_against_autograd_and_importance_sampling(gen):
         T.mog_bayes_estimator(torch.zeros(4, 2), mu, sigma0, 1.0)
 
 
+def test_estimator_errors_pythagoras_detects_a_wrong_reference(gen):
+    mu, s0, sg = torch.tensor([1.5, 0.5], dtype=torch.float64), 0.5, 0.5
+    mix = GaussianMixture(mu, s0)
+    x = mix.sample(20000, gen, dtype=torch.float64)
+    y = x + sg * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    ref = T.mog_bayes_estimator(y, mu, s0, sg)
+    ests = {"identity": y, "shrink": 0.5 * y}
+    good = T.estimator_errors(ests, ref, x, y)
+    assert (good.pythagoras_z.abs() < 4).all()
+    wrong = T.estimator_errors(ests, T.bayes_shrinkage(sg, s0) * y, x, y)  # not E[X|Y] for the mixture
+    assert wrong.pythagoras_z.abs().max() > 10
+
+
+def test_lee_bound_on_a_mixture(gen):
+    mix = GaussianMixture(torch.tensor([1.5, 0.5]), 0.5)
+    x_star = T.mixture_mode(mix, mix.means[0])
+    assert mix.score(x_star[None], 0.0).norm() < 1e-10
+    assert 0 < T.strong_convexity(mix, x_star, 1.0, 20, gen) <= 1 / 0.25 + 1e-9
+    assert T.strong_convexity(GaussianMixture(torch.tensor([[0.0, 0.0]]), 0.5), torch.zeros(2), 1.0, 5, gen) \
+        == pytest.approx(4.0)
+    df = T.lee_mixture_experiment(mix, [0.25, 1.0], [0.0, 0.4], 400, 40, gen)
+    held = df[df.outside <= 0.01]
+    assert len(held) >= 2 and (held.measured <= held.bound + 3 * held.se).all()
+    assert df[(df.sigma == 1.0) & (df.sigma_tilde == 0.0)].outside.iloc[0] > 0.01
+
+
 def test_toy_dsm_and_mse_trainers_learn_the_bayes_estimator(gen):
     mu, s0, sigma = torch.tensor([1.5, 0.5]), 0.5, 0.5
     mog = GaussianMixture(mu, s0)
@@ -327,3 +412,41 @@ def test_lee_bound_against_gradient_descent(gen):
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_same_protocol_table_reads_logs_and_refuses_mixed_protocols(tmp_path):
+    import json
+
+    def write(name, correct, radius, **over):
+        path = tmp_path / f"{name}.tsv"
+        rows = ["idx\tlabel\tpredict\tradius\tcorrect\ttime"]
+        rows += [f"{i}\t1\t{1 if c else 0}\t{r}\t{int(c)}\t0:00:00.1" for i, (c, r) in enumerate(zip(correct, radius))]
+        path.write_text("\n".join(rows) + "\n")
+        meta = {"dataset": "mnist", "split": "test", "noise": "gaussian", "sigma": 0.5, "n0": 10, "n": 100,
+                "alpha": 0.01, "indices_hash": "abc", "num_points": len(correct), **over}
+        path.with_name(path.name + ".json").write_text(json.dumps(meta))
+        return path
+
+    a = write("a", [1, 1, 0, 1], [0.3, 0.8, 0.0, 0.1])
+    b = write("b", [1, 0, 1, 1], [0.6, 0.0, 0.2, 0.9])
+    table = T.same_protocol_table({"A": a, "B": b}, [0.0, 0.25, 0.5])
+    assert table.loc["A"].tolist() == [75.0, 50.0, 25.0] and table.loc["B"].tolist() == [75.0, 50.0, 50.0]
+    c = write("c", [1, 1, 1, 1], [1, 1, 1, 1], n=1000)
+    with pytest.raises(ValueError, match=r"c\.tsv.*one protocol.*'n': \(100, 1000\)"):
+        T.same_protocol_table({"A": a, "C": c}, [0.0])
+
+
+def test_lecture_table_logs_pairs_methods_by_sigma(tmp_path, monkeypatch):
+    import lib.paths
+
+    monkeypatch.setattr(lib.paths, "LOGS", tmp_path)
+    for folder, name in [("05_x", "mnist-white_box-gaussian-s0.5-smoke-aaa.tsv"),
+                         ("05_x", "mnist-white_box-gaussian-s0.25-smoke-bbb.tsv"),
+                         ("09_y", "mnist-smoothadv-gaussian-s0.5-smoke-ccc.tsv"),
+                         ("09_y", "mnist-smoothadv-gaussian-s0.5-quick-ddd.tsv")]:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / name).write_text("")
+    found = T.lecture_table_logs("smoke")
+    assert list(found) == [0.5]  # 0.25 has no SmoothAdv log; the quick log is another profile
+    assert sorted(p.name for p in found[0.5].values()) == ["mnist-smoothadv-gaussian-s0.5-smoke-ccc.tsv",
+                                                           "mnist-white_box-gaussian-s0.5-smoke-aaa.tsv"]

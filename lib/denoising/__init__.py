@@ -1,20 +1,27 @@
 """Score models, energy (DEEN) models, their networks, and the denoisers built on them."""
 from .nets import (  # noqa: F401
     SigmaEmbedding, ScoreMLP, ScoreUNet, DnCNN, ARCHITECTURES, build_net,
-    EMA, train_loop,
 )
 from .score import (  # noqa: F401
     DATA_STATS, SCHEDULES, geometric_sigmas, uniform_sigmas, make_schedule, as_sigma,
     ScoreModel, NoiseConditionalScore, EnergyScore, ClosedFormScore, as_score, dsm_per_example,
-    train_dsm, dsm_loss_per_sigma, annealed_langevin, score_config, build_score_model, get_score_model,
-    per_sigma_table, inference_seconds, compare_architectures, image_grid, fit_toy_score, relative_score_error,
+    train_dsm, dsm_loss, dsm_loss_per_sigma, annealed_langevin, score_config, build_score_model, get_score_model,
+    fit_toy_score, relative_score_error,
 )
 from .energy import (  # noqa: F401
     EnergyMLP, EmpiricalBayesDenoiser, build_energy, deen_loss, denoising_mse, train_deen,
-    PROFILE_DEFAULTS, energy_config, get_energy_model,
+    deen_step_loss, energy_config, get_energy_model,
 )
 from .denoise import (  # noqa: F401
     LEE_STEP_SIZE, Denoiser, Tweedie, AnnealedMAP, WalkJump, NetworkDenoiser,
-    Identity, tweedie, annealed_map, walk_jump, identity, train_mse,
+    Identity, tweedie, annealed_map, walk_jump, identity, train_mse, mse_loss,
     mse_config, mse_denoiser, evaluate_denoiser, evaluate_denoisers, tune_step_size,
+)
+from .study import (  # noqa: F401
+    per_sigma_table, inference_seconds, compare_architectures, count_macs, choose_architecture, image_grid,
+    toy_score_study, plot_score_field, score_models, tune_annealed, denoiser_suite, compare_denoisers,
+    unseen_sigma_table, plot_metric_vs_sigma, denoised_images,
+)
+from .stability import (  # noqa: F401  (Salman et al.'s stability objective: MSE+Stab, Stab; notebooks 05, 08)
+    frozen, stability_loss, stability_config, train_stability, stability_denoiser,
 )

@@ -41,14 +41,15 @@ from torch import nn
 from lib.models import cache as cache
 
 from lib import profiles
-from lib.denoising.nets import DnCNN, train_loop
+from lib.denoising.nets import DnCNN
+from lib.models.training import StepLoss, train_loop
 from lib.smoothing.noise import NoiseDistribution, make_noise
 from lib.denoising.score import _check_sigmas, as_score, make_schedule
 from lib.utils import check_count, check_positive, check_sigma
 
 __all__ = ["Denoiser", "Tweedie", "AnnealedMAP", "WalkJump", "NetworkDenoiser", "Identity",
            "tweedie", "annealed_map", "walk_jump", "identity", "mse_denoiser", "mse_config",
-           "train_mse", "evaluate_denoiser", "evaluate_denoisers", "tune_step_size",
+           "train_mse", "mse_loss", "evaluate_denoiser", "evaluate_denoisers", "tune_step_size",
            "LEE_STEP_SIZE"]
 
 #: Lee's appendix C.2: alpha = 2e-5 for Gaussian and uniform noise, 3e-5 for Laplace; T = 1
@@ -77,9 +78,17 @@ class Denoiser(ABC):
 
 
 class _ScoreDenoiser(Denoiser):
+    """A denoiser driven by ``score(y, sigma)``. ``score_evals`` counts the rows evaluated by the
+    score (a batch of B rows adds B; read it, or reset it to 0, to measure work without a clock)."""
+
     def __init__(self, score):
         self.score = as_score(score)
         self.requires_grad = bool(getattr(self.score, "requires_grad", False))
+        self.score_evals = 0
+
+    def _score(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        self.score_evals += int(y.shape[0])
+        return self.score(y, sigma)
 
     def _ctx(self):
         # energy models need autograd and manage it themselves; everything else: no graph
@@ -101,7 +110,7 @@ class Tweedie(_ScoreDenoiser):
 
     def denoise(self, y):
         with self._ctx():
-            return y + self.sigma ** 2 * self.score(y, self.sigma)
+            return y + self.sigma ** 2 * self._score(y, self.sigma)
 
 
 class AnnealedMAP(_ScoreDenoiser):
@@ -147,7 +156,7 @@ class AnnealedMAP(_ScoreDenoiser):
             for level, a in zip(self.sigmas, self.alphas):
                 for _ in range(self.steps_per_level):
                     # s(x, sigma_i) + grad_x log q(y - x), with grad_x log q(y - x) = -(grad log q)(y - x)
-                    step = self.score(x, level) - self.noise.grad_log_density(y - x)
+                    step = self._score(x, level) - self.noise.grad_log_density(y - x)
                     x.add_(step, alpha=a)
                     x = self.noise.project(x, y)
         return x
@@ -189,11 +198,11 @@ class WalkJump(_ScoreDenoiser):
         gen = self._generator(y.device)
         sp, noise_std = self.sigma_prime, math.sqrt(2 * self.delta)
         with self._ctx():
-            x = y + self.sigma ** 2 * self.score(y, self.sigma)
+            x = y + self.sigma ** 2 * self._score(y, self.sigma)
             for _ in range(self.tau):
                 eps = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-                x.add_(self.score(x, sp), alpha=self.delta).add_(eps, alpha=noise_std)
-            return x + sp ** 2 * self.score(x, sp)
+                x.add_(self._score(x, sp), alpha=self.delta).add_(eps, alpha=noise_std)
+            return x + sp ** 2 * self._score(x, sp)
 
 
 class NetworkDenoiser(Denoiser):
@@ -244,10 +253,11 @@ def identity() -> Identity:
 
 
 # ---------------------------------------------------------------------- MSE denoiser
-def train_mse(model: nn.Module, data_x: torch.Tensor, noise: NoiseDistribution, iters: int,
-              batch_size: int = 64, lr: float = 1e-3, ema: float = 0.999, seed: int = 0,
-              progress: bool = True, desc: str = "MSE denoiser") -> dict:
-    """Train ``model`` to minimise ``E ||model(x + u) - x||^2`` with u ~ noise (Salman et al.)."""
+def mse_loss(model: nn.Module, data_x: torch.Tensor, noise: NoiseDistribution, batch_size: int = 64,
+             seed: int = 0) -> StepLoss:
+    """The per-step loss ``||model(x + u) - x||^2`` (mean per pixel), u ~ noise, of an MSE denoiser
+    (Salman et al. 2020), for :func:`lib.models.train_loop`; batches and noise from one
+    generator seeded by ``seed``."""
     if not isinstance(noise, NoiseDistribution):
         raise TypeError(f"noise must be a lib.noise.NoiseDistribution, got {type(noise).__name__}")
     batch_size = check_count("batch_size", batch_size)
@@ -260,13 +270,22 @@ def train_mse(model: nn.Module, data_x: torch.Tensor, noise: NoiseDistribution, 
         u = noise.sample(x.shape, generator=gen, device=device, dtype=x.dtype)
         return (model(x + u) - x).square().mean()
 
-    return train_loop(model, loss_fn, iters, lr, ema=ema, progress=progress, desc=desc)
+    return StepLoss(loss_fn, {"batches": gen})
+
+
+def train_mse(model: nn.Module, data_x: torch.Tensor, noise: NoiseDistribution, iters: int,
+              batch_size: int = 64, lr: float = 1e-3, ema: float = 0.999, seed: int = 0,
+              progress: bool = True, desc: str = "MSE denoiser") -> dict:
+    """Train ``model`` to minimise ``E ||model(x + u) - x||^2`` with u ~ noise (Salman et al.):
+    :func:`mse_loss` in :func:`lib.models.train_loop` (Adam, EMA, gradient norm clipped at 1)."""
+    return train_loop(model, mse_loss(model, data_x, noise, batch_size, seed), iters, lr=lr, ema=ema,
+                      grad_clip=1.0, progress=progress, desc=desc)
 
 
 def mse_config(dataset: str = "mnist", sigma: float = 0.5, noise: str = "gaussian",
                profile: str = "quick", seed: int = 0) -> dict:
-    """Config of a cached MSE denoiser (settings from ``lib.profiles`` "03", key "mse")."""
-    cfg = profiles.get("03", profile)["mse"]
+    """Config of a cached MSE denoiser (settings: the family ``mse`` of ``lib.profiles``)."""
+    cfg = profiles.model_settings("mse", profile)
     make_noise(noise, sigma)  # validates the name and sigma
     return {"version": 1, "dataset": dataset, "noise": noise, "sigma": float(sigma), "arch": "dncnn",
             "net": dict(cfg["net"]), "iters": int(cfg["iters"]), "batch_size": int(cfg["batch_size"]),

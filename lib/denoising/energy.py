@@ -21,15 +21,15 @@ any σ of interest"); the sigma-conditional score models live in ``lib.score``.
 from __future__ import annotations
 
 import math
-import time
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device, progress_bar
+from lib.models.training import EpochSampler, StepLoss, train_loop
+from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device
 
-__all__ = ["EnergyMLP", "EmpiricalBayesDenoiser", "build_energy", "train_deen", "deen_loss",
+__all__ = ["EnergyMLP", "EmpiricalBayesDenoiser", "build_energy", "train_deen", "deen_loss", "deen_step_loss",
            "energy_config", "get_energy_model", "denoising_mse"]
 
 _ACTIVATIONS = {"softplus": nn.Softplus, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -49,6 +49,14 @@ class EnergyMLP(nn.Module):
     output of order ‖y‖²/σ²: on MNIST at σ = 0.6 a plain 784-512-512-1 softplus φ trained for
     10 epochs still had 4 times the per-pixel error (0.136) of this form after one epoch on 20k
     images (0.034).) ``sigma`` is the noise level the energy was (or will be) trained for.
+
+    *Why two DEEN classes.* This is the paper's DEEN: one energy per σ, exactly as Saremi &
+    Srivastava learn it for notebook 04 (their Figure 3 and Table 1 are about it). The
+    σ-conditional :class:`lib.denoising.EnergyScore` is a different model -- one energy for every
+    σ, with a Gaussian base, behind the :class:`lib.denoising.ScoreModel` interface -- that lets
+    notebook 02 compare an energy parameterisation with a score network on equal terms. Their
+    objectives coincide (the DEEN loss is σ⁴ times the single-σ DSM loss); both are trained by
+    :func:`lib.models.train_loop`. Use this class for a fixed σ, ``EnergyScore`` for many σ.
     """
 
     def __init__(self, in_features: int, sigma: float, hidden: Sequence[int] = (512, 512),
@@ -171,15 +179,34 @@ def denoising_mse(model: EnergyMLP, x: torch.Tensor, generator: torch.Generator 
     return err_hat / count, err_noisy / count
 
 
+def deen_step_loss(model: EnergyMLP, x: torch.Tensor, batch_size: int = 128, seed: int = 0) -> StepLoss:
+    """The per-step DEEN loss (:func:`deen_loss`) for :func:`lib.models.train_loop`: epochs of
+    shuffled minibatches of x [N, *shape] (permutations from ``seed``) and fresh noise
+    N(0, σ² I) every step (generator ``seed + 1``). Returns ``{"loss", "loss_sum", "examples"}``."""
+    device = next(model.parameters()).device
+    x = x.to(device)
+    batches = EpochSampler(x.shape[0], check_count("batch_size", batch_size), seed, device)
+    noise_gen = torch.Generator(device=device).manual_seed(int(seed) + 1)
+
+    def loss_fn(step):
+        xb = x[batches(step)]
+        eps = torch.randn(xb.shape, generator=noise_gen, device=device, dtype=xb.dtype) * model.sigma
+        loss = deen_loss(model, xb, eps)
+        return {"loss": loss, "loss_sum": loss.detach() * xb.shape[0], "examples": xb.shape[0]}
+
+    return StepLoss(loss_fn, {"shuffle": batches.generator, "noise": noise_gen}, batches.state)
+
+
 def train_deen(model: EnergyMLP, config: dict, data: torch.Tensor | None = None,
                test_data: torch.Tensor | None = None, progress: bool = True) -> dict:
-    """Fit φ by minimising the DEEN loss with Adam; return the history.
+    """Fit φ by minimising the DEEN loss with Adam (:func:`deen_step_loss` in
+    :func:`lib.models.train_loop`); return the history.
 
     config keys: sigma (must equal model.sigma), epochs, batch_size, lr, seed, and for data
     from ``lib.data``: dataset, train_split, train_limit, test_split, test_limit. ``data`` /
     ``test_data`` (tensors [N, *shape], e.g. samples of lib.data.GaussianData) replace them.
-    Every epoch draws fresh noise. history: loss (per epoch, per row), test_mse and
-    noisy_mse (per coordinate, :func:`denoising_mse`), train_seconds.
+    Every step draws fresh noise. history: loss (per epoch, per row), test_mse and
+    noisy_mse (per coordinate, :func:`denoising_mse`), train_steps, train_seconds.
     """
     if not math.isclose(check_sigma(config.get("sigma")), model.sigma, rel_tol=1e-6):
         raise ValueError(f"config sigma {config.get('sigma')} differs from the model's {model.sigma}")
@@ -194,61 +221,31 @@ def train_deen(model: EnergyMLP, config: dict, data: torch.Tensor | None = None,
         from lib.data import datasets as datasets
         test_data = datasets.load(config["dataset"], config.get("test_split", "test"),
                                   limit=config.get("test_limit"))[0]
-    device = next(model.parameters()).device
-    x = data.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    shuffle = torch.Generator().manual_seed(seed)
-    noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    history: dict = {"loss": []}
-    bar = progress_bar(total=epochs * math.ceil(x.shape[0] / batch_size), desc=f"DEEN σ={model.sigma:g}",
-                       disable=not progress)
-    t0 = time.perf_counter()
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(x.shape[0], generator=shuffle).to(device)
-        total = 0.0
-        for i in range(0, x.shape[0], batch_size):
-            xb = x[perm[i:i + batch_size]]
-            eps = torch.randn(xb.shape, generator=noise_gen, device=device, dtype=xb.dtype) * model.sigma
-            loss = deen_loss(model, xb, eps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * xb.shape[0]
-            bar.update(1)
-        history["loss"].append(total / x.shape[0])
-        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-    bar.close()
-    history["train_seconds"] = time.perf_counter() - t0
-    model.eval()
+    loss_fn = deen_step_loss(model, data, batch_size, seed)
+    per_epoch = math.ceil(data.shape[0] / batch_size)
+    hist = train_loop(model, loss_fn, epochs * per_epoch, lr=lr, log_every=per_epoch, progress=progress,
+                      desc=f"DEEN σ={model.sigma:g}")
+    history: dict = {"loss": [ls / n for ls, n in zip(hist["loss_sum"], hist["examples"])],
+                     "train_steps": hist["iters"], "train_seconds": hist["seconds"],
+                     "train_cpu_seconds": hist["cpu_seconds"]}
     if test_data is not None:
+        device = next(model.parameters()).device
         gen = torch.Generator(device=device).manual_seed(seed + 2)
         history["test_mse"], history["noisy_mse"] = denoising_mse(model, test_data, gen)
     return history
 
 
 # ====================================================================== presets and cache
-#: size and schedule of the DEEN per profile (overridable through get_energy_model(**overrides))
-PROFILE_DEFAULTS = {
-    "smoke": {"hidden": [256, 256], "epochs": 6, "batch_size": 64, "lr": 3e-3,
-              "train_split": "train", "train_limit": 2000, "test_limit": 500},
-    "quick": {"hidden": [512, 512], "epochs": 3, "batch_size": 128, "lr": 1e-3,
-              "train_split": "trainval", "train_limit": None, "test_limit": 2000},
-    "full": {"hidden": [1024, 1024], "epochs": 30, "batch_size": 128, "lr": 1e-3,
-             "train_split": "trainval", "train_limit": None, "test_limit": None},
-}
-
-
 def energy_config(dataset: str, sigma: float, profile: str, seed: int = 0, **overrides) -> dict:
-    """The full config of a DEEN for ``dataset`` at noise level ``sigma``: profile < overrides."""
+    """The full config of a DEEN for ``dataset`` at noise level ``sigma``: the family ``deen`` of
+    ``lib.profiles`` < ``overrides``."""
     from lib.models.classifiers import dataset_info
-    from lib.profiles import PROFILES
+    from lib.profiles import model_settings
 
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    settings = model_settings("deen", profile)
     in_shape, _ = dataset_info(dataset)
     config = {"model": "deen_mlp", "dataset": dataset, "in_shape": list(in_shape), "sigma": check_sigma(sigma),
-              "activation": "silu", **PROFILE_DEFAULTS[profile], "test_split": "test", "seed": int(seed)}
+              "activation": "silu", **settings, "test_split": "test", "seed": int(seed)}
     config.update(overrides)
     return config
 

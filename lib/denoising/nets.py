@@ -20,9 +20,9 @@ import math
 import torch
 from torch import nn
 
-from lib.utils import check_count, progress_bar
+from lib.utils import check_count
 
-__all__ = ["SigmaEmbedding", "ScoreMLP", "ScoreUNet", "DnCNN", "build_net", "ARCHITECTURES", "EMA", "train_loop"]
+__all__ = ["SigmaEmbedding", "ScoreMLP", "ScoreUNet", "DnCNN", "build_net", "ARCHITECTURES"]
 
 
 class SigmaEmbedding(nn.Module):
@@ -204,87 +204,3 @@ def build_net(arch: str, shape, scalar: bool = False, **kwargs) -> nn.Module:
     except KeyError:
         raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}") from None
     return cls(shape=shape, scalar=scalar, **kwargs)
-
-
-# ---------------------------------------------------------------------- training helpers
-class EMA:
-    """Exponential moving average of a model's floating-point state (parameters and buffers).
-
-    ``decay`` is warmed up as ``min(decay, (1 + t) / (10 + t))`` (TensorFlow's rule), so
-    short runs are not dominated by the initial weights. :meth:`copy_to` writes the
-    averages into the model (what we cache and evaluate).
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        if not (0.0 <= float(decay) < 1.0):
-            raise ValueError(f"ema must lie in [0, 1), got {decay}")
-        self.decay = float(decay)
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.steps = 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.steps += 1
-        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].lerp_(v.detach(), 1.0 - d)
-            else:
-                self.shadow[k].copy_(v)
-
-    def copy_to(self, model: nn.Module) -> None:
-        model.load_state_dict(self.shadow)
-
-
-def train_loop(model: nn.Module, loss_fn, iters: int, lr: float, ema: float = 0.999,
-               grad_clip: float | None = 1.0, log_every: int | None = None,
-               progress: bool = True, desc: str = "train", max_seconds: float | None = None) -> dict:
-    """Adam on ``loss_fn(step) -> scalar loss``; EMA weights copied into ``model`` at the end.
-
-    Returns a history dict: ``step`` and ``loss`` (mean training loss over each window of
-    ``log_every`` steps), ``seconds`` (wall time of training), ``cpu_seconds`` (process CPU
-    time, all threads) and ``iters`` (steps done; fewer than ``iters`` only if ``max_seconds``
-    ran out). Shows a tqdm progress bar.
-    """
-    import time
-
-    iters = check_count("iters", iters)
-    if not (float(lr) > 0):
-        raise ValueError(f"lr must be > 0, got {lr}")
-    log_every = log_every or (10 if max_seconds is not None else max(1, iters // 100))
-    opt = torch.optim.Adam(model.parameters(), lr=float(lr))
-    avg = EMA(model, ema)
-    model.train()
-    hist = {"step": [], "loss": []}
-    window, count, t0, c0, done = None, 0, time.perf_counter(), time.process_time(), 0
-    # a time-limited run shows elapsed steps and rate, not a meaningless fraction of ``iters``
-    bar = progress_bar(total=None if max_seconds is not None else iters, desc=desc, disable=not progress)
-    for step in range(iters):
-        loss = loss_fn(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        avg.update(model)
-        window = loss.detach() if window is None else window + loss.detach()  # no host sync per step
-        count += 1
-        done = step + 1
-        bar.update(1)
-        if count == log_every or done == iters:
-            hist["step"].append(done)
-            hist["loss"].append(float(window) / count)
-            bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
-            window, count = None, 0
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-            break
-    bar.close()
-    if count:
-        hist["step"].append(done)
-        hist["loss"].append(float(window) / count)
-    avg.copy_to(model)
-    model.eval()
-    hist["seconds"] = time.perf_counter() - t0
-    hist["cpu_seconds"] = time.process_time() - c0
-    hist["iters"] = done
-    return hist

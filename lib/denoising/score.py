@@ -33,7 +33,7 @@ report the loss per pixel: ``||sigma s + z||^2 / d`` equals ``MSE(tweedie) / sig
 mean squared error of the one-step denoiser relative to that of the noisy input (1 = no
 denoising, 0 = perfect). EMA weights are what is cached and evaluated.
 
-:func:`get_score_model` builds the config from ``lib.profiles`` (section "02") and goes
+:func:`get_score_model` builds the config from ``lib.profiles`` (family "score") and goes
 through ``lib.cache.load_or_train``, so every notebook gets the same cached network with
 one line: ``model, hist = lib.score.get_score_model("mnist", "geometric", profile)``.
 """
@@ -50,14 +50,15 @@ from torch import nn
 from lib.models import cache as cache
 
 from lib import profiles
-from lib.denoising.nets import build_net, train_loop
-from lib.utils import check_count, check_sigma, get_device
+from lib.denoising.nets import build_net
+from lib.models.training import StepLoss, train_loop
+from lib.utils import check_count, check_positive, check_sigma, get_device
 
 __all__ = [
     "ScoreModel", "NoiseConditionalScore", "EnergyScore", "ClosedFormScore", "as_score", "as_sigma",
     "geometric_sigmas", "uniform_sigmas", "make_schedule", "dsm_per_example", "dsm_loss_per_sigma",
-    "train_dsm", "annealed_langevin", "score_config", "build_score_model", "get_score_model",
-    "per_sigma_table", "inference_seconds", "compare_architectures", "image_grid", "fit_toy_score",
+    "train_dsm", "dsm_loss", "annealed_langevin", "score_config", "build_score_model", "get_score_model",
+    "fit_toy_score",
     "relative_score_error",
     "DATA_STATS", "SCHEDULES",
 ]
@@ -195,6 +196,12 @@ class EnergyScore(_Preconditioned):
     ``torch.no_grad`` and ``torch.inference_mode`` (it re-enables autograd locally) and
     returns a detached score in eval mode. With a single-level schedule it *is* DEEN at
     that sigma (the network simply ignores its sigma input).
+
+    *Why a second DEEN class* (besides ``lib.denoising.EnergyMLP``, the paper's fixed-σ DEEN of
+    notebook 04): this one serves every σ through the :class:`ScoreModel` interface (Gaussian
+    base, preconditioning, DSM training by :func:`train_dsm`), so notebook 02 can set an energy
+    parameterisation beside a score network with everything else equal. Use ``EnergyMLP`` to
+    reproduce Saremi & Srivastava at one σ, this class for a σ-conditional energy.
     """
 
     requires_grad = True
@@ -278,17 +285,15 @@ def _check_sigmas(sigmas) -> list[float]:
     return [check_sigma(v, "sigmas") for v in vals]
 
 
-def train_dsm(model: ScoreModel, data_x: torch.Tensor, sigmas: Sequence[float], iters: int,
-              batch_size: int = 128, lr: float = 1e-3, ema: float = 0.999, seed: int = 0,
-              grad_clip: float | None = 1.0, progress: bool = True, desc: str = "DSM",
-              max_seconds: float | None = None) -> dict:
-    """Multi-scale denoising score matching (Lee eq. 19-20) with EMA; trains ``model`` in place.
+def dsm_loss(model: ScoreModel, data_x: torch.Tensor, sigmas: Sequence[float], batch_size: int = 128,
+             seed: int = 0) -> StepLoss:
+    """The per-step loss of multi-scale DSM (Lee eq. 19-20), for :func:`lib.models.train_loop`.
 
     data_x: ``[N, *shape]`` clean data (moved to the model's device). Each step draws
     ``batch_size`` examples and, per example, a level ``sigma_i`` uniformly from ``sigmas``
-    (one element = a single-sigma model) and minimises the mean of
-    ``1/2 ||sigma_i s(x + sigma_i z; sigma_i) + z||^2 / d``. Returns the history of
-    :func:`lib.nets.train_loop` (``step``, ``loss``, ``seconds``, ``iters``).
+    (one element = a single-sigma model); the loss is the mean of
+    ``1/2 ||sigma_i s(x + sigma_i z; sigma_i) + z||^2 / d``. All draws come from one generator
+    seeded by ``seed`` (saved in training checkpoints).
     """
     if not isinstance(model, ScoreModel):
         raise TypeError(f"model must be a ScoreModel, got {type(model).__name__}")
@@ -309,8 +314,17 @@ def train_dsm(model: ScoreModel, data_x: torch.Tensor, sigmas: Sequence[float], 
         z = torch.randn(x.shape, generator=gen, device=device, dtype=x.dtype)
         return 0.5 * dsm_per_example(model, x, s, z).mean()
 
-    return train_loop(model, loss_fn, iters, lr, ema=ema, grad_clip=grad_clip, progress=progress,
-                      desc=desc, max_seconds=max_seconds)
+    return StepLoss(loss_fn, {"batches": gen})
+
+
+def train_dsm(model: ScoreModel, data_x: torch.Tensor, sigmas: Sequence[float], iters: int,
+              batch_size: int = 128, lr: float = 1e-3, ema: float = 0.999, seed: int = 0,
+              grad_clip: float | None = 1.0, progress: bool = True, desc: str = "DSM") -> dict:
+    """Multi-scale denoising score matching (:func:`dsm_loss`) with Adam and EMA weights, for
+    ``iters`` optimiser steps; trains ``model`` in place. Returns the history of
+    :func:`lib.models.train_loop` (``step``, ``loss``, ``iters``, ``seconds``, ``cpu_seconds``)."""
+    loss_fn = dsm_loss(model, data_x, sigmas, batch_size, seed)
+    return train_loop(model, loss_fn, iters, lr=lr, ema=ema, grad_clip=grad_clip, progress=progress, desc=desc)
 
 
 def dsm_loss_per_sigma(model, x: torch.Tensor, sigmas: Sequence[float], seed: int = 0,
@@ -372,11 +386,11 @@ def score_config(dataset: str = "mnist", schedule: str = "geometric", profile: s
     ``schedule``: "geometric" (Lee, L = 32, 1.0 -> 0.01), "uniform" (L = 20, 1.0 -> 0.05)
     or "single" (one level ``sigma``); ``param``: "score" (:class:`NoiseConditionalScore`)
     or "energy" (:class:`EnergyScore`, the sigma-conditional DEEN); ``arch``: "mlp" or
-    "unet" (default: the profile's). Training settings come from ``lib.profiles`` "02".
+    "unet" (default: the profile's). Settings: the family ``score`` of ``lib.profiles``.
     """
     if param not in ("score", "energy"):
         raise ValueError(f"param must be 'score' or 'energy', got {param!r}")
-    cfg = profiles.get("02", profile)["score"]
+    cfg = profiles.model_settings("score", profile)
     arch = arch or cfg["arch"]
     if arch not in cfg["nets"]:
         raise ValueError(f"arch must be one of {sorted(cfg['nets'])}, got {arch!r}")
@@ -406,16 +420,14 @@ def build_score_model(config: dict) -> ScoreModel:
 
 def _train_score(model: ScoreModel, config: dict, progress: bool = True, desc: str | None = None,
                  per_sigma: bool = True) -> dict:
-    """DSM on the config's training data (for ``config.get("max_seconds")`` at most); with
-    ``per_sigma``, add the held-out loss at the training levels to the history. (The initial
+    """DSM on the config's training data for ``config["iters"]`` steps; with ``per_sigma``, add the held-out loss at the training levels to the history. (The initial
     weights are seeded by ``lib.cache``; the training draws by ``train_dsm(seed=...)``.)"""
     from lib.data import datasets as data
 
     x, _ = data.load(config["dataset"], "train", limit=config["n_train"])
     hist = train_dsm(model, x, config["sigmas"], config["iters"], config["batch_size"], config["lr"],
                      config["ema"], seed=config["seed"], progress=progress,
-                     desc=desc or f"DSM {config['param']}/{config['schedule']}",
-                     max_seconds=config.get("max_seconds"))
+                     desc=desc or f"DSM {config['param']}/{config['schedule']}")
     if per_sigma:
         xv, _ = data.load(config["dataset"], "val", limit=config["n_eval"])
         hist["sigmas"] = list(config["sigmas"])
@@ -442,85 +454,7 @@ def get_score_model(dataset: str = "mnist", schedule: str = "geometric", profile
                                lambda m, c: _train_score(m, c, progress), device=device, verbose=verbose)
 
 
-# ---------------------------------------------------------------------- notebook helpers
-def per_sigma_table(models: dict, x: torch.Tensor, sigmas: Sequence[float], seed: int = 0):
-    """DataFrame: one row per named model, one column per sigma, of the held-out
-    ``MSE(tweedie) / sigma^2`` (:func:`dsm_loss_per_sigma`; 1 = no denoising)."""
-    import pandas as pd
-
-    rows = {name: dsm_loss_per_sigma(m, x, sigmas, seed=seed) for name, m in models.items()}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[f"{s:g}" for s in sigmas])
-
-
-def inference_seconds(model, x: torch.Tensor, sigma: float = 0.5, repeats: int = 3) -> dict:
-    """Wall and process-CPU seconds per image of one score evaluation on the batch ``x``."""
-    import time
-
-    x = x.to(model.device)
-    with torch.no_grad():
-        model.score(x[:2], sigma)  # warm-up
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(repeats):
-            model.score(x, sigma)
-    n = repeats * len(x)
-    return {"seconds_per_image": (time.perf_counter() - t0) / n, "cpu_seconds_per_image": (time.process_time() - c0) / n}
-
-
-def compare_architectures(dataset: str = "mnist", profile: str = "quick", seed: int = 0, device=None,
-                          progress: bool = True):
-    """Train each network variant of ``profiles["02"][profile]["arch_compare"]["variants"]``
-    (name -> ``{"arch": "mlp" | "unet", "net": {...}}``) with Lee's geometric schedule for the
-    *same wall-clock budget* (``arch_compare.seconds``), and compare the held-out
-    ``MSE(tweedie)/sigma^2`` at the profile's ``eval_sigmas`` with the cost of one score
-    evaluation (batch 256). Models are cached (the budget is in the config), so a rerun only
-    re-measures inference. Returns a DataFrame, one row per variant.
-    """
-    import pandas as pd
-
-    from lib.data import datasets as data
-
-    prof = profiles.get("02", profile)
-    spec = prof["arch_compare"]
-    budget, n_eval = float(spec["seconds"]), int(spec["n_eval"])
-    xv, _ = data.load(dataset, "val", limit=n_eval)
-    levels = prof["eval_sigmas"]
-    rows = {}
-    for name, variant in spec["variants"].items():
-        config = score_config(dataset, "geometric", profile, arch=variant["arch"], seed=seed)
-        config.update(net=dict(variant["net"]), iters=10 ** 7, max_seconds=budget)
-
-        def train(model, cfg, name=name):
-            return _train_score(model, cfg, progress, desc=f"{name} ({budget:g} s)", per_sigma=False)
-
-        model, hist = cache.load_or_train(f"score-score-{dataset}-archcmp", config, build_score_model, train,
-                                          device=device)
-        row = {"arch": variant["arch"], "parameters": sum(t.numel() for t in model.parameters()),
-               "train_iters": hist["iters"], "train_seconds": round(hist["seconds"], 1)}
-        row.update({f"sigma={s:g}": v for s, v in zip(levels, dsm_loss_per_sigma(model, xv, levels, seed))})
-        timing = inference_seconds(model, xv[:256])
-        row["infer_ms_per_image"] = 1e3 * timing["seconds_per_image"]
-        row["infer_cpu_ms_per_image"] = 1e3 * timing["cpu_seconds_per_image"]
-        rows[name] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def image_grid(images: torch.Tensor, nrow: int, pad: int = 1, clip: bool = True) -> np.ndarray:
-    """Tile ``images [N, C, H, W]`` into one array ``[rows*(H+pad), nrow*(W+pad)(, C)]`` for
-    ``plt.imshow`` (values clipped to [0, 1] if ``clip``)."""
-    nrow = check_count("nrow", nrow)
-    x = images.detach().cpu().float()
-    if clip:
-        x = x.clamp(0, 1)
-    n, c, h, w = x.shape
-    rows = math.ceil(n / nrow)
-    out = torch.ones(c, rows * (h + pad) - pad, nrow * (w + pad) - pad)
-    for i in range(n):
-        r, k = divmod(i, nrow)
-        out[:, r * (h + pad): r * (h + pad) + h, k * (w + pad): k * (w + pad) + w] = x[i]
-    arr = out.numpy()
-    return arr[0] if c == 1 else arr.transpose(1, 2, 0)
-
-
+# ---------------------------------------------------------------------- toy models with a closed-form score
 def fit_toy_score(mixture, sigmas: Sequence[float], iters: int = 1000, hidden: int = 64, depth: int = 2,
                   n_train: int = 20000, batch_size: int = 256, lr: float = 3e-3, param: str = "score",
                   seed: int = 0, progress: bool = False) -> tuple[ScoreModel, dict]:

@@ -1,10 +1,20 @@
-"""Trained models cached by what made them (nanoGPT/recommenders style).
+"""Trained models cached by what made them (nanoGPT/recommenders style), with a checksum manifest.
 
 ``load_or_train(kind, config, build, train)`` stores ``data/models/<kind>-<hash>.pt`` where
 ``<hash>`` is a hash of the config; the config is saved inside the checkpoint and beside it
 as JSON, so a cache is reused exactly when the config is the same. Checkpoints are written
 atomically and loaded with ``torch.load(weights_only=True)`` onto the CPU first, so a model
 trained on a GPU loads on a laptop.
+
+Integrity: the JSON beside each checkpoint is its *manifest*: it records the SHA-256 and size
+of the ``.pt`` file when the checkpoint is written, and every load verifies them. A modified,
+truncated or replaced file (e.g. weights zeroed or set to NaN after training) is refused with
+an error that names the file and says how to rebuild it; a checkpoint holding a non-finite
+weight is refused even when its checksum matches. A checkpoint from before manifests existed
+(JSON without ``sha256``) is checked for finite weights and its manifest is recorded then.
+
+While training, :func:`lib.models.training.checkpointing` writes resumable partial checkpoints
+``<kind>-<hash>.partial<i>.pt`` every ``CHECKPOINT_EVERY`` steps, so an interrupted run resumes.
 """
 from __future__ import annotations
 
@@ -16,13 +26,15 @@ import torch
 from torch import nn
 
 from lib import paths
-from lib.utils import atomic_torch_save, atomic_write_json, config_hash, get_device
+from lib.models.training import checkpointing
+from lib.utils import atomic_torch_save, atomic_write_json, config_hash, get_device, sha256_file
 
-__all__ = ["CorruptCheckpointError", "checkpoint_path", "load_or_train", "load_checkpoint"]
+__all__ = ["CorruptCheckpointError", "checkpoint_path", "load_or_train", "load_checkpoint", "save_checkpoint",
+           "verify_manifest"]
 
 
 class CorruptCheckpointError(RuntimeError):
-    """A cached checkpoint exists but cannot be read or does not match its config."""
+    """A cached checkpoint exists but cannot be read, fails its manifest, or does not match its config."""
 
 
 def checkpoint_path(kind: str, config: dict, root: str | Path | None = None) -> Path:
@@ -30,18 +42,75 @@ def checkpoint_path(kind: str, config: dict, root: str | Path | None = None) -> 
     return root / f"{kind}-{config_hash(config)}.pt"
 
 
-def load_checkpoint(path: str | Path, config: dict | None = None) -> dict:
-    """Read a checkpoint saved by :func:`load_or_train` (``weights_only=True``, onto the CPU)."""
+def _rebuild_hint(path: Path) -> str:
+    return (f"Delete {path} and {path.with_suffix('.json')} and rerun the notebook or call that trained it "
+            "(the model is retrained from its config and cached again).")
+
+
+def verify_manifest(path: str | Path) -> dict:
+    """Check ``path`` against the SHA-256 and size in its JSON manifest; return the manifest.
+
+    Raises :class:`CorruptCheckpointError` naming the file on a mismatch; returns ``{}`` when
+    the checkpoint has no manifest yet (written before manifests existed)."""
     path = Path(path)
+    side = path.with_suffix(".json")
+    if not side.exists():
+        return {}
+    try:
+        manifest = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise CorruptCheckpointError(f"the manifest {side} of checkpoint {path} is unreadable: {exc}. "
+                                     + _rebuild_hint(path)) from exc
+    if "sha256" not in manifest:
+        return {}
+    size = path.stat().st_size
+    if manifest.get("bytes") not in (None, size) or sha256_file(path) != manifest["sha256"]:
+        raise CorruptCheckpointError(
+            f"checkpoint {path} does not match its manifest {side.name} (SHA-256 {manifest['sha256'][:12]}..., "
+            f"{manifest.get('bytes')} bytes recorded; the file has {size} bytes): it was modified or damaged "
+            "after it was written. " + _rebuild_hint(path))
+    return manifest
+
+
+def _check_finite(path: Path, state: dict) -> None:
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CorruptCheckpointError(f"checkpoint {path} holds non-finite values (NaN or inf) in '{name}'; "
+                                         "refusing to use it. " + _rebuild_hint(path))
+
+
+def load_checkpoint(path: str | Path, config: dict | None = None) -> dict:
+    """Read a checkpoint saved by :func:`load_or_train` (``weights_only=True``, onto the CPU) after
+    verifying its SHA-256 manifest; refuse non-finite weights and a config other than ``config``."""
+    path = Path(path)
+    manifest = verify_manifest(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, wrong format, pickled code ...
-        raise CorruptCheckpointError(f"cannot read checkpoint {path}: {exc}. Delete it to retrain.") from exc
+        raise CorruptCheckpointError(f"cannot read checkpoint {path}: {exc}. " + _rebuild_hint(path)) from exc
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt:
-        raise CorruptCheckpointError(f"checkpoint {path} lacks 'state_dict'/'config'. Delete it to retrain.")
+        raise CorruptCheckpointError(f"checkpoint {path} lacks 'state_dict'/'config'. " + _rebuild_hint(path))
     if config is not None and json.loads(json.dumps(config, default=str)) != ckpt["config"]:
-        raise CorruptCheckpointError(f"checkpoint {path} was made with another config. Delete it to retrain.")
+        raise CorruptCheckpointError(f"checkpoint {path} was made with another config. " + _rebuild_hint(path))
+    _check_finite(path, ckpt["state_dict"])
+    if not manifest:  # a checkpoint from before manifests: record one now (its weights are finite)
+        _write_manifest(path, ckpt.get("kind", path.stem.rsplit("-", 1)[0]), ckpt["config"], ckpt.get("history", {}))
     return ckpt
+
+
+def _write_manifest(path: Path, kind: str, config: dict, history: dict) -> None:
+    atomic_write_json(path.with_suffix(".json"), {"kind": kind, "config": config, "history": history,
+                                                  "sha256": sha256_file(path), "bytes": path.stat().st_size})
+
+
+def save_checkpoint(path: str | Path, kind: str, config: dict, model: nn.Module, history: dict) -> Path:
+    """Write ``{config, state_dict, history}`` atomically to ``path`` and its manifest beside it."""
+    path = Path(path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _check_finite(path, state)  # never cache a diverged model
+    atomic_torch_save({"config": config, "state_dict": state, "history": history}, path)
+    _write_manifest(path, kind, config, history)
+    return path
 
 
 def load_or_train(kind: str, config: dict, build: Callable[[dict], nn.Module],
@@ -50,7 +119,9 @@ def load_or_train(kind: str, config: dict, build: Callable[[dict], nn.Module],
     """Return ``(model in eval mode on device, history)``; train and cache it on a miss.
 
     build(config) -> an untrained nn.Module; train(model, config) -> history (a dict of
-    lists of floats, e.g. the loss curve) and trains ``model`` in place.
+    lists of floats, e.g. the loss curve) and trains ``model`` in place. Training runs inside
+    :func:`lib.models.training.checkpointing`, so the ``train_loop`` calls in ``train`` write
+    resumable checkpoints and a rerun after an interruption resumes.
 
     ``build`` runs on the CPU with torch's CPU generator seeded by ``config["seed"]`` (default
     0) and restored afterwards, so the initial weights are a function of the config, never of
@@ -68,15 +139,15 @@ def load_or_train(kind: str, config: dict, build: Callable[[dict], nn.Module],
         try:
             model.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
-            raise CorruptCheckpointError(f"checkpoint {path} does not fit {kind}: {exc}") from exc
+            raise CorruptCheckpointError(f"checkpoint {path} does not fit {kind}: {exc}. "
+                                         + _rebuild_hint(path)) from exc
         if verbose:
             print(f"[cache] loaded {kind} from {path.relative_to(path.parents[1])}")
         return model.to(device).eval(), ckpt.get("history", {})
     if verbose:
         print(f"[cache] training {kind} (config hash {path.stem.split('-')[-1]}) ...")
     model.to(device)
-    history = train(model, config) or {}
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_torch_save({"config": config, "state_dict": state, "history": history}, path)
-    atomic_write_json(path.with_suffix(".json"), {"kind": kind, "config": config, "history": history})
+    with checkpointing(path.with_suffix("")):
+        history = train(model, config) or {}
+    save_checkpoint(path, kind, config, model, history)
     return model.eval(), history

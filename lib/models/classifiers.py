@@ -23,17 +23,17 @@ feeds it. :func:`get_classifier` builds a config from a profile and goes through
 from __future__ import annotations
 
 import math
-import time
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device, progress_bar
+from lib.models.training import EpochSampler, StepLoss, train_loop
+from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device
 
 __all__ = ["LinearClassifier", "MLPClassifier", "SmallCNN", "ResNet", "ARCHS",
-           "build_classifier", "train_classifier", "classifier_config", "get_classifier", "accuracy", "linear_margin",
+           "build_classifier", "train_classifier", "classifier_loss", "classifier_config", "get_classifier", "accuracy", "linear_margin",
            "dataset_info"]
 
 def dataset_info(dataset: str) -> tuple[tuple[int, ...], int]:
@@ -230,9 +230,40 @@ def _make_optimizer(model: nn.Module, config: dict):
     raise ValueError(f"config['optimizer'] must be 'adam' or 'sgd', got {name!r}")
 
 
+def classifier_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, noise=None,
+                    seed: int = 0) -> StepLoss:
+    """The per-step cross entropy of :func:`train_classifier`, for :func:`lib.models.train_loop`.
+
+    Epochs of shuffled minibatches of x [N, C, H, W], y [N] (a new permutation every
+    ``ceil(N / batch_size)`` steps, from a generator seeded by ``seed``); with ``noise`` (a
+    ``lib.smoothing`` noise) the inputs are x + u, one fresh draw per example and step (generator
+    ``seed + 1``). Returns ``{"loss", "loss_sum", "correct", "examples"}`` (sums over the batch).
+    """
+    batch_size = check_count("batch_size", batch_size)
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"training data must be non-empty with as many labels as images, got {x.shape[0]}, {y.shape[0]}")
+    device = _model_device(model)
+    x, y = x.to(device), y.to(device)
+    batches = EpochSampler(x.shape[0], batch_size, seed, device)
+    noise_gen = torch.Generator(device=device).manual_seed(int(seed) + 1)
+
+    def loss_fn(step):
+        idx = batches(step)
+        xb, yb = x[idx], y[idx]
+        if noise is not None:
+            xb = xb + noise.sample(xb.shape, generator=noise_gen, device=device, dtype=xb.dtype)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        return {"loss": loss, "loss_sum": loss.detach() * idx.numel(), "correct": (logits.argmax(1) == yb).sum(),
+                "examples": idx.numel()}
+
+    return StepLoss(loss_fn, {"shuffle": batches.generator, "noise": noise_gen}, batches.state)
+
+
 def train_classifier(model: nn.Module, config: dict, data: tuple | None = None, test_data: tuple | None = None,
                      progress: bool = True) -> dict:
-    """Minimise the cross entropy of ``model`` in place; return the training history.
+    """Minimise the cross entropy of ``model`` in place (:func:`classifier_loss` in
+    :func:`lib.models.train_loop`); return the training history.
 
     config keys: epochs, batch_size, optimizer ('adam' | 'sgd'), lr, momentum, weight_decay,
     lr_step (epochs between x lr_gamma decays, optional), seed; ``noise`` (None, 'gaussian',
@@ -242,7 +273,7 @@ def train_classifier(model: nn.Module, config: dict, data: tuple | None = None, 
     likewise ``test_data`` / ``test_split`` / ``test_limit`` for the reported test accuracy.
 
     history: loss and train_accuracy per epoch, test_accuracy (clean; and test_accuracy_noisy
-    under the training noise when there is one), train_seconds.
+    under the training noise when there is one), train_steps, train_seconds, train_cpu_seconds.
     """
     from lib.smoothing.noise import make_noise
 
@@ -250,49 +281,22 @@ def train_classifier(model: nn.Module, config: dict, data: tuple | None = None, 
     batch_size = check_count("batch_size", config.get("batch_size", 128))
     seed = int(config.get("seed", 0))
     x, y = data if data is not None else _load_split(config, "train_split", "train_limit")
-    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"training data must be non-empty with as many labels as images, got {x.shape[0]}, {y.shape[0]}")
     noise = None
     if config.get("noise") is not None:
         noise = make_noise(config["noise"], check_sigma(config.get("sigma")))
+    loss_fn = classifier_loss(model, x, y, batch_size, noise, seed)
+    per_epoch = math.ceil(x.shape[0] / batch_size)
+    schedule = None
+    if config.get("lr_step"):  # decay every lr_step epochs, stepped per optimiser step
+        schedule = lambda opt: torch.optim.lr_scheduler.StepLR(  # noqa: E731
+            opt, step_size=int(config["lr_step"]) * per_epoch, gamma=float(config.get("lr_gamma", 0.1)))
+    hist = train_loop(model, loss_fn, epochs * per_epoch, _make_optimizer(model, config), schedule=schedule,
+                      log_every=per_epoch, progress=progress, desc=f"train {config.get('arch', 'classifier')}")
+    history: dict = {"loss": [ls / n for ls, n in zip(hist["loss_sum"], hist["examples"])],
+                     "train_accuracy": [c / n for c, n in zip(hist["correct"], hist["examples"])],
+                     "train_steps": hist["iters"], "train_seconds": hist["seconds"],
+                     "train_cpu_seconds": hist["cpu_seconds"]}
     device = _model_device(model)
-    x, y = x.to(device), y.to(device)
-    opt = _make_optimizer(model, config)
-    sched = None
-    if config.get("lr_step"):
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(config["lr_step"]),
-                                                gamma=float(config.get("lr_gamma", 0.1)))
-    shuffle = torch.Generator().manual_seed(seed)
-    noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    history: dict = {"loss": [], "train_accuracy": []}
-    steps = epochs * math.ceil(x.shape[0] / batch_size)
-    bar = progress_bar(total=steps, desc=f"train {config.get('arch', 'classifier')}", disable=not progress)
-    t0 = time.perf_counter()
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(x.shape[0], generator=shuffle).to(device)
-        total_loss, total_correct = 0.0, 0
-        for i in range(0, x.shape[0], batch_size):
-            idx = perm[i:i + batch_size]
-            xb, yb = x[idx], y[idx]
-            if noise is not None:
-                xb = xb + noise.sample(xb.shape, generator=noise_gen, device=device, dtype=xb.dtype)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total_loss += float(loss.detach()) * idx.numel()
-            total_correct += int((logits.argmax(1) == yb).sum())
-            bar.update(1)
-        if sched is not None:
-            sched.step()
-        history["loss"].append(total_loss / x.shape[0])
-        history["train_accuracy"].append(total_correct / x.shape[0])
-        bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
-    bar.close()
-    history["train_seconds"] = time.perf_counter() - t0
-    model.eval()
     xt, yt = test_data if test_data is not None else _load_split(config, "test_split", "test_limit")
     history["test_accuracy"] = accuracy(model, xt, yt)
     if noise is not None:
@@ -302,34 +306,15 @@ def train_classifier(model: nn.Module, config: dict, data: tuple | None = None, 
 
 
 # ====================================================================== presets and cache
-#: architecture options and optimiser per arch (overridable through get_classifier(**overrides))
-ARCH_DEFAULTS = {
-    "linear": {"optimizer": "adam", "lr": 1e-3, "batch_size": 128},
-    "mlp": {"hidden": [512, 512], "optimizer": "adam", "lr": 1e-3, "batch_size": 128},
-    "cnn": {"width": 32, "hidden": 128, "optimizer": "adam", "lr": 1e-3, "batch_size": 128},
-    "resnet": {"depth": 20, "width": 16, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
-               "weight_decay": 1e-4, "batch_size": 256},
-}
-#: data size and epochs per profile (smoke: seconds on a CPU; full: paper scale)
-PROFILE_DEFAULTS = {
-    "smoke": {"train_split": "train", "train_limit": 2000, "test_limit": 1000, "epochs": 2},
-    "quick": {"train_split": "trainval", "train_limit": None, "test_limit": None, "epochs": 10},
-    "full": {"train_split": "trainval", "train_limit": None, "test_limit": None, "epochs": 30},
-}
-_RESNET_PROFILE = {"smoke": {"depth": 8, "width": 8, "epochs": 1},
-                   "quick": {"epochs": 15, "lr_step": 5},
-                   "full": {"depth": 110, "epochs": 90, "lr_step": 30}}
-
-
 def classifier_config(arch: str, dataset: str, profile: str, noise: str | None = None,
                       sigma: float | None = None, seed: int = 0, **overrides) -> dict:
-    """The full training config of a classifier: arch defaults < profile defaults < overrides."""
-    from lib.profiles import PROFILES
+    """The full training config of a classifier: the family ``classifier/<arch>`` of
+    ``lib.profiles`` (architecture options, optimiser, data size, epochs) < ``overrides``."""
+    from lib.profiles import model_settings
 
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    settings = model_settings(f"classifier/{arch}", profile)
     in_shape, num_classes = dataset_info(dataset)
     if noise is not None:
         if sigma is None:
@@ -338,9 +323,7 @@ def classifier_config(arch: str, dataset: str, profile: str, noise: str | None =
     elif sigma is not None:
         raise ValueError("sigma is given but noise is None; pass noise='gaussian' (or laplace/uniform)")
     config = {"arch": arch, "dataset": dataset, "in_shape": list(in_shape), "num_classes": num_classes,
-              **ARCH_DEFAULTS[arch], **PROFILE_DEFAULTS[profile],
-              **(_RESNET_PROFILE[profile] if arch == "resnet" else {}),
-              "test_split": "test", "noise": noise, "sigma": sigma, "seed": int(seed)}
+              **settings, "test_split": "test", "noise": noise, "sigma": sigma, "seed": int(seed)}
     config.update(overrides)
     return config
 

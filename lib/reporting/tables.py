@@ -1,14 +1,18 @@
-"""From per-example logs to certified-accuracy curves, tables and figures.
+"""From per-example logs to certified accuracies, tables, paired comparisons and metrics.
 
-The per-example TSV logs of :mod:`lib.certify` (Cohen et al.'s columns
-``idx label predict radius correct time``) are the source of truth; every table and figure
-is derived from them here.
+The per-example TSV logs (:mod:`lib.smoothing.logs`, Cohen et al.'s columns
+``idx label predict radius correct time``) are the source of truth; every table is derived
+from them here (figures in :mod:`lib.reporting.figures`, registered tables and RESULTS.md in
+:mod:`lib.reporting.findings`).
 
 * certified accuracy at radius r = fraction of test points that are correct with radius >= r
   (abstentions count as wrong), reported with a Clopper-Pearson interval over test points;
 * "best over sigma" = for every radius, the best certified accuracy among several logs;
-* :func:`save_table` writes CSV + Markdown + LaTeX, :func:`save_figure` PNG + PDF, both with
-  deterministic names prefixed by the notebook number (``04_table1.csv``).
+* :func:`paired_difference` compares two methods on the same test points: a paired t interval
+  (``scipy.stats.ttest_rel``) for radius differences, McNemar's exact test (statsmodels) for
+  certified / not-certified outcomes at a radius;
+* :func:`save_table` writes CSV + Markdown + LaTeX with deterministic names prefixed by the
+  notebook number (``04_table1.csv``).
 """
 from __future__ import annotations
 
@@ -20,24 +24,13 @@ import numpy as np
 import pandas as pd
 
 from lib import paths
+from lib.smoothing.logs import LOG_COLUMNS, read_log, read_settings  # noqa: F401  (re-exported)
 from lib.smoothing.stats import proportion_interval
-from lib.utils import atomic_path, atomic_write_json, atomic_write_text
+from lib.utils import atomic_path, atomic_write_json, atomic_write_text, check_alpha
 
-__all__ = ["read_log", "certified_accuracy", "certified_accuracy_table", "best_over",
-           "accuracy_curve", "save_table", "save_figure", "record_metrics", "read_metrics",
-           "prefixed", "markdown_table"]
-
-LOG_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time"]
-
-
-def read_log(path: str | Path) -> pd.DataFrame:
-    """Read a Cohen-format TSV log (also readable by locuslab/smoothing's analyze.py)."""
-    df = pd.read_csv(path, sep="\t")
-    missing = set(LOG_COLUMNS) - set(df.columns)
-    if missing:
-        raise ValueError(f"log {path} lacks columns {sorted(missing)}")
-    return df
-
+__all__ = ["read_log", "certified_accuracy", "certified_accuracy_table", "best_over", "best_over_logs",
+           "table_from_logs", "accuracy_curve", "save_table", "record_metrics", "read_metrics", "prefixed",
+           "markdown_table", "log_settings_of", "paired_difference"]
 
 def certified_accuracy(df: pd.DataFrame, radii: Sequence[float] | float) -> np.ndarray:
     """Fraction of rows with ``correct == 1`` and ``radius >= r`` for each r (vectorised)."""
@@ -114,18 +107,6 @@ def save_table(df: pd.DataFrame, stem: str, notebook: str, caption: str = "",
     return out
 
 
-def save_figure(fig, stem: str, notebook: str, folder: str | Path | None = None, dpi: int = 150) -> dict:
-    """Save a matplotlib figure as PNG and PDF with a notebook-prefixed name."""
-    folder = paths.ensure(Path(folder) if folder is not None else paths.FIGURES)
-    name = prefixed(notebook, stem)
-    out = {}
-    for ext in ("png", "pdf"):
-        with atomic_path(folder / f"{name}.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
-        out[ext] = folder / f"{name}.{ext}"
-    return out
-
-
 def _metrics_path(notebook: str) -> Path:
     return paths.OUTPUTS / "metrics" / f"{prefixed(notebook, 'metrics')}.json"
 
@@ -157,9 +138,8 @@ def _log_abs(rel: str) -> Path:
 
 
 def log_settings_of(path: str | Path) -> dict:
-    """The JSON sidecar written by :func:`lib.certify.certify_dataset` beside a log."""
-    side = Path(str(path) + ".json")
-    return json.loads(side.read_text()) if side.exists() else {}
+    """The JSON sidecar beside a log ({} if none): :func:`lib.smoothing.logs.read_settings`."""
+    return read_settings(path)
 
 
 def best_over_logs(rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float], alpha: float = 0.05,
@@ -199,58 +179,56 @@ def table_from_logs(rows: Mapping[str, Sequence[str | Path]], radii: Sequence[fl
                         index=acc.index, columns=acc.columns)
 
 
-def register_table(notebook: str, stem: str, rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float],
-                   title: str, settings: Mapping[str, object], reference: Mapping[str, Sequence] | None = None,
-                   reference_source: str = "", interval: bool = True, clean: bool = True) -> pd.DataFrame:
-    """Build a certified-accuracy table from logs, save it (CSV/MD/TeX) and register its spec.
+# ---------------------------------------------------------------------- paired comparisons
+def paired_outcomes(path_a: str | Path, path_b: str | Path, radius: float | None = None):
+    """(scores of A, scores of B) on the test points both logs hold (matched on ``idx``): the
+    certified radius if correct, else 0 (means: the ACRs); with ``radius``, 1[correct and
+    R >= radius] (means: the certified accuracies at ``radius``)."""
+    a, b = read_log(_log_abs(str(path_a))).set_index("idx"), read_log(_log_abs(str(path_b))).set_index("idx")
+    common = a.index.intersection(b.index)
+    if len(common) == 0:
+        raise ValueError(f"the logs {path_a} and {path_b} share no test point")
 
-    The spec (``outputs/tables/<NN_stem>.json``) lets ``10_tables`` rebuild every table of the
-    companion from the per-example logs and write ``figures/RESULTS.md``. ``reference`` rows
-    (published numbers) are appended as ``"<label> (published)"`` and never mixed with ours.
-    """
-    spec = {"notebook": notebook, "stem": stem, "title": title, "radii": [float(r) for r in radii],
-            "rows": {k: [_log_rel(p) for p in v] for k, v in rows.items()}, "settings": dict(settings),
-            "reference": {k: list(v) for k, v in (reference or {}).items()},
-            "reference_source": reference_source, "interval": interval, "clean": clean}
-    # unsorted keys: rows, reference rows and settings keep the order they were given in
-    atomic_write_json(paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json", spec, sort_keys=False)
-    table = render_table(spec)
-    save_table(table, stem, notebook, caption=table_caption(spec))
-    return table
+    def score(df):
+        ok = df["correct"].to_numpy(bool)
+        rad = df["radius"].to_numpy(float)
+        return (ok & (rad >= radius)).astype(float) if radius is not None else rad * ok
+
+    return score(a.loc[common]), score(b.loc[common])
 
 
-def render_table(spec: Mapping) -> pd.DataFrame:
-    """Ours (from the logs) and the published reference rows of a registered table spec."""
-    ours = table_from_logs(spec["rows"], spec["radii"], interval=spec.get("interval", True),
-                           clean=spec.get("clean", True))
-    ref = spec.get("reference") or {}
-    if ref:
-        cols = list(ours.columns)
-        rows = {}
-        for label, values in ref.items():
-            values = list(values)
-            pad = len(cols) - len(values)  # references may lack the clean column
-            rows[f"{label} (published)"] = ["–"] * pad + [str(v) for v in values]
-        ours = pd.concat([ours.astype(str), pd.DataFrame.from_dict(rows, orient="index", columns=cols)])
-    return ours
+def paired_difference(path_a: str | Path, path_b: str | Path, radius: float | None = None,
+                      alpha: float = 0.05) -> dict:
+    """Method A minus method B on the *same* test points (matched on ``idx``).
 
+    Without ``radius``: the mean difference of the per-point scores radius*correct (the ACR
+    difference) with the (1 - alpha) paired t interval of ``scipy.stats.ttest_rel`` (``lo``,
+    ``hi``) and its p-value. With ``radius``: the difference of certified accuracies at
+    ``radius`` and McNemar's exact test (statsmodels) of the paired certified / not-certified
+    outcomes (``p``; ``lo``/``hi`` are NaN: no interval is claimed). ``verdict`` is "A better",
+    "B better" or "not resolved" (interval containing 0, or p >= alpha); ``points`` the pairs."""
+    from scipy.stats import ttest_rel
+    from statsmodels.stats.contingency_tables import mcnemar
 
-def table_caption(spec: Mapping) -> str:
-    s = spec.get("settings", {})
-    parts = ", ".join(f"{k}={v}" for k, v in s.items())
-    text = (f"{spec['title']}. Certified accuracy (%) at the given radii"
-            + (" with a 95% Clopper-Pearson interval over test points" if spec.get("interval", True) else "")
-            + f". Settings: {parts}.")
-    if spec.get("reference"):
-        text += f" Rows marked (published) are references from {spec.get('reference_source', 'the paper')}, not our results."
-    return text
-
-
-def load_table_spec(notebook: str, stem: str) -> dict:
-    """The spec that :func:`register_table` wrote for one table."""
-    return json.loads((paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json").read_text())
-
-
-def load_table_specs() -> list[dict]:
-    folder = paths.OUTPUTS / "tables"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+    alpha = check_alpha(alpha)
+    sa, sb = paired_outcomes(path_a, path_b, radius)
+    d = sa - sb
+    mean = float(d.mean())
+    if radius is None:
+        if len(d) < 2:
+            lo, hi, p = -np.inf, np.inf, 1.0
+        elif np.all(d == d[0]):  # no spread: the t interval degenerates
+            lo = hi = mean
+            p = 1.0 if mean == 0 else 0.0
+        else:
+            test = ttest_rel(sa, sb)
+            ci = test.confidence_interval(1 - alpha)
+            lo, hi, p = float(ci.low), float(ci.high), float(test.pvalue)
+        verdict = "A better" if lo > 0 else "B better" if hi < 0 else "not resolved"
+    else:
+        only_a, only_b = int(((sa == 1) & (sb == 0)).sum()), int(((sa == 0) & (sb == 1)).sum())
+        both, neither = int(((sa == 1) & (sb == 1)).sum()), int(((sa == 0) & (sb == 0)).sum())
+        p = float(mcnemar([[both, only_a], [only_b, neither]], exact=True).pvalue) if only_a + only_b else 1.0
+        lo = hi = float("nan")
+        verdict = "not resolved" if p >= alpha or mean == 0 else "A better" if mean > 0 else "B better"
+    return {"diff": mean, "lo": lo, "hi": hi, "p": p, "points": int(len(d)), "verdict": verdict}

@@ -1,14 +1,24 @@
 """The smoothing family: noise distributions, Clopper-Pearson statistics, the smoothed classifier
-(PREDICT / CERTIFY) and certification runs over a data set."""
+(PREDICT / CERTIFY) and certification runs over a data set into per-example logs (``logs``: their one owner)."""
 from .noise import (  # noqa: F401
     NoiseDistribution, Gaussian, Laplace, Uniform, NOISES, make_noise,
 )
 from .stats import (  # noqa: F401
-    lower_confidence_bound, binomial_pvalue, proportion_interval,
+    lower_confidence_bound, upper_confidence_bound, binomial_pvalue, proportion_interval,
+)
+from .certificates import (  # noqa: F401
+    Certificate, OneSided, TwoSided, WithRejection, make_certificate,
 )
 from .smooth import (  # noqa: F401
-    ABSTAIN, default_batch_size, Smooth,
+    ABSTAIN, default_batch_size, Smooth, MAX_SAMPLES, PROGRESS_SAMPLES,
+)
+from .logs import (  # noqa: F401
+    LOG_COLUMNS, LogError, LogLockedError, read_log, read_settings, parse_time, log_seconds, log_lock,
+    model_fingerprint, log_key, log_path, find_log, log_cpu_seconds, sidecar_path,
 )
 from .certify import (  # noqa: F401
     log_settings, certify_dataset,
+)
+from .distributed import (  # noqa: F401
+    SerialExecutor, RayExecutor,
 )

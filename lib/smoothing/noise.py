@@ -15,11 +15,28 @@ Uniform    U[-a, a],  a = √3 sigma                l1      2 a (p - 1/2)       
 All radii are 0 where ``p <= 1/2`` (the smoothed classifier abstains there). The radius
 holds for the top class whenever ``p`` is a valid lower bound of its probability: the
 runner-up is then bounded by ``1 - p``, which is how CERTIFY uses it.
+
+Sampling on the CPU. Each family has one sampling hook, ``_fill(out, generator)``, which fills
+a tensor in place. Torch's CPU generator (Mersenne twister) is sequential, so a large CPU draw
+(at least ``2 * PART`` floats, e.g. one chunk of CERTIFY) is cut into parts of ``PART`` floats,
+each filled by its own Mersenne-twister stream in a thread pool (one thread per torch thread):
+on two cores the Gaussian draw takes ~1.5 ns per float instead of ~2.5-3.3 (see
+``benchmarks/bench_sampler.py``). The streams are a function of ``generator`` alone: one call
+draws a 124-bit key from ``generator``, and part ``i`` gets a full 19,968-bit twister state
+expanded from ``key`` by NumPy's Philox counter-based generator (torch's own ``manual_seed`` keeps only 32
+bits, so seeds drawn per part would collide within a long run). The parts are fixed by the
+size of the draw, never by the thread count, so the same generator state gives the same noise
+on any machine, and a block of certify_dataset seeded with ``(seed, j)`` draws the same noise
+whether or not a run was resumed. Every part is an exact i.i.d. draw of the family's law
+(tests/test_sampler.py checks moments, a KS test and independence between parts).
 """
 from __future__ import annotations
 
 import math
+import os
+import threading
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -28,7 +45,64 @@ from scipy.stats import norm as _std_normal
 
 from lib.utils import check_sigma
 
-__all__ = ["NoiseDistribution", "Gaussian", "Laplace", "Uniform", "make_noise", "NOISES"]
+__all__ = ["NoiseDistribution", "Gaussian", "Laplace", "Uniform", "LogitGaussian", "make_noise", "NOISES", "PART"]
+
+#: floats per independently seeded part of a large CPU draw (fixed: the noise must not depend on
+#: the thread count); 2^16 floats cost ~150 us to draw against ~12 us to seed a part's stream
+PART = 1 << 16
+
+
+class _Streams:
+    """Seeded Mersenne-twister streams for the parts of one draw, and the pool that fills them."""
+
+    _lock = threading.Lock()
+    _pool: ThreadPoolExecutor | None = None
+    _pool_key: tuple = ()
+    _template: torch.Tensor | None = None
+    _layout_ok: bool | None = None
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether torch's CPU generator state has the layout written by :meth:`generators`
+        (checked once against torch's own seeding; otherwise draws stay single-stream)."""
+        if cls._layout_ok is None:
+            g = torch.Generator().manual_seed(7)
+            st = g.get_state().numpy()
+            words = np.zeros(624, dtype=np.uint64)
+            words[0] = 7
+            for j in range(1, 624):  # the twister's init_genrand, as torch seeds it
+                p = int(words[j - 1])
+                words[j] = (1812433253 * (p ^ (p >> 30)) + j) & 0xFFFFFFFF
+            cls._layout_ok = bool(st.size == 5056 and np.array_equal(st[24:24 + 624 * 8].view(np.uint64), words))
+            cls._template = g.get_state()
+        return cls._layout_ok
+
+    @classmethod
+    def generators(cls, generator: torch.Generator | None, parts: int) -> list[torch.Generator]:
+        """``parts`` CPU generators with full random states expanded from a key drawn from ``generator``
+        (624 words of Philox4x64 output keyed by 124 bits per call: states never repeat in practice)."""
+        key = torch.randint(0, 1 << 62, (2,), generator=generator, dtype=torch.int64).numpy().astype(np.uint64)
+        words = np.random.Philox(key=key).random_raw(312 * parts).view(np.uint32).reshape(parts, 624)
+        states = np.tile(cls._template.numpy(), (parts, 1))
+        states[:, 24:24 + 624 * 8].view(np.uint64)[:] = words
+        states[:, 8:12].view(np.int32)[:] = 1  # left = 1: regenerate the twister before the first draw
+        states[:, 16:24] = 0  # next = 0
+        out = []
+        for row in states:
+            g = torch.Generator()
+            g.set_state(torch.from_numpy(row))
+            out.append(g)
+        return out
+
+    @classmethod
+    def pool(cls, workers: int) -> ThreadPoolExecutor:
+        """A thread pool of ``workers`` threads (rebuilt after a fork or a change of size)."""
+        with cls._lock:
+            key = (os.getpid(), workers)
+            if cls._pool is None or cls._pool_key != key:
+                cls._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="noise")
+                cls._pool_key = key
+            return cls._pool
 
 
 def _as_array(p):
@@ -54,7 +128,7 @@ def _check_budget(n, alpha):
 class NoiseDistribution(ABC):
     """A product distribution q(u) = prod_i q1(u_i) with per-coordinate std ``sigma``.
 
-    Subclasses implement ``_sample`` (a draw at this sigma), ``_radius``, ``log_density`` and
+    Subclasses implement ``_fill`` (an in-place draw at this sigma), ``_radius``, ``log_density`` and
     ``grad_log_density``; everything else is shared.
     """
 
@@ -78,11 +152,32 @@ class NoiseDistribution(ABC):
         if generator is not None and generator.device.type != device.type:
             raise ValueError(f"generator is on {generator.device} but noise is requested on {device}; "
                              "create the generator on the model's device")
-        return self._sample(tuple(shape), generator, device, dtype)
+        out = torch.empty(tuple(shape), device=device, dtype=dtype)
+        flat = out.view(-1)
+        parts = -(-flat.numel() // PART)
+        if device.type != "cpu" or parts < 2 or not _Streams.available():
+            self._fill(flat, generator)
+            return out
+        gens = _Streams.generators(generator, parts)
+        pieces = [flat[i * PART:(i + 1) * PART] for i in range(parts)]
+        workers = min(parts, max(1, torch.get_num_threads()))
+        if workers == 1:
+            for piece, g in zip(pieces, gens):
+                self._fill(piece, g)
+        else:
+            mode = torch.is_inference_mode_enabled()  # thread-local: the workers must share the caller's
+
+            def fill(piece, g):
+                with torch.inference_mode(mode):
+                    self._fill(piece, g)
+
+            list(_Streams.pool(workers).map(fill, pieces, gens))
+        return out
 
     @abstractmethod
-    def _sample(self, shape, generator, device, dtype) -> torch.Tensor:
-        """A draw of the given shape at this sigma (arguments already checked by :meth:`sample`)."""
+    def _fill(self, out: torch.Tensor, generator: torch.Generator | None) -> None:
+        """Fill the contiguous tensor ``out`` in place with i.i.d. draws at this sigma, using only
+        ``generator`` for randomness (it may run in a worker thread on one part of a draw)."""
 
     # ------------------------------------------------------------------ certificates
     def radius(self, p_lower):
@@ -142,9 +237,9 @@ class Gaussian(NoiseDistribution):
     norm = "l2"
     name = "gaussian"
 
-    def _sample(self, shape, generator, device, dtype):
+    def _fill(self, out, generator):
         # the scale is applied inside the normal kernel: one pass over memory instead of two
-        return torch.empty(shape, device=device, dtype=dtype).normal_(0.0, self.sigma, generator=generator)
+        out.normal_(0.0, self.sigma, generator=generator)
 
     def _radius(self, p):
         return self.sigma * _std_normal.ppf(p)
@@ -183,15 +278,15 @@ class Laplace(NoiseDistribution):
     def scale(self) -> float:
         return self.sigma / math.sqrt(2.0)
 
-    def _sample(self, shape, generator, device, dtype):
+    def _fill(self, out, generator):
         # inverse CDF from one uniform: v ~ U[-1/2, 1/2), |u| = -log(1 - 2|v|) ~ Exp(1) with the
         # sign of v; dividing by √2 gives std 1, and the final mul_ std sigma. (One uniform draw:
         # ~4x faster than exponential_ plus bernoulli_.) The clamp maps the single lattice point
         # v = -1/2 (probability 2^-24 in float32) to the largest finite magnitude instead of infinity.
-        v = torch.rand(shape, generator=generator, device=device, dtype=dtype).sub_(0.5)
-        tiny = torch.finfo(dtype).eps / 2
-        mag = v.abs().mul_(-2.0).add_(1.0).clamp_min_(tiny).log_().mul_(-1 / math.sqrt(2.0))
-        return mag.mul_(torch.sign(v)).mul_(self.sigma)
+        v = out.uniform_(generator=generator).sub_(0.5)
+        sign = torch.sign(v)
+        tiny = torch.finfo(out.dtype).eps / 2
+        v.abs_().mul_(-2.0).add_(1.0).clamp_min_(tiny).log_().mul_(-self.sigma / math.sqrt(2.0)).mul_(sign)
 
     def _radius(self, p):
         return -self.scale * np.log(2.0 * (1.0 - p))
@@ -214,9 +309,8 @@ class Uniform(NoiseDistribution):
     def half_width(self) -> float:
         return math.sqrt(3.0) * self.sigma
 
-    def _sample(self, shape, generator, device, dtype):
-        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-        return u.mul_(2 * math.sqrt(3.0)).sub_(math.sqrt(3.0)).mul_(self.sigma)
+    def _fill(self, out, generator):
+        out.uniform_(generator=generator).mul_(2 * math.sqrt(3.0)).sub_(math.sqrt(3.0)).mul_(self.sigma)
 
     def _radius(self, p):
         return 2.0 * self.half_width * (p - 0.5)
@@ -234,6 +328,53 @@ class Uniform(NoiseDistribution):
         """Clip x to the box [y - a, y + a], where the likelihood q(y - x) is positive."""
         a = self.half_width
         return torch.maximum(torch.minimum(x, y + a), y - a)
+
+
+class LogitGaussian(Gaussian):
+    """Gaussian smoothing of a *linear* classifier f(x) = W vec(x) + b, sampled in logit space.
+
+    f(x + u) = f(x) + W u with u ~ N(0, sigma^2 I_d), and W u ~ N(0, sigma^2 W W^T): a K-dimensional
+    Gaussian. So the votes argmax f(x + u) have exactly the law of argmax(f(x) + sigma L z),
+    z ~ N(0, I_K), L L^T = W W^T (a square root from the eigendecomposition, valid for a singular
+    W W^T too): K floats per noisy sample instead of d (MNIST: 10 instead of 784). Use it as the
+    noise of ``Smooth(torch.nn.Identity(), K, LogitGaussian(sigma, W))`` and certify the clean logits
+    ``f(x)`` [B, K]: the certificate is the input-space one (l2 radius sigma Phi^-1(p_A), ``sigma``
+    the input-space std), since the votes have the same distribution (issue 14, item 1).
+
+    weight: [K, d] tensor (``nn.Linear.weight``). ``sample(shape)`` needs ``shape[-1] == K``.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, sigma: float, weight: torch.Tensor):
+        super().__init__(sigma)
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
+            raise TypeError("weight must be a floating-point tensor [K, d] (the linear layer's weight)")
+        w = weight.detach().double()
+        if not torch.isfinite(w).all():
+            raise ValueError("weight holds non-finite values")
+        evals, evecs = torch.linalg.eigh(w @ w.T)
+        self._root = (evecs * evals.clamp_min(0).sqrt()).T.contiguous()  # R with R^T R = W W^T
+        self.num_classes = int(w.shape[0])
+
+    def sample(self, shape, generator=None, device=None, dtype=torch.float32):
+        """sigma L z for z ~ N(0, I_K) along the last dimension (of size K): [..., K]."""
+        shape = tuple(shape)
+        if not shape or shape[-1] != self.num_classes:
+            raise ValueError(f"logit-space noise has last dimension K = {self.num_classes}, got shape {shape}")
+        z = Gaussian(self.sigma).sample(shape, generator=generator, device=device, dtype=dtype)
+        return z @ self._root.to(device=z.device, dtype=dtype)
+
+    def log_density(self, u):
+        raise NotImplementedError("LogitGaussian is a sampling path for certification only")
+
+    def grad_log_density(self, u):
+        raise NotImplementedError("LogitGaussian is a sampling path for certification only")
+
+    def __eq__(self, other) -> bool:
+        return other is self
+
+    __hash__ = object.__hash__
 
 
 NOISES = {"gaussian": Gaussian, "laplace": Laplace, "uniform": Uniform}

@@ -8,6 +8,12 @@ where D is an optional denoiser (denoised smoothing, Salman et al. 2020; Lee 202
 identity. With p_A a lower bound on the top-class probability, g is constant on the ball
 of radius ``noise.radius(p_A)`` in ``noise.norm`` (Gaussian: l2, Laplace/uniform: l1).
 
+With a rejector h (Sheikholeslami et al. 2021, sample rejection) the base classifier gets a
+reject class R: f_R(y) = R when h_k(D(y)) > 0 for k = f(D(y)), else k; g never returns R and
+CERTIFY uses Theorem 3.1 (lib.smoothing.certificates.WithRejection). How counts become a class
+and a radius is one of the certificates of :mod:`lib.smoothing.certificates`; sequential
+CERTIFY (:meth:`Smooth.certify_sequential`) is in :mod:`lib.smoothing.sequential`.
+
 Guarantees (over the randomness of the Monte-Carlo draws, for every input x):
 
 * CERTIFY returns a class c and radius R > 0 that are *wrong* (g(x') != c for some x' in
@@ -18,11 +24,15 @@ Speed: noise is drawn on the model's device, the base classifier runs under
 ``torch.inference_mode`` on chunks of at most ``batch_size`` noisy samples (whole groups of
 copies of several inputs, or slices of one input's copies), and the votes are counted on the
 device with one ``scatter_add_`` per chunk.
+
+Checks (each O(chunk), one device sync per chunk): logits, reject logits and denoised batches
+must be finite, else a ValueError names the stage (a NaN row would otherwise vote for class 0);
+one call may draw at most ``MAX_SAMPLES`` noisy samples unless ``allow_large=True``; calls
+drawing more than ``PROGRESS_SAMPLES`` show a progress bar.
 """
 from __future__ import annotations
 
 import math
-import time
 from contextlib import nullcontext
 from typing import Callable
 
@@ -30,11 +40,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.smoothing.noise import NoiseDistribution
-from lib.smoothing.stats import binomial_pvalue, lower_confidence_bound
-from lib.utils import check_alpha, check_count, check_finite
+from lib.smoothing.certificates import make_certificate
+from lib.smoothing.noise import Gaussian, NoiseDistribution
+from lib.smoothing.stats import binomial_pvalue
+from lib.utils import check_alpha, check_count, check_finite, progress_bar
 
-__all__ = ["ABSTAIN", "Smooth", "default_batch_size"]
+__all__ = ["ABSTAIN", "Smooth", "default_batch_size", "MAX_SAMPLES", "PROGRESS_SAMPLES"]
 
 #: the label returned when the smoothed classifier abstains
 ABSTAIN = -1
@@ -44,6 +55,15 @@ ABSTAIN = -1
 _CPU_CHUNK_FLOATS = 1 << 18
 #: ... and on a GPU, where bigger batches keep the device busy
 _GPU_CHUNK_FLOATS = 1 << 26
+#: one call (all inputs, n0 + n votes each) may draw at most this many noisy samples unless
+#: ``allow_large=True``. 10^9 is 10^4 inputs at Cohen's n = 10^5 (certify_dataset calls hold 16) and
+#: ~40 min for the linear MNIST model on one core (~4e5 samples/s, measured); n = 10^12 would take a month
+MAX_SAMPLES = 10**9
+#: calls drawing more noisy samples than this show a progress bar (``progress=None``)
+PROGRESS_SAMPLES = 10**7
+#: no draw of any noise family exceeds this many sigma in magnitude (Gaussian < 9, Laplace < 27 in
+#: float64): sigma * _NOISE_SPAN + max|x| must be finite in the input's dtype
+_NOISE_SPAN = 64.0
 
 
 def default_batch_size(input_numel: int, device: torch.device) -> int:
@@ -66,99 +86,164 @@ class Smooth:
         Applied to every noisy batch before the classifier. A denoiser that needs autograd
         (e.g. the gradient of an energy model) sets ``requires_grad = True`` as an attribute;
         the batch is then run under ``torch.no_grad`` rather than ``inference_mode``.
+    rejector : callable or None, batch [B, *input_shape] -> reject logits [B, num_classes]
+        One head per class (Sheikholeslami et al. eq. 1): a sample whose classifier prediction
+        is k is rejected (votes R) when its logit of head k is > 0. It sees the same batch as the
+        classifier (the denoised one when a denoiser is set, eq. 3). Gaussian noise only.
     device : torch device, optional
         Where noise is drawn and counted; defaults to the classifier's parameters' device.
+        Inputs on another device are copied here (as Cohen et al.'s ``x.cuda()``); modules whose
+        parameters live elsewhere are refused.
     input_shape : tuple, optional
-        If given, inputs of any other shape are rejected.
+        If given, inputs of any other shape are rejected up front. If not, any [B, *shape] with
+        B >= 1 is accepted that the pipeline accepts: it is run once on one clean input, and a
+        failure there (e.g. a 5-D batch for a 4-D convnet) is a ValueError naming the stage and
+        the shape.
+
+    Counts (``sample_counts``) have ``num_outcomes`` columns: the K classes, plus the reject
+    class R as column K when a rejector is set.
     """
 
     def __init__(self, classifier: Callable[[torch.Tensor], torch.Tensor], num_classes: int,
                  noise: NoiseDistribution, denoiser: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 rejector: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  device: str | torch.device | None = None, input_shape: tuple | None = None):
         if not callable(classifier):
             raise TypeError("classifier must be callable: batch [B, *input_shape] -> logits [B, num_classes]")
         self.num_classes = check_count("num_classes", num_classes, minimum=2)
         if not isinstance(noise, NoiseDistribution):
             raise TypeError(f"noise must be a lib.noise.NoiseDistribution, got {type(noise).__name__}")
-        if denoiser is not None and not callable(denoiser):
-            raise TypeError("denoiser must be callable or None")
-        self.classifier, self.noise, self.denoiser = classifier, noise, denoiser
-        if isinstance(classifier, nn.Module):
-            classifier.eval()
+        for name, fn in (("denoiser", denoiser), ("rejector", rejector)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
+        if rejector is not None and not isinstance(noise, Gaussian):
+            raise ValueError(f"a rejector is defined for Gaussian noise only (Theorem 3.1 is an l2 result), "
+                             f"got {noise!r}")
+        self.classifier, self.noise, self.denoiser, self.rejector = classifier, noise, denoiser, rejector
+        self.num_outcomes = self.num_classes + (rejector is not None)
+        for fn in (classifier, denoiser, rejector):
+            if isinstance(fn, nn.Module):
+                fn.eval()
         if device is None:
-            params = list(classifier.parameters()) if isinstance(classifier, nn.Module) else []
-            device = params[0].device if params else torch.device("cpu")
+            device = _param(classifier).device if _param(classifier) is not None else torch.device("cpu")
         self.device = torch.device(device)
+        for name, fn in (("classifier", classifier), ("denoiser", denoiser), ("rejector", rejector)):
+            p = _param(fn)
+            if p is not None and not _same_device(p.device, self.device):
+                raise ValueError(f"the {name}'s parameters are on {p.device} but device={self.device}; "
+                                 f"move the {name} there (.to(device)) or pass device={str(p.device)!r}")
         self.input_shape = tuple(input_shape) if input_shape is not None else None
 
     # ------------------------------------------------------------------ public API
     def predict(self, x: torch.Tensor, n: int, alpha: float, batch_size: int | None = None,
-                generator: torch.Generator | None = None) -> int:
+                generator: torch.Generator | None = None, *, allow_large: bool = False) -> int:
         """PREDICT: the top class of n noisy votes, or ABSTAIN unless a two-sided binomial test
-        of the top two counts rejects equality at level alpha.
+        of the top two counts rejects equality at level alpha (reject votes never count:
+        Sheikholeslami et al.'s Algorithm 1).
 
         x: [*input_shape]. Returns a class other than g(x) with probability <= alpha.
         """
         n = check_count("n", n)
         alpha = check_alpha(alpha)
-        xs = self._check_inputs(x.unsqueeze(0) if isinstance(x, torch.Tensor) else x, "x")
-        counts = self.sample_counts(xs, n, batch_size, generator)[0].cpu()
+        xs = self._check_inputs(x.unsqueeze(0) if isinstance(x, torch.Tensor) else x, "x", generator)
+        self._check_work(n, allow_large)
+        counts = self.sample_counts(xs, n, batch_size, generator)[0, :self.num_classes].cpu()
         top2 = torch.topk(counts, 2)
         n_a, n_b = int(top2.values[0]), int(top2.values[1])
-        if binomial_pvalue(n_a, n_a + n_b, 0.5) > alpha:
+        if n_a + n_b == 0 or binomial_pvalue(n_a, n_a + n_b, 0.5) > alpha:
             return ABSTAIN
         return int(top2.indices[0])
 
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int | None = None,
-                generator: torch.Generator | None = None) -> tuple[int, float]:
-        """CERTIFY one input x: [*input_shape] -> (class or ABSTAIN, radius in ``noise.norm``)."""
+                generator: torch.Generator | None = None, **options) -> tuple[int, float]:
+        """CERTIFY one input x: [*input_shape] -> (class or ABSTAIN, radius in ``noise.norm``).
+        ``options`` are those of :meth:`certify_batch` (``two_sided``, ``allow_large``)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        preds, radii = self.certify_batch(x.unsqueeze(0), n0, n, alpha, batch_size, generator)
+        if self.input_shape is not None and tuple(x.shape) == (1,) + self.input_shape:
+            raise ValueError(f"certify takes one input [*input_shape] = {self.input_shape}, got a batch "
+                             f"{tuple(x.shape)}; use certify_batch for batches")
+        preds, radii = self.certify_batch(x.unsqueeze(0), n0, n, alpha, batch_size, generator, **options)[:2]
         return int(preds[0]), float(radii[0])
 
     def certify_batch(self, xs: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int | None = None,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                      generator: torch.Generator | None = None, *, two_sided: bool = False,
+                      return_counts: bool = False, allow_large: bool = False, progress: bool | None = None):
         """CERTIFY many inputs at once, each with its own independent draws.
 
-        For each x_i of xs [B, *input_shape]: n0 noisy votes select the candidate class c_A;
-        n fresh votes give n_A, and the one-sided (1 - alpha) Clopper-Pearson bound p_A on
-        P(f(x_i + u) = c_A) gives the radius ``noise.radius(p_A)``; abstain when p_A <= 1/2.
+        For each x_i of xs [B, *input_shape]: n0 noisy votes select the candidate c_A (never
+        the reject class); n fresh votes give the counts, and the certificate
+        (:func:`lib.smoothing.certificates.make_certificate`) turns them into a radius:
+        by default the one-sided (1 - alpha) Clopper-Pearson bound p_A and ``noise.radius(p_A)``
+        (Cohen et al.); abstain when the radius is <= 0.
+
+        two_sided : bound p_B by its own upper bound, alpha split in halves (Cohen's Theorem 1;
+            Laplace and uniform forms in :class:`lib.smoothing.certificates.TwoSided`).
+        With a rejector: Theorem 3.1, bounds on p_A and p_{A+R} at alpha/2 each.
+        return_counts : also return ``{"n_a": LongTensor[B], "n_r": LongTensor[B]}`` (votes for
+            c_A and, with a rejector, for R among the n) as a third element, for logs.
+        allow_large : permit more than ``MAX_SAMPLES`` noisy samples in this call.
+        progress : show a progress bar (None: when the call draws > ``PROGRESS_SAMPLES``).
 
         Returns (predictions LongTensor[B] with ABSTAIN = -1, radii float64 Tensor[B]) on the CPU.
         """
         n0 = check_count("n0", n0)
         n = check_count("n", n)
         alpha = check_alpha(alpha)
-        xs = self._check_inputs(xs, "xs")
-        candidates = self.sample_counts(xs, n0, batch_size, generator).argmax(1)
-        counts = self.sample_counts(xs, n, batch_size, generator)
-        n_a = counts.gather(1, candidates[:, None])[:, 0].cpu().numpy()
-        p_a = np.atleast_1d(lower_confidence_bound(n_a, n, alpha))
-        radii = np.atleast_1d(self.noise.radius(p_a))
-        certified = p_a > 0.5
-        preds = np.where(certified, candidates.cpu().numpy(), ABSTAIN)
-        return torch.as_tensor(preds, dtype=torch.long), torch.as_tensor(np.where(certified, radii, 0.0))
+        certificate = make_certificate(self.noise, self.rejector is not None, bool(two_sided))
+        xs = self._check_inputs(xs, "xs", generator)
+        self._check_work(xs.shape[0] * (n0 + n), allow_large)
+        if progress is None:
+            progress = xs.shape[0] * (n0 + n) > PROGRESS_SAMPLES
+        candidates = self.select(xs, n0, batch_size, generator, progress=progress)
+        counts = self.sample_counts(xs, n, batch_size, generator, progress=progress).cpu().numpy()
+        certified, radii = certificate.certify(counts, candidates, n, alpha)
+        preds = torch.as_tensor(np.where(certified, candidates, ABSTAIN), dtype=torch.long)
+        out = (preds, torch.as_tensor(radii, dtype=torch.float64))
+        if not return_counts:
+            return out
+        extra = {"n_a": torch.as_tensor(np.take_along_axis(counts, candidates[:, None], 1)[:, 0])}
+        if self.rejector is not None:
+            extra["n_r"] = torch.as_tensor(counts[:, -1])
+        return out + (extra,)
+
+    def certify_sequential(self, xs: torch.Tensor, n0: int, n_max: int, alpha: float, targets=None,
+                           batch_size: int | None = None, generator: torch.Generator | None = None, **options):
+        """Sequential CERTIFY with an anytime-valid bound: see :func:`lib.smoothing.sequential.certify_sequential`.
+
+        Returns (preds LongTensor[B], radii float64 Tensor[B], samples LongTensor[B]).
+        """
+        from lib.smoothing.sequential import certify_sequential
+        return certify_sequential(self, xs, n0, n_max, alpha, targets, batch_size, generator, **options)
+
+    def select(self, xs: torch.Tensor, n0: int, batch_size: int | None = None,
+               generator: torch.Generator | None = None, progress: bool = False) -> np.ndarray:
+        """The candidate c_A of each input: the top class (never R) of n0 votes; int64 numpy [B]."""
+        counts = self.sample_counts(xs, n0, batch_size, generator, progress=progress)
+        return counts[:, :self.num_classes].argmax(1).cpu().numpy()
 
     @torch.no_grad()
     def sample_counts(self, xs: torch.Tensor, num: int, batch_size: int | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
         """Votes of the base classifier on ``num`` noisy copies of each input.
 
-        xs: [B, *input_shape]; returns LongTensor[B, num_classes] on ``self.device``.
+        xs: [B, *input_shape]; returns LongTensor[B, num_outcomes] on ``self.device`` (column
+        ``num_classes`` counts rejected samples when a rejector is set).
         A chunk holds at most ``batch_size`` noisy samples: whole groups of ``num`` copies of
         several inputs when ``num < batch_size`` (the clean inputs are broadcast, never
         copied), else consecutive slices of one input's ``num`` copies.
         """
         num = check_count("num", num)
+        _check_generator(generator)
         xs = xs.to(self.device)
-        b, shape, k = xs.shape[0], tuple(xs.shape[1:]), self.num_classes
+        b, shape = xs.shape[0], tuple(xs.shape[1:])
         if batch_size is None:
             batch_size = default_batch_size(math.prod(shape), self.device)
         batch_size = check_count("batch_size", batch_size)
-        counts = torch.zeros(b, k, dtype=torch.long, device=self.device)
+        counts = torch.zeros(b, self.num_outcomes, dtype=torch.long, device=self.device)
         per_chunk = max(1, batch_size // num)  # inputs per chunk (1 when num >= batch_size)
-        with self._mode():
+        bar = progress_bar(total=b * num, desc="noisy samples", disable=not progress)
+        with self._mode(), bar:
             for i0 in range(0, b, per_chunk):
                 group = xs[i0:i0 + per_chunk].unsqueeze(1)  # [m, 1, *shape]
                 m = group.shape[0]
@@ -166,29 +251,55 @@ class Smooth:
                     s = min(batch_size, num - s0)  # = num when several inputs share a chunk
                     noisy = self.noise.sample((m, s) + shape, generator=generator, device=self.device,
                                               dtype=xs.dtype)
-                    noisy = noisy.add_(group).view((m * s,) + shape)
-                    if self.denoiser is not None:
-                        noisy = self.denoiser(noisy)
-                    logits = self.classifier(noisy)
-                    self._check_logits(logits, m * s)
-                    votes = logits.argmax(1).view(m, s)
+                    votes = self._votes(noisy.add_(group).view((m * s,) + shape)).view(m, s)
                     counts[i0:i0 + m].scatter_add_(1, votes, torch.ones_like(votes))
+                    bar.update(m * s)
         return counts
 
     # ------------------------------------------------------------------ helpers
+    def _votes(self, batch: torch.Tensor, call=None) -> torch.Tensor:
+        """Votes in 0..num_outcomes-1 of f_R(D(batch)) for a batch [rows, *shape]: LongTensor[rows].
+
+        ``call(stage, fn, batch)`` runs one stage (the probe wraps it to name a failing stage)."""
+        call = call or (lambda stage, fn, arg: fn(arg))
+        rows = batch.shape[0]
+        if self.denoiser is not None:
+            shape = batch.shape
+            batch = call("denoiser", self.denoiser, batch)
+            if not isinstance(batch, torch.Tensor) or batch.shape != shape:
+                got = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
+                raise ValueError(f"denoiser must return a batch of its input's shape {tuple(shape)}; got {got}")
+            _check_all_finite("denoiser", "outputs", batch)
+        logits = call("classifier", self.classifier, batch)
+        self._check_scores("classifier", "logits", logits, rows)
+        votes = logits.argmax(1)
+        if self.rejector is not None:
+            reject = call("rejector", self.rejector, batch)
+            self._check_scores("rejector", "reject logits", reject, rows)
+            rejected = reject.gather(1, votes[:, None])[:, 0] > 0  # head f(x) decides (eq. 1)
+            votes = votes.masked_fill(rejected, self.num_classes)
+        return votes
+
     def _mode(self):
         if self.denoiser is not None and getattr(self.denoiser, "requires_grad", False):
             return nullcontext()  # already under no_grad; the denoiser enables grad itself
         return torch.inference_mode()
 
-    def _check_logits(self, logits, rows):
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != rows:
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise ValueError(f"classifier must return logits of shape [batch, num_classes]; got {shape}")
-        if logits.shape[1] != self.num_classes:
-            raise ValueError(f"classifier output has width {logits.shape[1]} but num_classes={self.num_classes}")
+    def _check_scores(self, stage, what, scores, rows):
+        if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or scores.shape[0] != rows:
+            shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+            raise ValueError(f"{stage} must return {what} of shape [batch, num_classes]; got {shape}")
+        if scores.shape[1] != self.num_classes:
+            raise ValueError(f"{stage} output has width {scores.shape[1]} but num_classes={self.num_classes}")
+        _check_all_finite(stage, what, scores)
 
-    def _check_inputs(self, xs, name):
+    def _check_work(self, samples: int, allow_large: bool):
+        if samples > MAX_SAMPLES and not allow_large:
+            raise ValueError(f"this call would draw {samples:.3g} noisy samples, more than MAX_SAMPLES = "
+                             f"{MAX_SAMPLES:.0e} (hours to weeks of work); split the inputs or n, or pass "
+                             "allow_large=True")
+
+    def _check_inputs(self, xs, name, generator=None):
         if not isinstance(xs, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(xs).__name__}")
         if not xs.is_floating_point():
@@ -197,8 +308,69 @@ class Smooth:
             raise ValueError(f"{name} must have shape [B, *input_shape] with B >= 1, got {tuple(xs.shape)}")
         if self.input_shape is not None and tuple(xs.shape[1:]) != self.input_shape:
             raise ValueError(f"{name} has input shape {tuple(xs.shape[1:])}, expected {self.input_shape}")
+        _check_generator(generator, self.device)
+        p = _param(self.classifier, buffers=False)  # buffers may be constants of another dtype
+        if p is not None and p.is_floating_point() and p.dtype != xs.dtype:
+            raise TypeError(f"{name} has dtype {xs.dtype} but the classifier's parameters are {p.dtype}; "
+                            f"convert the inputs ({name}.to({p.dtype}))")
+        if xs.device != self.device:
+            try:
+                xs = xs.to(self.device)
+            except (RuntimeError, NotImplementedError) as err:
+                raise ValueError(f"{name} is on {xs.device} and cannot be copied to the model's device "
+                                 f"{self.device}: {err}") from None
         check_finite(name, xs)
-        # probe the classifier once on a clean input: wrong widths fail before any sampling
-        with torch.inference_mode():
-            self._check_logits(self.classifier(xs[:1].to(self.device)), 1)
+        span = self.noise.sigma * _NOISE_SPAN + float(xs.abs().max())
+        if not span < torch.finfo(xs.dtype).max:
+            raise ValueError(f"sigma = {self.noise.sigma:g} overflows {xs.dtype}: noisy inputs would not be "
+                             f"finite (|x| + {_NOISE_SPAN:g} sigma > {torch.finfo(xs.dtype).max:.3g})")
+        self._probe(xs[:1])
         return xs
+
+    def _probe(self, x1):
+        """Run the whole pipeline once on one clean input: shape, dtype and NaN errors surface
+        before any sampling, naming the stage that failed."""
+        def call(stage, fn, batch):
+            try:
+                return fn(batch)
+            except (RuntimeError, TypeError, ValueError, IndexError) as err:
+                raise ValueError(f"the {stage} failed on a clean input of shape {tuple(batch.shape)} "
+                                 f"({batch.dtype}, {batch.device}): {err}. Inputs must be [B, *input_shape]; "
+                                 "pass input_shape= to Smooth to have shapes checked up front") from err
+        with torch.no_grad(), self._mode():
+            self._votes(x1, call)
+
+
+def _param(fn, buffers: bool = True) -> torch.Tensor | None:
+    """The first parameter (or, with ``buffers``, buffer) of an nn.Module, else None."""
+    if isinstance(fn, nn.Module):
+        for t in fn.parameters():
+            return t
+        for t in fn.buffers() if buffers else ():
+            return t
+    return None
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _check_generator(generator, device=None):
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__} "
+                        "(seed one with torch.Generator(device).manual_seed(seed))")
+    if device is not None and generator.device.type != device.type:
+        raise ValueError(f"generator is on {generator.device} but noise is drawn on {device}; "
+                         "create the generator on the model's device")
+
+
+def _check_all_finite(stage, what, t):
+    # fast path (~1 us per chunk): a NaN or inf anywhere makes the sum non-finite; a finite sum
+    # proves every entry finite. Only an overflowing sum of finite entries takes the exact check.
+    if math.isfinite(t.sum().item()):
+        return
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"the {stage} returned non-finite {what} (NaN or inf): a NaN row would vote for class 0; "
+                         f"check the {stage}'s weights and inputs (sigma too large?)")

@@ -1,0 +1,368 @@
+"""The method registry of the certification experiments (notebooks 04-09).
+
+A *method* of denoised smoothing is a pair (base classifier f, denoiser D) behind the same
+randomized smoothing: the smoothed classifier is
+
+    g(x) = argmax_c P_{u ~ q_sigma}( f(D(x + u)) = c ),        D = identity without a denoiser,
+
+certified by Cohen et al.'s CERTIFY (``lib.smoothing.Smooth.certify_batch``). The registry
+:data:`METHODS` builds the pair for every method the papers compare, so a notebook swaps a
+method in one line:
+
+==============  =========================================================================
+key             (classifier, denoiser)
+==============  =========================================================================
+none            standard classifier, no denoiser ("no denoiser" baseline, Salman et al. 2020)
+white_box       classifier trained on x + u, u ~ q_sigma (Cohen et al. 2019 for Gaussian,
+                Teng et al. / Yang et al. 2020 for Laplace / uniform): one classifier per sigma
+mse             standard classifier behind a DnCNN trained with the MSE loss for this noise
+                and sigma (Salman et al. 2020): one denoiser per sigma
+one_step        standard classifier behind x̂ = y + sigma^2 s(y; sigma) (Lee eq. 3) with ONE
+                multi-scale score network for every sigma (Gaussian noise only)
+one_step_single as one_step, but with a score network trained at this sigma only (Lee D.1)
+multi_step      standard classifier behind Lee's Algorithm 1 (annealed MAP gradient steps,
+                eq. 6) with the same multi-scale network; any noise family
+empirical_bayes linear classifier h behind the empirical Bayes denoiser of a DEEN energy model
+                (Saremi & Srivastava 2022, g[pi]); Gaussian noise only
+==============  =========================================================================
+
+The registry is extended by other modules with :func:`register_method` (e.g. rejection and
+adversarial training in ``lib.experiments.rejection`` / ``xhat``); notebook 04's empirical-Bayes
+classifier g[pi] (Saremi & Srivastava) is ``empirical_bayes``: the linear classifier h behind
+the DEEN denoiser x̂(y) = y - sigma^2 grad phi(y), with ``none`` and ``classifier_arch="linear"``
+giving g[h].
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from lib.smoothing.noise import NoiseDistribution, make_noise
+from lib.smoothing.smooth import Smooth
+from lib.utils import config_hash, get_device
+
+__all__ = ["Setup", "Pipeline", "Method", "METHODS", "register_method", "method_label", "build_pipeline",
+           "build_smooth", "annealing_kwargs", "model_summary"]
+
+# ====================================================================== setup and models
+@dataclass
+class Setup:
+    """Everything that selects the trained models of an experiment (not the certification sizes).
+
+    dataset, profile ("smoke" | "quick" | "full": the profile the *models* are trained under,
+    through the shared caches of ``lib.models`` / ``lib.denoising``), seed,
+    device; ``classifier_arch`` (the standard classifier behind every denoiser);
+    ``classifier_overrides`` {arch: training overrides for ``lib.models.get_classifier``},
+    applied alike to the standard and the noise-trained classifiers so that they differ only in
+    the noise; ``score`` (kwargs of ``lib.denoising.get_score_model``: schedule, param, arch);
+    ``multi_step`` (see :func:`annealing_kwargs`: kwargs of ``lib.denoising.annealed_map``);
+    ``mse`` (extra kwargs of ``lib.denoising.mse_denoiser``, e.g. ``progress``);
+    ``deen`` (kwargs of ``lib.denoising.get_energy_model``: the empirical Bayes energy model).
+    """
+
+    dataset: str = "mnist"
+    profile: str = "quick"
+    seed: int = 0
+    device: str | None = None
+    classifier_arch: str = "cnn"
+    classifier_overrides: dict = field(default_factory=dict)
+    score: dict = field(default_factory=lambda: {"schedule": "geometric"})
+    multi_step: dict = field(default_factory=dict)
+    mse: dict = field(default_factory=dict)
+    deen: dict = field(default_factory=dict)
+    _models: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_profile(cls, cfg: Mapping, dataset: str | None = None, seed: int = 0, **changes) -> "Setup":
+        """A setup from a notebook's profile dict (keys ``dataset``, ``classifier_arch``,
+        ``classifier_overrides``, ``score``, ``multi_step``, ``mse``, ``deen``; ``profile``); a
+        ``classifier`` dict {"arch": ..., **training overrides} (notebook 04) is read as the arch
+        and its overrides."""
+        dataset = dataset or cfg.get("dataset", "mnist")
+        kw = {k: cfg[k] for k in ("classifier_arch", "classifier_overrides", "score", "multi_step", "mse", "deen")
+              if k in cfg}
+        if isinstance(cfg.get("classifier"), Mapping):
+            clf = dict(cfg["classifier"])
+            kw["classifier_arch"] = clf.pop("arch")
+            kw["classifier_overrides"] = {kw["classifier_arch"]: clf}
+        if isinstance(kw.get("classifier_arch"), Mapping):  # per dataset, e.g. {"mnist": "cnn", "cifar10": "resnet"}
+            kw["classifier_arch"] = kw["classifier_arch"][dataset]
+        return cls(dataset=dataset, profile=cfg["profile"], seed=int(seed), **{**kw, **changes})
+
+    def replace(self, **changes) -> "Setup":
+        """A copy with some fields changed (shares the loaded-model memo)."""
+        new = dataclasses.replace(self, **changes)
+        new._models = self._models
+        return new
+
+    @property
+    def torch_device(self) -> torch.device:
+        return get_device(self.device)
+
+    # ------------------------------------------------------------------ models
+    def _memo(self, key: tuple, load: Callable[[], tuple]):
+        if key not in self._models:
+            self._models[key] = load()
+        return self._models[key]
+
+    def classifier(self, noise: str | None = None, sigma: float | None = None, arch: str | None = None):
+        """(classifier in eval mode, its training config, its history); trained on a cache miss.
+
+        ``noise``/``sigma`` select a classifier trained on noisy inputs (white-box smoothing)."""
+        from lib.models import classifiers as models
+
+        arch = arch or self.classifier_arch
+        over = dict(self.classifier_overrides.get(arch, {}))
+        cfg = models.classifier_config(arch, self.dataset, self.profile, noise, sigma, self.seed, **over)
+
+        def load():
+            model, hist = models.get_classifier(arch, self.dataset, self.profile, noise, sigma, self.seed,
+                                                device=self.torch_device, **over)
+            return model, cfg, hist
+
+        return self._memo(("classifier", config_hash(cfg)), load)
+
+    def score_model(self, schedule: str | None = None, sigma: float | None = None):
+        """(score model, its config, its history) from ``lib.denoising.get_score_model``."""
+        from lib.denoising import score as score_lib
+
+        kw = dict(self.score)
+        if schedule is not None:
+            kw["schedule"] = schedule
+        if kw.get("schedule") == "single":
+            kw["sigma"] = sigma
+        cfg = score_lib.score_config(self.dataset, profile=self.profile, seed=self.seed, **kw)
+
+        def load():
+            model, hist = score_lib.get_score_model(self.dataset, profile=self.profile, seed=self.seed,
+                                                    device=self.torch_device, **kw)
+            return model, cfg, hist
+
+        return self._memo(("score", config_hash(cfg)), load)
+
+    def mse_denoiser(self, noise: NoiseDistribution):
+        """(MSE-trained DnCNN denoiser for this noise, its config, history) from ``lib.denoising``."""
+        from lib.denoising import denoise as denoise
+
+        cfg = denoise.mse_config(self.dataset, noise.sigma, noise.name, profile=self.profile, seed=self.seed)
+
+        def load():
+            den = denoise.mse_denoiser(self.dataset, noise.sigma, noise.name, profile=self.profile, seed=self.seed,
+                                       device=self.torch_device, **self.mse)
+            return den, cfg, getattr(den, "history", {})
+
+        return self._memo(("mse", config_hash(cfg)), load)
+
+    def energy_model(self, noise: NoiseDistribution):
+        """(DEEN energy model for this sigma, its config, history) from ``lib.denoising.get_energy_model``;
+        ``model.denoiser()`` is the empirical Bayes estimator x̂(y) = y - sigma^2 grad phi(y)."""
+        from lib.denoising import energy
+
+        def load():
+            model, hist = energy.get_energy_model(self.dataset, noise.sigma, self.profile, seed=self.seed,
+                                                  device=self.torch_device, **self.deen)
+            return model, model.config, hist
+
+        cfg = energy.energy_config(self.dataset, noise.sigma, self.profile, self.seed, **self.deen)
+        return self._memo(("deen", config_hash(cfg)), load)
+
+
+@dataclass
+class Pipeline:
+    """What ``Smooth`` needs: classifier [B, *shape] -> logits, denoiser (or None), and
+    ``config``, a JSON dict identifying every model in it (hashed into the log name)."""
+
+    classifier: Callable
+    denoiser: Callable | None
+    num_classes: int
+    config: dict
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named way of building (classifier, denoiser) for a noise: ``build(setup, noise) -> Pipeline``.
+
+    ``noises``: the noise families it supports (others raise ``ValueError``).
+    """
+
+    key: str
+    label: str
+    build: Callable[[Setup, NoiseDistribution], Pipeline]
+    noises: tuple = ("gaussian", "laplace", "uniform")
+    reference: str = ""
+
+
+def _num_classes(dataset: str) -> int:
+    from lib.data import datasets as data
+
+    return int(data.num_classes(dataset))
+
+
+def _build_none(setup: Setup, noise: NoiseDistribution) -> Pipeline:
+    clf, cfg, hist = setup.classifier()
+    return Pipeline(clf, None, _num_classes(setup.dataset), {"classifier": cfg},
+                    {"classifier_test_accuracy": hist.get("test_accuracy")})
+
+
+def _build_white_box(setup: Setup, noise: NoiseDistribution) -> Pipeline:
+    clf, cfg, hist = setup.classifier(noise.name, noise.sigma)
+    return Pipeline(clf, None, _num_classes(setup.dataset), {"classifier": cfg},
+                    {"classifier_test_accuracy": hist.get("test_accuracy"),
+                     "classifier_test_accuracy_noisy": hist.get("test_accuracy_noisy")})
+
+
+def _with_denoiser(setup: Setup, denoiser, den_cfg: dict, extra_info: dict | None = None) -> Pipeline:
+    clf, cfg, hist = setup.classifier()
+    return Pipeline(clf, denoiser, _num_classes(setup.dataset), {"classifier": cfg, "denoiser": den_cfg},
+                    {"classifier_test_accuracy": hist.get("test_accuracy"), **(extra_info or {})})
+
+
+def _build_mse(setup: Setup, noise: NoiseDistribution) -> Pipeline:
+    model, cfg, _ = setup.mse_denoiser(noise)
+    return _with_denoiser(setup, model, {"kind": "mse", "model": cfg})
+
+
+def _build_one_step(setup: Setup, noise: NoiseDistribution) -> Pipeline:
+    from lib.denoising import denoise as denoise
+
+    score, cfg, _ = setup.score_model()
+    return _with_denoiser(setup, denoise.tweedie(score, noise.sigma), {"kind": "one_step", "score": cfg})
+
+
+def _build_one_step_single(setup: Setup, noise: NoiseDistribution) -> Pipeline:
+    from lib.denoising import denoise as denoise
+
+    score, cfg, _ = setup.score_model(schedule="single", sigma=noise.sigma)
+    return _with_denoiser(setup, denoise.tweedie(score, noise.sigma), {"kind": "one_step", "score": cfg})
+
+
+def annealing_kwargs(multi_step: Mapping) -> dict:
+    """Keyword arguments of ``lib.denoising.annealed_map`` from a profile's ``multi_step`` dict.
+
+    ``num_levels`` (with optional ``sigma_max``, default 1.0, and ``sigma_min``, default 0.01)
+    becomes Lee's geometric schedule ``sigmas`` (appendix C.1: 1.0 -> 0.01, L = 32); every
+    other key (``step_size``, ``steps_per_level``, ...) is passed through."""
+    from lib.denoising.score import geometric_sigmas
+
+    kw = dict(multi_step)
+    if "num_levels" in kw:
+        kw["sigmas"] = geometric_sigmas(kw.pop("sigma_max", 1.0), kw.pop("sigma_min", 0.01), kw.pop("num_levels"))
+    return kw
+
+
+def _build_multi_step(setup: Setup, noise: NoiseDistribution) -> Pipeline:
+    from lib.denoising import denoise as denoise
+
+    score, cfg, _ = setup.score_model()
+    kw = annealing_kwargs(setup.multi_step)
+    return _with_denoiser(setup, denoise.annealed_map(score, noise, **kw),
+                          {"kind": "multi_step", "score": cfg, "annealing": kw})
+
+
+def _build_empirical_bayes(setup: Setup, noise: NoiseDistribution) -> Pipeline:
+    model, cfg, hist = setup.energy_model(noise)
+    return _with_denoiser(setup, model.denoiser(), {"kind": "empirical_bayes", "deen": cfg},
+                          {"deen_test_mse": hist.get("test_mse"), "deen_noisy_mse": hist.get("noisy_mse")})
+
+
+#: the registry (see the module docstring); extend it with :func:`register_method`
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method, replace: bool = False) -> Method:
+    """Add a method to :data:`METHODS` (``replace=True`` to overwrite an existing key)."""
+    if not isinstance(method, Method):
+        raise TypeError(f"method must be a lib.experiments.Method, got {type(method).__name__}")
+    if method.key in METHODS and not replace:
+        raise ValueError(f"method {method.key!r} is already registered")
+    METHODS[method.key] = method
+    return method
+
+
+for _m in (
+    Method("none", "no denoiser", _build_none, reference="Salman et al. 2020 (baseline)"),
+    Method("white_box", "white-box", _build_white_box,
+           reference="Cohen et al. 2019 (Gaussian); Teng et al. 2020, Yang et al. 2020 (Laplace, uniform)"),
+    Method("mse", "MSE denoiser", _build_mse, noises=("gaussian",), reference="Salman et al. 2020"),
+    Method("one_step", "one-step score", _build_one_step, noises=("gaussian",), reference="Lee 2021, eq. 3"),
+    Method("one_step_single", "one-step score, single-sigma net", _build_one_step_single,
+           noises=("gaussian",), reference="Lee 2021, appendix D.1"),
+    Method("multi_step", "multi-step score", _build_multi_step, reference="Lee 2021, Algorithm 1"),
+    Method("empirical_bayes", "empirical Bayes (DEEN)", _build_empirical_bayes, noises=("gaussian",),
+           reference="Saremi & Srivastava 2022, g[pi]"),
+):
+    register_method(_m)
+
+
+def _method(name: str) -> Method:
+    if not isinstance(name, str):
+        raise TypeError(f"method must be a string key of lib.experiments.METHODS, got {type(name).__name__}")
+    if name not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {name!r}")
+    return METHODS[name]
+
+
+def method_label(name: str) -> str:
+    """The display label of a registered method ("one_step" -> "one-step score")."""
+    return _method(name).label
+
+
+def _as_noise(noise, sigma: float | None = None) -> NoiseDistribution:
+    if isinstance(noise, NoiseDistribution):
+        if sigma is not None and float(sigma) != noise.sigma:
+            raise ValueError(f"sigma={sigma} contradicts noise {noise!r}")
+        return noise
+    if isinstance(noise, str):
+        if sigma is None:
+            raise ValueError("sigma is required when noise is given by name")
+        return make_noise(noise, sigma)
+    raise TypeError(f"noise must be a NoiseDistribution or a name, got {type(noise).__name__}")
+
+
+def build_pipeline(method: str, noise, setup: Setup, sigma: float | None = None) -> Pipeline:
+    """The (classifier, denoiser) pair of ``method`` for ``noise`` (loads or trains models)."""
+    m = _method(method)
+    noise = _as_noise(noise, sigma)
+    if noise.name not in m.noises:
+        raise ValueError(f"method {method!r} supports noise {m.noises}, got {noise.name!r}")
+    if not isinstance(setup, Setup):
+        raise TypeError(f"setup must be a lib.experiments.Setup, got {type(setup).__name__}")
+    return m.build(setup, noise)
+
+
+def build_smooth(method: str, noise, setup: Setup, sigma: float | None = None) -> tuple[Smooth, Pipeline]:
+    """``(Smooth(classifier, K, noise, denoiser), pipeline)`` for a registered method."""
+    noise = _as_noise(noise, sigma)
+    pipe = build_pipeline(method, noise, setup)
+    return Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser,
+                  device=setup.torch_device), pipe
+
+
+
+
+def model_summary(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup) -> pd.DataFrame:
+    """Build (load or train) the models of every (method, sigma) and list them: the classifier
+    (arch, training noise, clean test accuracy) and the denoiser. Call it before certifying,
+    so that training time (a cache miss) is not mistaken for certification time."""
+    rows = []
+    for m in methods:
+        if noise not in _method(m).noises:
+            continue
+        for s in sigmas:
+            pipe = build_pipeline(m, noise, setup, sigma=s)
+            c = pipe.config["classifier"]
+            d = pipe.config.get("denoiser") or {}
+            acc = pipe.info.get("classifier_test_accuracy")
+            rows.append({"method": method_label(m), "sigma": s, "classifier": c.get("arch"),
+                         "trained on": f"{c['noise']} {c['sigma']:g}" if c.get("noise") else "clean",
+                         "clean test acc": round(100 * acc, 2) if acc is not None else None,
+                         "denoiser": d.get("kind", "none"),
+                         "score schedule": (d.get("score") or {}).get("schedule", "")})
+    return pd.DataFrame(rows)
+
+

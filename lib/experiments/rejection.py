@@ -1,0 +1,389 @@
+"""Denoised smoothing with sample rejection (Sheikholeslami et al.) and Salman et al.'s stability
+denoisers, as methods of the registry (notebooks 05 and 08).
+
+==================  =====================================================================================
+key                 (classifier, denoiser, rejector)
+==================  =====================================================================================
+mse_stab            standard classifier behind the MSE DnCNN fine-tuned with the stability loss through
+                    that classifier ("MSE+Stab", Salman et al.'s *full access*; Lee Table 1 "Full Access")
+mse_stab_query      as mse_stab, but the stability gradient comes from a *surrogate* classifier of another
+                    architecture (Salman et al.'s *query access*; Lee Table 1 "Query Access")
+stab                a DnCNN trained with the stability loss only, from scratch (full access)
+mse_rejector        the MSE denoiser + a rejector trained for it (Sheikholeslami et al. eq. 7-9)
+mse_stab_rejector   the MSE+Stab denoiser + its rejector
+one_step_rejector   the one-step score denoiser (Lee eq. 3) + its rejector (beyond the paper)
+==================  =====================================================================================
+
+A rejector method is certified with Theorem 3.1 (``Smooth(..., rejector=...)``); the registry's
+:class:`Pipeline` has no rejector slot, so :class:`RejectionPipeline` adds one and
+:func:`certify_rejection` builds the smoothed classifier with it. Its logs carry two columns after
+Cohen's six: ``n_a`` (votes for c_A among the n) and ``n_r`` (votes for the reject class R; 0 without
+a rejector), from which :func:`theorem_3_1_radii` recomputes every radius (notebook 08's test) and
+Figure 6 is drawn.
+
+Model settings come from ``lib.profiles.model_settings("rejector" | "stability", profile)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib.experiments import Method, Pipeline, Setup, TestSubset, method_label, register_method
+from lib.utils import check_alpha, check_count, config_hash
+
+__all__ = ["RejectionPipeline", "REJECTOR_BASES", "PAPER_EPOCHS", "stability_model", "rejector_model",
+           "build_rejection_smooth", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
+           "training_histories", "training_time_table", "rejector_gains", "claim_check", "count_histograms",
+           "t_ablation", "curve_styles"]
+
+#: rejector method -> the method whose (classifier, denoiser) it is trained for
+REJECTOR_BASES = {"mse_rejector": "mse", "mse_stab_rejector": "mse_stab", "one_step_rejector": "one_step"}
+_MEMO: dict = {}
+#: training epochs of Sheikholeslami et al. Table 1 (DnCNN rows), for projecting our per-epoch costs
+PAPER_EPOCHS = {"mse": 90, "stab_finetune": 20, "rejector": 20, "stab": 600}
+
+
+@dataclass
+class RejectionPipeline(Pipeline):
+    """A :class:`Pipeline` with an optional rejector ``[B, *shape] -> reject logits [B, K]``."""
+
+    rejector: Callable | None = None
+
+
+def _settings(family: str, profile: str) -> dict:
+    from lib import profiles
+
+    return profiles.model_settings(family, profile)
+
+
+def _memo(key, load):
+    if key not in _MEMO:
+        _MEMO[key] = load()
+    return _MEMO[key]
+
+
+# ---------------------------------------------------------------------- models
+def stability_model(setup: Setup, sigma: float, init: str = "mse", access: str = "full"):
+    """(stability-trained DnCNN denoiser, its config) for ``setup`` at ``sigma`` (cached).
+
+    ``access="query"`` trains through a surrogate classifier (``surrogate_arch`` of the stability
+    settings, with the setup's training budget for that architecture)."""
+    from lib.denoising.stability import stability_denoiser
+
+    settings = _settings("stability", setup.profile)
+    arch = settings["surrogate_arch"] if access == "query" else None
+    clf, clf_cfg, _ = setup.classifier(arch=arch)
+    key = ("stab", str(setup.torch_device), float(sigma), init, access, config_hash(clf_cfg), config_hash(settings),
+           setup.profile, setup.seed)
+
+    def load():
+        den = stability_denoiser(setup.dataset, sigma, clf, clf_cfg, settings, init=init, access=access,
+                                 profile=setup.profile, seed=setup.seed, device=setup.torch_device,
+                                 **setup.mse)
+        return den, den.config
+
+    return _memo(key, load)
+
+
+def rejector_model(setup: Setup, base: str, noise, overrides: Mapping | None = None):
+    """(rejector, its config, the base pipeline) trained for the (classifier, denoiser) of method
+    ``base`` at this noise; ``overrides`` change rejector settings (e.g. ``{"draws": 4}``, Figure 9)."""
+    from lib.experiments import build_pipeline
+    from lib.models.rejector import get_rejector
+
+    pipe = build_pipeline(base, noise, setup)
+    settings = {**_settings("rejector", setup.profile), **dict(overrides or {})}
+    clf_cfg, den_cfg = pipe.config["classifier"], pipe.config.get("denoiser")
+    key = ("rej", str(setup.torch_device), base, noise.sigma, config_hash(pipe.config), config_hash(settings),
+           setup.dataset, setup.seed)
+
+    def load():
+        rej = get_rejector(setup.dataset, noise.sigma, pipe.classifier, clf_cfg, pipe.denoiser, den_cfg, settings,
+                           seed=setup.seed, device=setup.torch_device, progress=setup.mse.get("progress", True))
+        return rej, rej.config
+
+    rej, cfg = _memo(key, load)
+    return rej, cfg, pipe
+
+
+# ---------------------------------------------------------------------- methods
+def _stab_builder(init: str, access: str):
+    def build(setup: Setup, noise) -> Pipeline:
+        from lib.experiments import build_pipeline
+
+        den, cfg = stability_model(setup, noise.sigma, init, access)
+        base = build_pipeline("none", noise, setup)  # the standard classifier
+        return RejectionPipeline(base.classifier, den, base.num_classes,
+                                 {"classifier": base.config["classifier"],
+                                  "denoiser": {"kind": "mse_stab" if init == "mse" else "stab", "model": cfg}},
+                                 {**base.info, "denoiser_history": getattr(den, "history", {})})
+    return build
+
+
+def _rejector_builder(base: str, overrides: Mapping | None = None):
+    def build(setup: Setup, noise) -> Pipeline:
+        rej, cfg, pipe = rejector_model(setup, base, noise, overrides)
+        return RejectionPipeline(pipe.classifier, pipe.denoiser, pipe.num_classes,
+                                 {**pipe.config, "rejector": cfg},
+                                 {**pipe.info, "rejector_history": rej.history}, rejector=rej)
+    return build
+
+
+for _m in (
+    Method("mse_stab", "MSE+Stab denoiser (full access)", _stab_builder("mse", "full"), noises=("gaussian",),
+           reference="Salman et al. 2020 (MSE then stability fine-tuning, gradients of f)"),
+    Method("mse_stab_query", "MSE+Stab denoiser (query access)", _stab_builder("mse", "query"), noises=("gaussian",),
+           reference="Salman et al. 2020 (stability fine-tuning through a surrogate classifier)"),
+    Method("stab", "Stab denoiser (full access)", _stab_builder("scratch", "full"), noises=("gaussian",),
+           reference="Salman et al. 2020 (stability objective alone)"),
+    Method("mse_rejector", "MSE denoiser + rejector", _rejector_builder("mse"), noises=("gaussian",),
+           reference="Sheikholeslami et al. (Theorem 3.1, eq. 7-9)"),
+    Method("mse_stab_rejector", "MSE+Stab denoiser + rejector", _rejector_builder("mse_stab"), noises=("gaussian",),
+           reference="Sheikholeslami et al. (Theorem 3.1, eq. 7-9)"),
+    Method("one_step_rejector", "one-step score + rejector", _rejector_builder("one_step"), noises=("gaussian",),
+           reference="Lee eq. 3 + Sheikholeslami et al. rejector (beyond both papers)"),
+):
+    register_method(_m, replace=True)
+
+
+# ---------------------------------------------------------------------- certification
+def build_rejection_smooth(method: str, noise, setup: Setup, rejector_overrides: Mapping | None = None):
+    """``(Smooth(classifier, K, noise, denoiser, rejector), pipeline)`` of a registered method; the
+    rejector (if the method has one) is passed to ``Smooth`` so CERTIFY uses Theorem 3.1."""
+    from lib.experiments import METHODS, build_pipeline
+    from lib.smoothing import Smooth, make_noise
+
+    noise = make_noise("gaussian", noise) if isinstance(noise, (int, float)) else noise
+    if rejector_overrides and method in REJECTOR_BASES:
+        pipe = _rejector_builder(REJECTOR_BASES[method], rejector_overrides)(setup, noise)
+    else:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+        pipe = build_pipeline(method, noise, setup)
+    rej = getattr(pipe, "rejector", None)
+    smooth = Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser, rejector=rej,
+                    device=setup.torch_device)
+    return smooth, pipe
+
+
+def _certify_with_counts(smooth):
+    """A ``certify`` for ``certify_dataset`` that also returns the columns n_a and n_r."""
+    def certify(xs, n0, n, alpha, batch_size=None, generator=None):
+        preds, radii, extra = smooth.certify_batch(xs, n0, n, alpha, batch_size=batch_size, generator=generator,
+                                                   return_counts=True)
+        n_r = extra.get("n_r", torch.zeros_like(extra["n_a"]))
+        return preds, radii, {"n_a": extra["n_a"].tolist(), "n_r": n_r.tolist()}
+    return certify
+
+
+def certify_rejection(method: str, sigma: float, setup: Setup, subset: TestSubset, n0: int, n: int, alpha: float,
+                      notebook: str, rejector_overrides: Mapping | None = None, tag: str = "",
+                      batch_size: int | None = None, progress: bool = False) -> Path:
+    """CERTIFY ``subset`` with ``method`` under Gaussian noise ``sigma`` (Theorem 3.1 when the method
+    has a rejector, Cohen's bound otherwise) and return the log path. The log has the columns
+    ``n_a`` and ``n_r`` after Cohen's six; it is reused when complete and resumed when partial."""
+    from lib.smoothing import Gaussian, find_log, log_key, log_path
+    from lib.smoothing.certify import certify_dataset
+
+    n0, n, alpha = check_count("n0", n0), check_count("n", n), check_alpha(alpha)
+    if subset.dataset != setup.dataset:
+        raise ValueError(f"subset is from {subset.dataset!r} but setup.dataset is {setup.dataset!r}")
+    noise = Gaussian(sigma)
+    smooth, pipe = build_rejection_smooth(method, noise, setup, rejector_overrides)
+    key = log_key(method, noise, pipe.config, subset.key, n0, n, alpha, setup.seed)
+    path = find_log(log_path(str(notebook), setup.dataset, method, noise, setup.profile, key, tag))
+    chunk = max(1, min(64, (1 << 16) // n))
+    settings = {"method": method, "method_label": method_label(method), "dataset": setup.dataset,
+                "split": subset.split, "subset": subset.key, "profile": setup.profile, "log_key": key,
+                "models": pipe.config, "certificate": "theorem_3_1" if smooth.rejector is not None else "cohen"}
+    certify_dataset(smooth, subset.xs, subset.ys, n0, n, alpha, path, indices=subset.indices, seed=setup.seed,
+                    chunk=chunk, batch_size=batch_size, settings=settings, progress=progress,
+                    certify=_certify_with_counts(smooth), columns=["n_a", "n_r"])
+    return path
+
+
+def certify_rejection_grid(methods: Sequence[str], sigmas: Sequence[float], setup: Setup, subset: TestSubset,
+                           n0: int, n: int, alpha: float, notebook: str, verbose: bool = True, **kwargs) -> dict:
+    """:func:`certify_rejection` for every (method, sigma); returns {(method, sigma): log path}."""
+    from lib.smoothing import log_seconds
+
+    out = {}
+    for m in methods:
+        for s in sigmas:
+            out[(m, float(s))] = path = certify_rejection(m, s, setup, subset, n0, n, alpha, notebook, **kwargs)
+            if verbose:
+                print(f"{setup.dataset:<14} {method_label(m):<34} sigma={s:<5g} {len(subset)} points, n={n}: "
+                      f"{log_seconds(path):6.1f} s certifying")
+    return out
+
+
+# ---------------------------------------------------------------------- checks and summaries
+def theorem_3_1_radii(n_a, n_r, n: int, alpha: float, sigma: float, rejector: bool) -> np.ndarray:
+    """Radii recomputed from logged counts, independently of ``Smooth``: with a rejector
+    sigma/2 (Phi^-1(p_A) + Phi^-1(p_{A+R})) with one-sided Clopper-Pearson bounds at alpha/2 each
+    (Theorem 3.1, Algorithm 2); without, Cohen's sigma Phi^-1(p_A) at alpha. 0 where <= 0 (abstain)."""
+    from scipy.stats import beta, norm
+
+    n_a, n_r = np.asarray(n_a, dtype=float), np.asarray(n_r, dtype=float)
+
+    def lower(k, level):  # one-sided Clopper-Pearson lower bound (the Beta quantile)
+        return np.where(k > 0, beta.ppf(level, np.maximum(k, 1), n - k + 1), 0.0)
+
+    if rejector:
+        r = sigma / 2 * (norm.ppf(lower(n_a, alpha / 2)) + norm.ppf(lower(n_a + n_r, alpha / 2)))
+    else:
+        r = sigma * norm.ppf(lower(n_a, alpha))
+    return np.where(np.isfinite(r) & (r > 0), r, 0.0)
+
+
+def training_time_table(rows: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Sheikholeslami et al. Table 1 counterpart from training histories: {label: history} ->
+    epochs, seconds per epoch, total seconds (as measured when the model was trained; a cached model
+    keeps the times of the run that trained it)."""
+    out = {}
+    for label, h in rows.items():
+        h = h or {}
+        secs = float(h.get("seconds", float("nan")))
+        epochs = float(h.get("epochs", float("nan")))
+        out[label] = {"epochs": round(epochs, 2), "s / epoch": round(secs / epochs, 1) if epochs == epochs and epochs
+                      else float("nan"), "total s": round(secs, 1)}
+    df = pd.DataFrame.from_dict(out, orient="index")
+    df.index.name = "model"
+    return df
+
+
+def count_histograms(logs: Mapping[float, str | Path], n: int, title: str = "", bins: int = 20):
+    """Figure 6: per sigma, the 2-D histogram of (n_A, n_R) over test points with the n_A + n_R = n
+    diagonal. ``logs``: {sigma: log path with n_a / n_r}. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from lib.smoothing import read_log
+
+    fig, axes = plt.subplots(1, len(logs), figsize=(4.2 * len(logs), 4), squeeze=False)
+    for ax, (s, p) in zip(axes[0], sorted(logs.items())):
+        df = read_log(p)
+        h = ax.hist2d(df["n_r"], df["n_a"], bins=bins, range=[[0, n], [0, n]], cmin=1, cmap="viridis")
+        ax.plot([0, n], [n, 0], "r--", lw=1, label="$n_A + n_R = N$")
+        ax.set_xlabel("rejected votes $n_R$")
+        ax.set_ylabel("top-class votes $n_A$ (not rejected)")
+        ax.set_title(f"σ = {s:g}")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.colorbar(h[3], ax=ax, label="test points")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_histories(setup: Setup, sigma: float, methods: Sequence[str]) -> dict:
+    """{row label: training history} for the Table 1 counterpart at ``sigma``: the MSE DnCNN, the
+    stability fine-tuning (and Stab from scratch), and each rejector among ``methods``. Every
+    history has ``seconds`` and ``epochs`` (passes over the training images; a rejector's epoch
+    carries T noise draws per image). Models are loaded (or trained) through the cache."""
+    from lib.data import load
+    from lib.smoothing import Gaussian
+
+    noise = Gaussian(sigma)
+    _, mse_cfg, mse_hist = setup.mse_denoiser(noise)
+    n_mse = len(load(setup.dataset, "train", limit=mse_cfg.get("n_train"))[1])
+    rows = {"DnCNN, MSE": {**mse_hist, "epochs": mse_hist.get("iters", 0) * mse_cfg["batch_size"] / n_mse}}
+    for m, label in (("mse_stab", "DnCNN, + Stab fine-tuning"), ("stab", "DnCNN, Stab from scratch")):
+        if m in methods or (m == "mse_stab" and "mse_stab_rejector" in methods):
+            den, _ = stability_model(setup, sigma, "mse" if m == "mse_stab" else "scratch", "full")
+            rows[label] = den.history
+    for m, base in REJECTOR_BASES.items():
+        if m in methods:
+            rows[f"+ rejector ({method_label(base)})"] = rejector_model(setup, base, noise)[0].history
+    return rows
+
+
+def rejector_gains(logs: Mapping[tuple, str | Path], radii: Sequence[float]) -> pd.DataFrame:
+    """For every rejector method and sigma in ``logs`` ({(method, sigma): path}) whose base method
+    was certified too: certified accuracy (%) without and with the rejector at r = 0 and ``radii``,
+    and the paired difference of the ACR on the same test points with its 95% interval."""
+    from lib.experiments import paired_difference
+    from lib.smoothing import read_log
+
+    from lib.reporting import certified_accuracy
+
+    rows = []
+    grid = [0.0] + [float(r) for r in radii]
+    for (m, s), path in logs.items():
+        base = REJECTOR_BASES.get(m)
+        if base is None or (base, s) not in logs:
+            continue
+        a = certified_accuracy(read_log(path), grid)
+        b = certified_accuracy(read_log(logs[(base, s)]), grid)
+        d = paired_difference(path, logs[(base, s)])
+        row = {"denoiser": method_label(base), "sigma": s}
+        for r, va, vb in zip(grid, a, b):
+            row[f"r={r:g}: without"] = round(100 * vb, 1)
+            row[f"r={r:g}: with"] = round(100 * va, 1)
+        row.update({"ACR gain": round(d["diff"], 3), "95% CI": f"[{d['lo']:.3f}, {d['hi']:.3f}]",
+                    "verdict": {"A better": "rejector helps", "B better": "rejector hurts"}.get(d["verdict"],
+                                                                                              "not resolved")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def claim_check(gains: pd.DataFrame, times: pd.DataFrame | None = None) -> str:
+    """The paper's claim, checked on our numbers: does the rejector raise the certified accuracy of
+    cheaply trained denoisers (ACR, paired), is the gain largest at the largest sigma, and does it
+    cost less training time than the stability objective? Returns one paragraph."""
+    if gains.empty:
+        return "No rejector method was certified beside its base method: nothing to check."
+    parts = []
+    for den, g in gains.groupby("denoiser", sort=False):
+        helps, hurts = (g["verdict"] == "rejector helps").sum(), (g["verdict"] == "rejector hurts").sum()
+        best = g.loc[g["ACR gain"].idxmax()]
+        where = ("the largest sigma, as the paper says" if best["sigma"] == g["sigma"].max()
+                 else f"not the largest sigma {g['sigma'].max():g}")
+        parts.append(f"{den}: the rejector raises the ACR significantly (paired 95% interval above 0) at {helps} of "
+                     f"{len(g)} noise levels and lowers it significantly at {hurts}; "
+                     + (f"its largest gain, {best['ACR gain']:+.3f}, is at sigma={best['sigma']:g} ({where})"
+                        if best["ACR gain"] > 0 else f"its ACR difference is <= 0 at every sigma "
+                        f"(closest to 0: {best['ACR gain']:+.3f} at sigma={best['sigma']:g})"))
+    text = "; ".join(parts) + "."
+    if times is not None and {"DnCNN, MSE", "DnCNN, + Stab fine-tuning"} <= set(times.index):
+        rej = [i for i in times.index if i.startswith("+ rejector")]
+        per = {k: times.loc[k, "s / epoch"] for k in ("DnCNN, MSE", "DnCNN, + Stab fine-tuning")}
+        if rej:
+            per["rejector"] = times.loc[rej, "s / epoch"].mean()
+            e = PAPER_EPOCHS
+            with_rej = e["mse"] * per["DnCNN, MSE"] + e["rejector"] * per["rejector"]
+            stab = e["stab"] * per["DnCNN, + Stab fine-tuning"]
+            text += (f" Cost per epoch on this machine: MSE {per['DnCNN, MSE']:.1f} s, stability "
+                     f"{per['DnCNN, + Stab fine-tuning']:.1f} s, rejector (T draws per image) {per['rejector']:.1f} s. "
+                     f"At the paper's epoch counts (Table 1: MSE 90, +Stab 20, rejector 20, Stab alone 600) that "
+                     f"projects to MSE + rejector {with_rej:.0f} s against Stab alone {stab:.0f} s: the rejector route is "
+                     + ("cheaper" if with_rej < stab else "NOT cheaper") + " here, as far as per-epoch costs go.")
+    return text
+
+
+def t_ablation(setup: Setup, subset: TestSubset, method: str, sigma: float, draws: Sequence[int], n0: int, n: int,
+               alpha: float, notebook: str) -> dict:
+    """Figure 9: a rejector of ``method`` trained with T = each of ``draws`` noise draws per image
+    (all else equal), each certified on ``subset`` at ``sigma``. Returns {T: log path}."""
+    if method not in REJECTOR_BASES:
+        raise ValueError(f"method must be a rejector method {sorted(REJECTOR_BASES)}, got {method!r}")
+    return {int(t): certify_rejection(method, sigma, setup, subset, n0, n, alpha, notebook,
+                                      rejector_overrides={"draws": int(t)}, tag=f"T{int(t)}")
+            for t in draws}
+
+
+def curve_styles(methods: Sequence[str]) -> dict:
+    """{label: matplotlib style}: a denoiser and its rejector share a colour, the rejector dashed
+    (the layout of Sheikholeslami et al. Figures 4 and 7)."""
+    colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    bases = []
+    for m in methods:
+        b = REJECTOR_BASES.get(m, m)
+        if b not in bases:
+            bases.append(b)
+    return {method_label(m): {"color": colors[bases.index(REJECTOR_BASES.get(m, m)) % len(colors)],
+                              "ls": "--" if m in REJECTOR_BASES else "-"} for m in methods}

@@ -1,0 +1,154 @@
+"""Certification runs: fixed test subsets, one method x noise x sigma into one log, grids of runs.
+
+:func:`certify_method` certifies a fixed test subset with one registered method (see
+:mod:`lib.experiments.methods`), noise and sigma and returns the path of its per-example log
+(Cohen's TSV format, written by :func:`lib.smoothing.certify_dataset`), named by
+:func:`lib.smoothing.logs.log_path`: ``LOGS/<notebook>/<dataset>-<method>[-<tag>]-<noise>-
+s<sigma>-<profile>-<key>.tsv`` where ``<key>`` hashes everything that determines the rows (model
+configs, n0, n, alpha, seed, test indices). Rerunning with the same settings reuses (or
+resumes) the log -- also one written by another notebook (:func:`lib.smoothing.logs.find_log`)
+-- so tables are rebuilt from logs, never from memory.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from lib.experiments.methods import Setup, _as_noise, _method, build_smooth, method_label
+from lib.smoothing import logs as logs_lib
+from lib.smoothing.logs import log_seconds
+from lib.smoothing.noise import NoiseDistribution
+from lib.utils import check_alpha, check_count, config_hash
+
+__all__ = ["TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput"]
+
+
+@dataclass
+class TestSubset:
+    """A fixed subset of a test split: xs [N, C, H, W], ys [N], and their dataset ``indices``."""
+
+    __test__ = False  # not a pytest class
+
+    xs: torch.Tensor
+    ys: torch.Tensor
+    indices: list
+    dataset: str
+    split: str = "test"
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def key(self) -> str:
+        """A short hash of (dataset, split, indices): two subsets with the same key are the same points."""
+        return config_hash([self.dataset, self.split, [int(i) for i in self.indices]])
+
+
+def test_subset(dataset: str, num: int | None, split: str = "test") -> TestSubset:
+    """Every ``skip``-th point of the split (Cohen et al.'s ``--skip``), ``num`` points in all;
+    ``num=None`` takes the whole split. The same points for every method of a notebook."""
+    from lib.data import datasets as data
+
+    x, y = data.load(dataset, split)
+    total = len(y)
+    if num is None:
+        idx = np.arange(total)
+    else:
+        num = check_count("num", num)
+        if num > total:
+            raise ValueError(f"num={num} exceeds the {total} points of {dataset}/{split}")
+        idx = np.arange(0, total, total // num)[:num]
+    sel = torch.as_tensor(idx)
+    return TestSubset(x[sel], y[sel], [int(i) for i in idx], dataset, split)
+
+
+def _log_key(method: str, noise: NoiseDistribution, pipe_config: dict, subset_key: str, n0: int, n: int,
+             alpha: float, seed: int) -> str:
+    return logs_lib.log_key(method, noise, pipe_config, subset_key, n0, n, alpha, seed)
+
+
+def log_path(notebook: str, dataset: str, method: str, noise: NoiseDistribution, profile: str, key: str,
+             tag: str = "") -> Path:
+    """``LOGS/<notebook>/<dataset>-<method>[-<tag>]-<noise>-s<sigma>-<profile>-<key>.tsv``."""
+    _method(method)
+    return logs_lib.log_path(str(notebook), dataset, method, noise, profile, key, tag)
+
+
+def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int, n: int, alpha: float,
+                   notebook: str, sigma: float | None = None, batch_size: int | None = None,
+                   chunk: int | None = None, tag: str = "", progress: bool = True, procedure=None,
+                   columns: Sequence[str] = (), settings: dict | None = None) -> Path:
+    """CERTIFY every point of ``subset`` with ``method`` under ``noise``; return the log path.
+
+    ``procedure(smooth)`` (optional) returns the ``certify`` function of
+    :func:`lib.smoothing.certify_dataset` (e.g. sequential CERTIFY, or one that counts work) and
+    ``columns`` its extra log columns; ``settings`` are added to the sidecar. Give such runs their
+    own ``tag``: the log name does not see the procedure.
+
+    The log (Cohen's TSV: ``idx label predict radius correct time``) is reused when it is
+    complete, resumed when it is partial, and written otherwise. Its sidecar JSON records
+    the method, the configs of its models, the profile and the sizes.
+    """
+    noise = _as_noise(noise, sigma)
+    n0, n = check_count("n0", n0), check_count("n", n)
+    alpha = check_alpha(alpha)
+    if not isinstance(subset, TestSubset):
+        raise TypeError(f"subset must be a TestSubset (lib.experiments.test_subset), got {type(subset).__name__}")
+    if subset.dataset != setup.dataset:
+        raise ValueError(f"subset is from {subset.dataset!r} but setup.dataset is {setup.dataset!r}")
+    smooth, pipe = build_smooth(method, noise, setup)
+    key = _log_key(method, noise, pipe.config, subset.key, n0, n, alpha, setup.seed)
+    path = log_path(notebook, setup.dataset, method, noise, setup.profile, key, tag)
+    if chunk is None:  # keep blocks small enough for frequent checkpoints, big enough for batching
+        chunk = max(1, min(64, (1 << 16) // max(n, 1)))
+    settings = {"method": method, "method_label": method_label(method), "dataset": setup.dataset,
+                "split": subset.split, "subset": subset.key, "profile": setup.profile, "log_key": key,
+                "models": pipe.config, **(settings or {})}
+    from lib.smoothing.certify import certify_dataset
+
+    path = logs_lib.find_log(path)  # the same run written by another notebook (e.g. 06 reusing 05)
+    certify_dataset(smooth, subset.xs, subset.ys, n0, n, alpha, path, indices=subset.indices, seed=setup.seed,
+                    chunk=chunk, batch_size=batch_size, settings=settings, progress=progress,
+                    certify=procedure(smooth) if procedure is not None else None, columns=columns)
+    return path
+
+
+def certify_grid(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup, subset: TestSubset,
+                 n0: int, n: int, alpha: float, notebook: str, verbose: bool = True, progress: bool = False,
+                 **kwargs) -> dict:
+    """:func:`certify_method` for every (method, sigma); returns {(method, sigma): log path}.
+
+    Methods that do not support ``noise`` are skipped. With ``verbose`` prints one line per
+    run with its wall time (the sum of the per-example times in its log); ``progress`` shows
+    a progress bar per run instead.
+    """
+    out = {}
+    for m in methods:
+        if noise not in _method(m).noises:
+            continue
+        for s in sigmas:
+            t0 = time.perf_counter()
+            path = certify_method(m, noise, setup, subset, n0, n, alpha, notebook, sigma=s, progress=progress,
+                                  **kwargs)
+            out[(m, float(s))] = path
+            if verbose:
+                print(f"{method_label(m):<34} {noise} sigma={s:<5g} {len(subset)} points, n={n}: "
+                      f"{log_seconds(path):7.1f} s certifying (this call {time.perf_counter() - t0:6.1f} s)")
+    return out
+
+
+def measure_throughput(method: str, noise, setup: Setup, xs: torch.Tensor, num: int = 256,
+                       sigma: float | None = None, batch_size: int | None = None) -> float:
+    """Noisy samples per second of a method (denoiser + classifier): ``num`` votes for each of
+    ``xs`` [B, *shape], timed after one warm-up call."""
+    smooth, _ = build_smooth(method, noise, setup, sigma)
+    gen = torch.Generator(device=smooth.device).manual_seed(0)
+    smooth.sample_counts(xs[:1], min(num, 16), batch_size, gen)
+    t0 = time.perf_counter()
+    smooth.sample_counts(xs, num, batch_size, gen)
+    return xs.shape[0] * num / (time.perf_counter() - t0)

@@ -1,0 +1,277 @@
+"""Learned empirical Bayes smoothed classifiers as methods (Saremi & Srivastava §3, §4.2; notebook 09).
+
+Registered methods (Gaussian noise; the classifier H is trained by ``lib.models.adversarial``
+at the smoothing sigma, with ε, m and PGD steps of the ``xhat`` model family of the profile):
+
+================  ==========================================================================
+key               smoothed classifier g[π] of the base π = argmax H(x̂(·))
+================  ==========================================================================
+xhat_eps          XHAT_ε: H trained on −log Π_k(x + δ) with the PGD attack of radius ε (eq. 13)
+xhat_0            XHAT_0: the same trainer with ε = 0
+smoothadv         SmoothAdv_ε (Salman et al. 2019): the same min-max without x̂ (base = H)
+xhat_wj_tau<T>    XHAT_ε's H behind walk-jump (eq. 16-17): x̂(y) at σ, T Langevin steps at σ'
+                  on φ_σ', a final jump x̂_σ'; registered by :func:`register_walk_jump`
+================  ==========================================================================
+
+Certification goes through the same grid helper as notebooks 05-07 (``certify_grid``). Beside
+it, :func:`empirical_robust_accuracy` attacks the smoothed soft classifier with ℓ2 PGD
+(``pgd_attack_smoothed``) and classifies the attacked points with Cohen's PREDICT: an
+*upper* estimate of robust accuracy against which the certified (lower) one is checked.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib import paths
+from lib.experiments import Method, Pipeline, Setup, TestSubset, build_pipeline, register_method
+from lib.models.adversarial import get_xhat_classifier, pgd_attack_smoothed, xhat_config
+from lib.reporting import read_log
+from lib.smoothing import ABSTAIN, Gaussian, Smooth
+from lib.utils import atomic_write_text, check_alpha, check_count, check_sigma, config_hash
+
+__all__ = ["XHAT_KEYS", "PUBLISHED_TABLE2", "register_walk_jump", "walk_jump_key", "TwoLevelEnergyScore",
+           "empirical_robust_accuracy", "robust_summary", "previous_rows", "model_table", "budget_notes",
+           "PAPER_BUDGET", "METHODS_LABELS", "xhat0_identity"]
+
+#: the three methods of Figure 5, in the paper's order
+XHAT_KEYS = ("xhat_eps", "xhat_0", "smoothadv")
+
+#: Saremi & Srivastava Table 2 (MNIST, n_c = 10^6, 10k test points), for labelled reference rows only
+PUBLISHED_TABLE2 = {
+    "radii": [0.5, 1.0, 1.5, 2.0],
+    "source": "Saremi & Srivastava Table 2 (MNIST, XHAT_ε certified with n_c=10^6; ABS empirical, Schott et al. 2018)",
+    "rows": {"Saremi & Srivastava T2: XHAT_ε": [98, 95, 81, 57],
+             "Saremi & Srivastava T2: ABS (empirical robust accuracy, not certified)": [92, 85, 80, 67]},
+}
+
+_MEMO: dict = {}
+
+
+def _trained(setup: Setup, sigma: float, method: str, eps: float | None):
+    """(H, x̂ or None, H's config, history), trained or loaded once per config and device."""
+    cfg = xhat_config(setup.dataset, sigma, method, setup.profile, eps, setup.seed)
+    key = (config_hash(cfg), str(setup.torch_device))
+    if key not in _MEMO:
+        model, den, hist = get_xhat_classifier(setup.dataset, sigma, method, setup.profile, eps, setup.seed,
+                                               device=setup.torch_device)
+        _MEMO[key] = (model, den, cfg, hist)
+    return _MEMO[key]
+
+
+def _builder(method: str, eps_zero: bool):
+    def build(setup: Setup, noise) -> Pipeline:
+        model, den, cfg, hist = _trained(setup, noise.sigma, method, 0.0 if eps_zero else None)
+        return Pipeline(model, den, model.num_classes, {"classifier": cfg, "denoiser": cfg["deen"]},
+                        {"classifier_test_accuracy_noisy": hist.get("test_accuracy_noisy"),
+                         "train_seconds": hist.get("seconds"), "eps": cfg["eps"]})
+    return build
+
+
+for _m in (Method("xhat_eps", "XHAT_ε", _builder("xhat", False), noises=("gaussian",),
+                  reference="Saremi & Srivastava 2020, eq. 13"),
+           Method("xhat_0", "XHAT_0", _builder("xhat", True), noises=("gaussian",),
+                  reference="Saremi & Srivastava 2020, eq. 13 with ε = 0"),
+           Method("smoothadv", "SmoothAdv_ε", _builder("smoothadv", False), noises=("gaussian",),
+                  reference="Salman et al. 2019")):
+    register_method(_m, replace=True)
+
+
+# ====================================================================== walk-jump (§4.2, B2)
+class TwoLevelEnergyScore:
+    """score(y, s) = −∇φ_s(y) from one DEEN per noise level (a dict {sigma: EnergyMLP}), for
+    ``lib.denoising.WalkJump``: the first jump uses φ_σ, the walk and last jump φ_σ'.
+    ``requires_grad`` tells ``Smooth`` to keep autograd available (∇φ is taken by autograd)."""
+
+    requires_grad = True
+
+    def __init__(self, energies: dict):
+        self.energies = {float(s): e.eval() for s, e in energies.items()}
+
+    def __call__(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        s = float(sigma)
+        match = [e for k, e in self.energies.items() if abs(k - s) <= 1e-6 * k]
+        if not match:
+            raise ValueError(f"no energy model for sigma={s:g}; have {sorted(self.energies)}")
+        return match[0].score(y)
+
+
+def walk_jump_key(tau: int) -> str:
+    return f"xhat_wj_tau{check_count('tau', tau)}"
+
+
+def register_walk_jump(tau: int, sigma_prime: float = 0.05, delta: float = 1e-3) -> str:
+    """Register the walk-jump smoothed classifier with ``tau`` Langevin steps (key
+    ``xhat_wj_tau<tau>``): base h∘x̂_σ'∘walk∘x̂_σ with H from XHAT_ε at the same σ and
+    φ_σ' a DEEN trained at σ' (same family as φ_σ). Returns the key."""
+    from lib.denoising.denoise import WalkJump
+    from lib.denoising.energy import get_energy_model
+    from lib.models.adversarial import _family_settings
+
+    sigma_prime, delta = check_sigma(sigma_prime, "sigma_prime"), check_sigma(delta, "delta")
+
+    def build(setup: Setup, noise) -> Pipeline:
+        model, den, cfg, _ = _trained(setup, noise.sigma, "xhat", None)
+        deen_over = _family_settings(setup.profile).get("deen_low", {})
+        low, _ = get_energy_model(setup.dataset, sigma_prime, setup.profile, setup.seed,
+                                  device=setup.torch_device, **deen_over)
+        score = TwoLevelEnergyScore({noise.sigma: den.energy, sigma_prime: low})
+        wj = WalkJump(score, noise.sigma, sigma_prime, delta, tau, seed=setup.seed)
+        den_cfg = {"kind": "walk_jump", "deen": cfg["deen"], "deen_low": low.config, "sigma_prime": sigma_prime,
+                   "delta": delta, "tau": tau}
+        return Pipeline(model, wj, model.num_classes, {"classifier": cfg, "denoiser": den_cfg},
+                        {"score_evaluations_per_sample": tau + 2})
+
+    key = walk_jump_key(tau)
+    register_method(Method(key, f"XHAT_ε + walk-jump (τ={tau})", build, noises=("gaussian",),
+                           reference="Saremi & Srivastava 2020, §4.2 eq. 16-17 (proposed, not evaluated there)"),
+                    replace=True)
+    return key
+
+
+# ====================================================================== empirical robustness
+def empirical_robust_accuracy(method: str, sigma: float, setup: Setup, subset: TestSubset, radii: Sequence[float],
+                              certify_log: str | Path, steps: int, m: int, n: int, alpha: float,
+                              notebook: str, clip: Sequence[float] | None = (0.0, 1.0)) -> pd.DataFrame:
+    """PGD (``pgd_attack_smoothed``, ``steps`` steps, ``m`` noise draws) on the smoothed soft
+    classifier of ``method`` at every radius, then Cohen's PREDICT (``n`` samples, level ``alpha``)
+    at the attacked point. One row per (test point, radius): ``idx``, ``radius``, ``pred`` (class or
+    ABSTAIN), ``broken`` (PREDICT names another class, or g already errs at x per the certification
+    log), ``strict`` (robust only if PREDICT returns the label; abstention counts as an error).
+
+    Robust accuracy at r is then 1 − mean(broken): an *upper* estimate (a stronger attack can
+    only lower it), so the certified accuracy at r must not exceed it; the stricter figure
+    mean(strict) also counts abstentions as errors. Cached as CSV under
+    ``LOGS/<notebook>/`` by a hash of everything that determines it.
+    """
+    steps, m, n = check_count("steps", steps), check_count("m", m), check_count("n", n)
+    alpha = check_alpha(alpha)
+    pipe = build_pipeline(method, "gaussian", setup, sigma=sigma)
+    key = config_hash({"models": pipe.config, "subset": subset.key, "radii": [float(r) for r in radii],
+                       "steps": steps, "m": m, "n": n, "alpha": alpha, "seed": setup.seed,
+                       "clip": list(clip) if clip else None, "certify_log": Path(certify_log).name})
+    path = paths.LOGS / str(notebook) / f"{setup.dataset}-{method}-pgd-s{sigma:g}-{setup.profile}-{key}.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    cert = read_log(certify_log).set_index("idx")
+    missing = [i for i in subset.indices if i not in cert.index]
+    if missing:
+        raise ValueError(f"the attacked points must be certified in {Path(certify_log).name}; missing indices "
+                         f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    smooth = Smooth(pipe.classifier, pipe.num_classes, Gaussian(sigma), denoiser=pipe.denoiser,
+                    device=setup.torch_device)
+    dev = setup.torch_device
+    xs, ys = subset.xs.to(dev), subset.ys.to(dev)
+    rows = []
+    for j, r in enumerate(radii):
+        gen = torch.Generator(device=dev).manual_seed(setup.seed * 1000 + j)
+        adv = pgd_attack_smoothed(pipe.classifier, xs, ys, sigma, float(r), steps, m, pipe.denoiser,
+                                  generator=gen, clip=clip)
+        for i, idx in enumerate(subset.indices):
+            pred = smooth.predict(adv[i], n, alpha, generator=gen)
+            clean_ok = bool(cert.loc[idx, "correct"])
+            rows.append({"idx": idx, "radius": float(r), "pred": pred, "label": int(ys[i]),
+                         "broken": (not clean_ok) or (pred not in (ABSTAIN, int(ys[i]))),
+                         "strict": clean_ok and pred == int(ys[i])})
+    df = pd.DataFrame(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, df.to_csv(index=False))
+    return df
+
+
+def robust_summary(empirical: pd.DataFrame, certify_log: str | Path, radii: Sequence[float]) -> pd.DataFrame:
+    """Per radius (%): certified accuracy (from the log, on the attacked points only) beside the
+    empirical robust accuracy under PGD (upper estimate, and abstention = error)."""
+    from lib.reporting import certified_accuracy
+
+    cert_df = read_log(certify_log)
+    cert = certified_accuracy(cert_df[cert_df["idx"].isin(set(empirical["idx"]))], [float(r) for r in radii])
+    out = []
+    for r, c in zip(radii, cert):
+        e = empirical[np.isclose(empirical["radius"], float(r))]
+        out.append({"radius": float(r), "certified": 100 * float(c), "empirical (PGD)": 100 * (1 - e["broken"].mean()),
+                    "empirical, abstain = error": 100 * e["strict"].mean()})
+    return pd.DataFrame(out).set_index("radius")
+
+
+def previous_rows(notebook: str = "04_empirical_bayes_linear_mnist", stem: str = "table1",
+                  profile: str | None = None) -> dict:
+    """Notebook 04's registered g[h] / g[π] rows (log paths, best over σ) when they exist under
+    the same profile, relabelled "<row> (notebook 04, linear h)"; {} otherwise."""
+    from lib.reporting import load_table_spec
+
+    try:
+        spec = load_table_spec(notebook, stem)
+    except (FileNotFoundError, KeyError, ValueError, json.JSONDecodeError):
+        return {}
+    if profile is not None and str((spec.get("settings") or {}).get("profile")) != profile:
+        return {}
+    rows = {}
+    for label, logs in spec["rows"].items():
+        full = [p if Path(p).is_absolute() else str(paths.OUTPUTS / p) for p in logs]
+        if all(Path(p).exists() for p in full):
+            rows[f"{label.split(',')[0]} (notebook 04, linear h)"] = full
+    return rows
+
+# ====================================================================== tables of models and budgets
+def model_table(setup: Setup, sigmas: Sequence[float], methods: Sequence[str] = XHAT_KEYS) -> pd.DataFrame:
+    """Train (or load) H for every (method, sigma) and list it: ε, PGD steps, m, updates, batch,
+    accuracy of the hard base π = argmax H(x̂(x + ε)) on noisy test inputs (one draw), training time."""
+    rows = []
+    for key in methods:
+        for s in sigmas:
+            pipe = build_pipeline(key, "gaussian", setup, sigma=s)
+            c = pipe.config["classifier"]
+            hist = _MEMO[(config_hash(c), str(setup.torch_device))][3]
+            rows.append({"method": METHODS_LABELS.get(key, key), "sigma": s, "arch": c["arch"], "ε": c["eps"],
+                         "PGD steps": c["pgd_steps"] if c["eps"] > 0 else 0, "m": c["m"],
+                         "updates": hist.get("iters"), "batch": c["batch_size"],
+                         "x̂": "DEEN" if c["deen"] else "none",
+                         "noisy test acc of base (%)": round(100 * hist.get("test_accuracy_noisy", float("nan")), 1),
+                         "train s": round(hist.get("seconds", float("nan")), 1)})
+    return pd.DataFrame(rows)
+
+
+METHODS_LABELS = {"xhat_eps": "XHAT_ε", "xhat_0": "XHAT_0", "smoothadv": "SmoothAdv_ε"}
+
+#: the paper's budgets (Figure 5 caption, §3.2, Figure 6)
+PAPER_BUDGET = {"n": 1_000_000, "alpha": 0.001, "eps": 1.0, "m": 1, "pgd_steps": 16, "num_points": 10_000,
+                "tau": 100, "sigma_prime": 0.05, "delta": 0.001}
+
+
+def budget_notes(cfg: dict, setup: Setup) -> list[str]:
+    """What the profile's sizes cost against the paper, one line each (printed by notebook 09)."""
+    fam = xhat_config(setup.dataset, cfg["sigmas"][0], "xhat", setup.profile, seed=setup.seed)
+    n, alpha, pb = cfg["n"], cfg["alpha"], PAPER_BUDGET
+    size = f"{fam['iters']} updates of {fam['batch_size']}" if fam.get("iters") else f"{fam['epochs']} epochs"
+    train = f"{size} on {'all' if fam['train_limit'] is None else fam['train_limit']} training images"
+    caps = ", ".join(f"σ={s:g}: {Gaussian(s).max_radius(n, alpha):.2f} "
+                     f"(paper {Gaussian(s).max_radius(pb['n'], alpha):.2f})" for s in cfg["sigmas"])
+    wj = cfg["walk_jump"]
+    return [
+        f"training: {train}, ε={fam['eps']:g}, m={fam['m']}, {fam['pgd_steps']} PGD steps, arch={fam['arch']} "
+        f"(paper: ε={pb['eps']:g}, m={pb['m']}, {pb['pgd_steps']} steps; its epochs, optimiser and architecture are "
+        "not stated)",
+        f"certification: n={n:,} (paper n_c={pb['n']:,}), n0={cfg['n0']}, alpha={alpha}, {cfg['num_points'] or 'all'} "
+        f"test points (paper: the 10k test set); radius cap r_max {caps}",
+        f"n_c sweep (Figure 5 c, d): n in {cfg['nc_sweep']['ns']} on {cfg['nc_sweep']['num_points']} points",
+        f"walk-jump: τ={wj['tau']} (paper's Figure 6: τ={pb['tau']}), σ'={wj['sigma_prime']}, δ={wj['delta']}, "
+        f"σ={wj['sigma']}, n={wj['n']:,} on {wj['num_points']} points: {wj['tau'] + 2} energy gradients per sample "
+        f"instead of 1",
+        f"empirical robustness: PGD with {cfg['attack']['steps']} steps and m={cfg['attack']['m']} noise draws on "
+        f"{cfg['attack']['num_points']} of the points, PREDICT with n={cfg['attack']['n']}, alpha={cfg['attack']['alpha']}",
+    ] + ([cfg["note"]] if cfg.get("note") else [])
+
+
+def xhat0_identity(setup: Setup, sigmas: Sequence[float]) -> dict:
+    """{"registered": {sigma: hash of XHAT_0's H config}, "eps0_run": {sigma: hash of the trainer's
+    config with eps = 0}}: equal by construction (XHAT_0 *is* the ε = 0 run); the smoke test checks it."""
+    reg = {f"{s:g}": config_hash(build_pipeline("xhat_0", "gaussian", setup, sigma=s).config["classifier"])
+           for s in sigmas}
+    run = {f"{s:g}": config_hash(xhat_config(setup.dataset, s, "xhat", setup.profile, 0.0, setup.seed)) for s in sigmas}
+    return {"registered": reg, "eps0_run": run}

@@ -1,0 +1,374 @@
+"""Registered tables, published reference numbers, computed findings and ``RESULTS.md``.
+
+A notebook registers each certified-accuracy table with :func:`register_table`: the table is
+built from the per-example logs, saved (CSV / Markdown / LaTeX) and its *spec* (logs, radii,
+settings, published reference rows) is written to ``outputs/tables/<NN_stem>.json``. Notebook 10
+rebuilds every registered table from its logs (:func:`rebuild_table`) and writes
+``figures/RESULTS.md`` (:func:`write_results`): each table with its settings, its published
+reference rows (:data:`PUBLISHED`, labelled, never mixed with ours) and a one-line *finding*
+computed from the numbers (:func:`table_finding`): which row is best at each radius, whether the
+best is separated from the runner-up on the same test points (McNemar's exact test of the paired
+certified / not-certified outcomes), and whether our orderings agree with the paper's.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lib import paths
+from lib.reporting.tables import (_log_abs, _log_rel, best_over_logs, certified_accuracy, markdown_table,
+                                  paired_difference, prefixed, save_table, table_from_logs)
+from lib.smoothing.logs import read_log
+from lib.utils import atomic_write_json, atomic_write_text
+
+__all__ = ["PUBLISHED", "published_rows", "EXPECTED_TABLES", "register_table", "render_table", "table_caption",
+           "load_table_spec", "load_table_specs", "table_numbers", "table_finding", "settings_line",
+           "rebuild_table", "results_markdown", "write_results"]
+
+
+# ====================================================================== registered tables
+def register_table(notebook: str, stem: str, rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float],
+                   title: str, settings: Mapping[str, object], reference: Mapping[str, Sequence] | None = None,
+                   reference_source: str = "", interval: bool = True, clean: bool = True) -> pd.DataFrame:
+    """Build a certified-accuracy table from logs, save it (CSV/MD/TeX) and register its spec.
+
+    The spec (``outputs/tables/<NN_stem>.json``) lets ``10_tables`` rebuild every table of the
+    companion from the per-example logs and write ``figures/RESULTS.md``. ``reference`` rows
+    (published numbers) are appended as ``"<label> (published)"`` and never mixed with ours.
+    """
+    spec = {"notebook": notebook, "stem": stem, "title": title, "radii": [float(r) for r in radii],
+            "rows": {k: [_log_rel(p) for p in v] for k, v in rows.items()}, "settings": dict(settings),
+            "reference": {k: list(v) for k, v in (reference or {}).items()},
+            "reference_source": reference_source, "interval": interval, "clean": clean}
+    # unsorted keys: rows, reference rows and settings keep the order they were given in
+    atomic_write_json(paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json", spec, sort_keys=False)
+    table = render_table(spec)
+    save_table(table, stem, notebook, caption=table_caption(spec))
+    return table
+
+
+def render_table(spec: Mapping) -> pd.DataFrame:
+    """Ours (from the logs) and the published reference rows of a registered table spec."""
+    ours = table_from_logs(spec["rows"], spec["radii"], interval=spec.get("interval", True),
+                           clean=spec.get("clean", True))
+    ref = spec.get("reference") or {}
+    if ref:
+        cols = list(ours.columns)
+        rows = {}
+        for label, values in ref.items():
+            values = list(values)
+            pad = len(cols) - len(values)  # references may lack the clean column
+            rows[f"{label} (published)"] = ["–"] * pad + [str(v) for v in values]
+        ours = pd.concat([ours.astype(str), pd.DataFrame.from_dict(rows, orient="index", columns=cols)])
+    return ours
+
+
+def table_caption(spec: Mapping) -> str:
+    s = spec.get("settings", {})
+    parts = ", ".join(f"{k}={v}" for k, v in s.items())
+    text = (f"{spec['title']}. Certified accuracy (%) at the given radii"
+            + (" with a 95% Clopper-Pearson interval over test points" if spec.get("interval", True) else "")
+            + f". Settings: {parts}.")
+    if spec.get("reference"):
+        text += f" Rows marked (published) are references from {spec.get('reference_source', 'the paper')}, not our results."
+    return text
+
+
+def load_table_spec(notebook: str, stem: str) -> dict:
+    """The spec that :func:`register_table` wrote for one table."""
+    return json.loads((paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json").read_text())
+
+
+def load_table_specs() -> list[dict]:
+    """Every registered table spec under ``outputs/tables/``, by name."""
+    folder = paths.OUTPUTS / "tables"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+
+# ====================================================================== published references
+#: Published certified accuracies (%), copied verbatim for *labelled reference rows only*
+#: (``register_table(reference=...)``), never mixed with our results. Keys of each table are
+#: "<source>: <row>", where <row> equals the label of our corresponding row when there is
+#: one, so that :func:`table_finding` can compare orderings.
+PUBLISHED = {
+    # Lee (2021), Table 1: ResNet-110 on CIFAR-10, l2 radii 0.25 ... 1.50 (seed 000, section 4)
+    "lee_table1": {
+        "radii": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
+        "source": "Lee (2021) Table 1 (CIFAR-10, ResNet-110, n=10,000, alpha=0.001)",
+        "rows": {
+            "Lee T1 CIFAR-10: white-box": [59, 45, 31, 21, 18, 13],
+            "Lee T1 CIFAR-10: denoised smoothing, query access (Salman et al.)": [45, 20, 15, 13, 11, 10],
+            "Lee T1 CIFAR-10: denoised smoothing, full access (Salman et al.)": [56, 41, 28, 19, 16, 13],
+            "Lee T1 CIFAR-10: one-step score": [60, 42, 28, 19, 11, 6],
+        },
+    },
+    # Lee (2021), Table 2: ResNet-50 on ImageNet, same radii
+    "lee_table2": {
+        "radii": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
+        "source": "Lee (2021) Table 2 (ImageNet, ResNet-50, n=10,000, alpha=0.001)",
+        "rows": {
+            "Lee T2 ImageNet: white-box": [62, 52, 45, 39, 34, 29],
+            "Lee T2 ImageNet: denoised smoothing, query access (Salman et al.)": [48, 31, 19, 12, 7, 4],
+            "Lee T2 ImageNet: denoised smoothing, full access (Salman et al.)": [50, 33, 20, 14, 11, 6],
+            "Lee T2 ImageNet: one-step score": [56, 41, 30, 24, 17, 11],
+        },
+    },
+    # Yang et al. (2020), CIFAR-10 l1 certified accuracy (Laplace row: Teng et al.'s smoothing),
+    # radii 0.5 / 1.0 / 1.5 / 2.0, as quoted in the companion's issue; Lee's Figure 1 (b, c)
+    # shows these baselines only as curves, and the seed texts give no l1 numbers.
+    "yang_l1": {
+        "radii": [0.5, 1.0, 1.5, 2.0],
+        "source": "Yang et al. (2020), CIFAR-10 white-box l1 smoothing (quoted in the project issue; not in the seed texts)",
+        "rows": {
+            "Yang CIFAR-10: white-box, Laplace": [61, 39, 24, 16],
+            "Yang CIFAR-10: white-box, uniform": [70, 59, 51, 43],
+        },
+    },
+}
+
+
+def published_rows(*keys: str) -> tuple[dict, str]:
+    """(reference rows, source text) of one or more :data:`PUBLISHED` tables, for ``register_table``."""
+    rows, sources = {}, []
+    for k in keys:
+        if k not in PUBLISHED:
+            raise ValueError(f"published table must be one of {sorted(PUBLISHED)}, got {k!r}")
+        rows.update(PUBLISHED[k]["rows"])
+        sources.append(PUBLISHED[k]["source"])
+    return rows, "; ".join(sources)
+
+
+# ====================================================================== findings and RESULTS.md
+#: notebooks expected to register certified-accuracy tables, and what they hold
+EXPECTED_TABLES = {
+    "04": "Saremi & Srivastava Table 1 (empirical Bayes smoothed linear classifier, MNIST)",
+    "05": "denoised smoothing, ℓ2 (Lee Tables 1-2 layout)",
+    "06": "denoised smoothing, ℓ1 (Lee Figure 1 b, c, e, f; Yang et al.)",
+    "07": "ablations (Lee D.1, D.2, cost)",
+    "09": "Saremi & Srivastava Table 2 (XHAT_ε, XHAT_0, SmoothAdv_ε; MNIST)",
+}
+
+
+def _ref_split(label: str) -> tuple[str, str]:
+    """A reference label "<source>: <row>" -> (source, row); no colon -> ("published", label)."""
+    if ": " in label:
+        src, row = label.split(": ", 1)
+        return src.strip(), row.strip()
+    return "published", label.strip()
+
+
+def _num(v) -> float:
+    try:
+        return float(str(v).split()[0])
+    except (ValueError, IndexError):
+        return float("nan")
+
+
+def table_numbers(spec: Mapping) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(ours %, our lower CI %, our upper CI %, published %) of a registered table, as floats.
+
+    Columns are the radii (as strings, plus "clean" for ours when the spec has it); a cell
+    is the best over the row's logs (``lib.reporting.best_over_logs``). Published rows
+    are right-aligned to the radii (a missing clean column is NaN).
+    """
+    acc, lo, hi = best_over_logs(spec["rows"], spec["radii"], clean=spec.get("clean", True))
+    cols = list(acc.columns)
+    ref = {}
+    for label, values in (spec.get("reference") or {}).items():
+        values = [_num(v) for v in values]
+        ref[label] = [float("nan")] * (len(cols) - len(values)) + values
+    refs = pd.DataFrame.from_dict(ref, orient="index", columns=cols) if ref else pd.DataFrame(columns=cols)
+    return 100 * acc, 100 * lo, 100 * hi, refs
+
+
+def _winners(df: pd.DataFrame, cols: Sequence[str]) -> dict:
+    """{column: (labels of the best rows (several on a tie), best value)}."""
+    out = {}
+    for c in cols:
+        col = df[c].dropna()
+        if len(col):
+            top = float(col.max())
+            out[c] = ([str(i) for i in col.index[col == top]], top)
+    return out
+
+
+def _runs(winners: Mapping[str, tuple], cols: Sequence[str]) -> str:
+    """Group consecutive radii with the same winner: "one-step score at r=0.25-0.5; white-box at r=0.75"."""
+    parts, cur, start, end = [], None, None, None
+    for c in cols:
+        if c not in winners:
+            continue
+        w = " = ".join(winners[c][0]) if winners[c][1] > 0 else "none (0%)"
+        if w != cur:
+            if cur is not None:
+                parts.append((cur, start, end))
+            cur, start = w, c
+        end = c
+    if cur is not None:
+        parts.append((cur, start, end))
+    return "; ".join(f"{w} at r={s}" + (f"–{e}" if e != s else "") for w, s, e in parts)
+
+
+def _best_log(spec: Mapping, label: str, radius: float) -> str:
+    """The log of row ``label`` that is best at ``radius`` (the one its table cell comes from)."""
+    logs = list(spec["rows"][label])
+    accs = [float(certified_accuracy(read_log(_log_abs(str(p))), [radius])[0]) for p in logs]
+    return logs[int(np.argmax(accs))]
+
+
+def _resolved(spec: Mapping, a: str, b: str, col: str, lo: pd.DataFrame, hi: pd.DataFrame,
+              alpha: float = 0.05) -> bool:
+    """Is the difference of rows ``a`` and ``b`` at radius ``col`` resolved? McNemar's exact test of
+    the paired certified / not-certified outcomes on their shared test points (p < alpha); rows
+    certified on disjoint points fall back to non-overlapping Clopper-Pearson intervals."""
+    r = 0.0 if col == "clean" else float(col)
+    try:
+        return paired_difference(_best_log(spec, a, r), _best_log(spec, b, r), radius=r, alpha=alpha)["p"] < alpha
+    except ValueError:  # no shared test point
+        return max(lo.loc[a, col], lo.loc[b, col]) > min(hi.loc[a, col], hi.loc[b, col])
+
+
+def table_finding(spec: Mapping) -> str:
+    """A one-paragraph finding computed from a registered table's numbers.
+
+    Ours: the best row at each radius; radii where the best row is tied, or not separated from
+    the runner-up by McNemar's exact test (p >= 0.05) of the paired certified / not-certified
+    outcomes on the same test points, are flagged. For each published source ("<source>: <row>"
+    reference labels), its best row at each radius, and, over the rows whose name matches one of
+    ours, how many pairwise orderings (row A above row B at radius r) agree with ours, and how
+    many of the disagreements our sample does not resolve (same test).
+    """
+    ours, lo, hi, refs = table_numbers(spec)
+    radii = [f"{float(r):g}" for r in spec["radii"]]
+    w = _winners(ours, radii)
+    text = f"Ours: best {_runs(w, radii)}"
+    unresolved = []  # radii where the winner is tied with, or not separated from, the runner-up
+    for c in radii:
+        if c in w and len(ours) > 1 and w[c][1] > 0:
+            best = w[c][0]
+            rest = ours[c].drop(best)
+            if len(best) > 1 or (len(rest) and not _resolved(spec, best[0], rest.idxmax(), c, lo, hi)):
+                unresolved.append(c)
+    if unresolved:
+        text += (f" (not separated from the runner-up at r={', '.join(unresolved)}: a tie, or McNemar's exact "
+                 "test on the same test points gives p >= 0.05)")
+    text += "."
+    if len(refs):
+        groups: dict[str, dict] = {}
+        for label in refs.index:
+            src, row = _ref_split(label)
+            groups.setdefault(src, {})[row] = refs.loc[label]
+        for src, rows in groups.items():
+            pub = pd.DataFrame(rows).T
+            pw = _winners(pub, radii)
+            if pw:
+                text += f" {src}: best {_runs(pw, radii)}."
+            shared = [r for r in pub.index if r in ours.index]
+            agree = total = within = 0
+            for i, a in enumerate(shared):
+                for b in shared[i + 1:]:
+                    for c in radii:
+                        pa, pb, oa, ob = pub.loc[a, c], pub.loc[b, c], ours.loc[a, c], ours.loc[b, c]
+                        if np.isnan(pa) or np.isnan(pb) or pa == pb:
+                            continue
+                        total += 1
+                        if (oa > ob) == (pa > pb) and oa != ob:
+                            agree += 1
+                        elif oa == ob or not _resolved(spec, a, b, c, lo, hi):
+                            within += 1  # the disagreement is not resolved by our sample
+            if total:
+                text += f" Pairwise orderings of {', '.join(shared)} agree with {src} in {agree}/{total} (rows, radius) comparisons"
+                if agree < total:
+                    text += (f"; our ordering contradicts the published one in the other {total - agree}"
+                             f" ({within} of them not resolved by our sample: McNemar p >= 0.05 or a tie).")
+                else:
+                    text += "."
+    return text
+
+
+def settings_line(spec: Mapping) -> str:
+    """The settings of a registered table as one line: "data=mnist, model=..., n=1000, ..."."""
+    return ", ".join(f"{k}={v}" for k, v in (spec.get("settings") or {}).items())
+
+
+def rebuild_table(spec: Mapping, save: bool = True) -> tuple[pd.DataFrame, str]:
+    """(table, finding) of a registered spec, rebuilt from its logs; ``save`` rewrites its
+    CSV / Markdown / LaTeX files in ``figures/``. Raises ``FileNotFoundError`` if a log is gone."""
+    table = render_table(spec)
+    if save:
+        save_table(table, spec["stem"], spec["notebook"], caption=table_caption(spec))
+    return table, table_finding(spec)
+
+
+def results_markdown(specs: Sequence[Mapping] | None = None, figures: Iterable[str] = (),
+                     profile_note: str = "") -> tuple[str, list[str]]:
+    """The text of ``RESULTS.md`` and the list of table names that could not be rendered.
+
+    Each table: title, the Markdown table (ours with 95% intervals + published rows), the
+    settings line, the computed finding, and the caption of :func:`table_caption`.
+    """
+    specs = list(load_table_specs() if specs is None else specs)
+    lines = ["# Results", "",
+             "Every table of the companion, rebuilt from the per-example certification logs "
+             "(Cohen et al.'s TSV format, under `outputs/logs/`). Cells are certified accuracy (%) "
+             "with a 95% Clopper–Pearson interval over the test points; rows marked *(published)* are "
+             "numbers copied from the papers for reference, **not** our results, and were obtained in "
+             "another setting (CIFAR-10 / ImageNet, large networks, n = 10,000–100,000) than ours "
+             "(see each table's settings line).", ""]
+    if profile_note:
+        lines += [profile_note, ""]
+    profiles_used = sorted({str((s.get("settings") or {}).get("profile", "?")) for s in specs})
+    if specs:
+        lines += [f"Profiles of the tables below: {', '.join(profiles_used)} "
+                  "(smoke = a few seconds for tests; quick = a 2-core CPU; full = paper scale on a GPU).", ""]
+    have = {str(s["notebook"]).split("_")[0] for s in specs}
+    missing = [f"{k} ({v})" for k, v in EXPECTED_TABLES.items() if k not in have]
+    if missing:
+        lines += ["**Not yet run** (no registered table): " + "; ".join(missing) + ".", ""]
+    failed = []
+    lines += ["## Contents", ""]
+    for s in specs:
+        name = prefixed(s["notebook"], s["stem"])
+        lines.append(f"- [{name}: {s['title']}](#{_anchor(name, s['title'])})")
+    lines.append("")
+    for s in specs:
+        name = prefixed(s["notebook"], s["stem"])
+        lines += [f"## {name}: {s['title']}", ""]
+        try:
+            table = render_table(s)
+            finding = table_finding(s)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            failed.append(name)
+            lines += [f"*Could not be rebuilt from its logs ({type(exc).__name__}: {exc}); rerun notebook "
+                      f"{s['notebook']}.*", ""]
+            continue
+        source = s.get("reference_source") or "none given for this table"
+        lines += [markdown_table(table), f"**Settings:** {settings_line(s)}.", "",
+                  f"**Published reference:** {source}"
+                  + (" (the rows marked *(published)*)." if s.get("reference") else "."), "",
+                  f"**Finding (computed from the numbers above):** {finding}", "",
+                  f"*{table_caption(s)}*", ""]
+    figs = [f for f in figures]
+    if figs:
+        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figs] + [""]
+    return "\n".join(lines), failed
+
+
+def _anchor(name: str, title: str) -> str:
+    text = f"{name}: {title}".lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def write_results(path: str | Path | None = None, specs: Sequence[Mapping] | None = None,
+                  figures: Iterable[str] = (), profile_note: str = "") -> tuple[Path, list[str]]:
+    """Write ``figures/RESULTS.md`` (see :func:`results_markdown`); returns (path, failed tables)."""
+    path = Path(path) if path is not None else paths.FIGURES / "RESULTS.md"
+    text, failed = results_markdown(specs, figures, profile_note)
+    atomic_write_text(path, text)
+    return path, failed

@@ -1,0 +1,177 @@
+"""Certification sharded over a Ray cluster: many GPUs or machines, one Cohen-format log.
+
+A test set is certified in fixed blocks of ``chunk`` inputs, and block ``j`` draws its noise from a
+generator seeded with ``(seed, j)`` (:mod:`lib.smoothing.certify`). The rows of a block therefore
+do not depend on who computes it, which makes sharding trivial and exact:
+
+* :class:`RayExecutor` starts ``num_workers`` Ray actors (``ray.init()`` locally by default, or a
+  cluster ``address``). Each actor builds the smoothed classifier once from a picklable
+  ``smooth_factory`` (so the models sit on the actor's own GPU, ``num_gpus=1`` when the cluster has
+  GPUs, else a CPU worker) and certifies whole blocks.
+* The driver (``certify_dataset(..., executor=RayExecutor(...))``) keeps the one per-example log:
+  it takes the log's lock, resumes after the last finished block, and writes blocks strictly in
+  index order as they arrive, so the log has exactly the rows a single-process run writes (only
+  the ``time`` column, a measurement, differs).
+* A worker that dies mid-block loses only that block: the actor is replaced and the block redone
+  (at most ``max_retries`` times per block), with the same seed, hence the same rows.
+
+Ray is optional (``pip install 'smoothing-companion[ray]'``); nothing here imports it before an
+executor is created.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+__all__ = ["SerialExecutor", "RayExecutor", "block_generator", "certify_block"]
+
+#: a block: (j, lo, hi) -- block number and the half-open range of positions it covers
+Block = tuple[int, int, int]
+
+
+def block_generator(device: torch.device | str, seed: int, j: int) -> torch.Generator:
+    """The generator of block ``j``: seeded with ``(seed, j)``, whoever certifies the block."""
+    return torch.Generator(device=torch.device(device)).manual_seed(int(seed) * 1_000_003 + int(j))
+
+
+def certify_block(certify: Callable, device, xs: torch.Tensor, job: dict, j: int) -> tuple[object, float, float]:
+    """Certify one block xs [m, *input_shape] with the block's own generator.
+
+    ``certify`` is called like ``Smooth.certify_batch``: ``certify(xs, n0, n, alpha, batch_size=,
+    generator=)``; ``job`` holds ``n0, n, alpha, batch_size, seed``. Returns (what certify
+    returned, wall seconds, CPU seconds of this process).
+    """
+    gen = block_generator(device, job["seed"], j)
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = certify(xs, job["n0"], job["n"], job["alpha"], batch_size=job["batch_size"], generator=gen)
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _certifier(built) -> tuple[object, Callable]:
+    """(smooth, certify function) from what a factory built: a Smooth, or (Smooth, certify)."""
+    if isinstance(built, tuple):
+        return built
+    return built, built.certify_batch
+
+
+class SerialExecutor:
+    """Certify blocks one after another in this process (the default of ``certify_dataset``)."""
+
+    def imap(self, smooth, certify: Callable, xs: torch.Tensor, blocks: Sequence[Block], job: dict,
+             fingerprint: str | None = None) -> Iterator[tuple[Block, object, float, float]]:
+        for j, lo, hi in blocks:
+            yield (j, lo, hi), *certify_block(certify, smooth.device, xs[lo:hi], job, j)
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """Certify blocks on ``num_workers`` Ray actors; yields them in block order.
+
+    Parameters
+    ----------
+    smooth_factory : picklable callable () -> Smooth, or () -> (Smooth, certify function)
+        Called once per actor, e.g. a ``functools.partial`` of a function that loads the cached
+        models and builds the ``Smooth`` (the second form for another procedure, such as
+        ``Smooth.certify_sequential`` wrapped like ``certify_batch``). Every actor checks that its
+        models have the fingerprint recorded in the log's sidecar, so the workers certify with
+        exactly the driver's models.
+    address : str or None
+        A Ray cluster address (``"auto"``, ``"ray://host:10001"``); None starts a local cluster.
+    num_workers : int or None
+        Actors to start; default: the cluster's GPUs if it has any, else its CPUs.
+    max_retries : int
+        How many times one block is redone after its worker died.
+    """
+
+    def __init__(self, smooth_factory: Callable[[], Callable], address: str | None = None,
+                 num_workers: int | None = None, max_retries: int = 3, device: str | None = None):
+        try:
+            import ray
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("RayExecutor needs Ray: pip install ray "
+                              "(or the project's extra: pip install -e '.[ray]')") from e
+        if not callable(smooth_factory):
+            raise TypeError("smooth_factory must be a picklable callable returning a Smooth")
+        if num_workers is not None and (isinstance(num_workers, bool) or int(num_workers) < 1):
+            raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True, configure_logging=False)
+        res = ray.cluster_resources()
+        gpus = int(res.get("GPU", 0))
+        self.num_workers = int(num_workers or (gpus if gpus else max(1, int(res.get("CPU", 1)))))
+        self.max_retries = int(max_retries)
+        self.device = device or ("cuda" if gpus else "cpu")
+        self._actor_cls = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1 if not gpus else 0,
+                                     max_restarts=0)(_Worker)
+        self._factory = smooth_factory
+        self._actors = [self._new_actor() for _ in range(self.num_workers)]
+
+    def _new_actor(self):
+        return self._actor_cls.remote(self._factory, self.device)
+
+    def imap(self, smooth, certify, xs: torch.Tensor, blocks: Sequence[Block], job: dict,
+             fingerprint: str | None = None) -> Iterator[tuple[Block, object, float, float]]:
+        """Certify every block on the actors; yield (block, output, seconds, cpu seconds) in block
+        order. ``smooth`` and ``certify`` (the driver's) are not used: each actor has its own."""
+        ray = self._ray
+        pending: dict = {}  # object ref -> (block, actor index)
+        retries: dict[int, int] = {}
+        queue, free = list(blocks), list(range(len(self._actors)))
+        ready: dict[int, tuple] = {}
+        order = [b[0] for b in blocks]
+        nxt = 0
+
+        def submit():
+            while queue and free:
+                blk, a = queue.pop(0), free.pop(0)
+                pending[self._actors[a].run.remote(xs[blk[1]:blk[2]], job, blk[0], fingerprint)] = (blk, a)
+
+        submit()
+        while nxt < len(order):
+            if order[nxt] in ready:
+                yield ready.pop(order[nxt])
+                nxt += 1
+                continue
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            blk, a = pending.pop(ref)
+            try:
+                out, seconds, cpu = ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as err:
+                retries[blk[0]] = retries.get(blk[0], 0) + 1
+                if retries[blk[0]] > self.max_retries:
+                    raise RuntimeError(f"block {blk[0]} failed {retries[blk[0]]} times; last error: {err}") from err
+                self._actors[a] = self._new_actor()  # replace the dead worker; redo only this block
+                queue.insert(0, blk)
+            else:
+                ready[blk[0]] = (blk, out, seconds, cpu)
+            free.append(a)
+            submit()
+
+    def close(self) -> None:
+        for a in self._actors:
+            self._ray.kill(a)
+        self._actors = []
+
+
+class _Worker:
+    """A Ray actor: builds the smoothed classifier once, then certifies blocks."""
+
+    def __init__(self, factory, device):
+        self.smooth, self.certify = _certifier(factory())
+        self.device = device
+
+    def run(self, xs: torch.Tensor, job: dict, j: int, fingerprint: str | None):
+        if fingerprint is not None:
+            from lib.smoothing.logs import model_fingerprint
+            mine = model_fingerprint(self.smooth.classifier, self.smooth.denoiser,
+                                     getattr(self.smooth, "rejector", None))
+            if mine != fingerprint:
+                raise ValueError(f"worker models have fingerprint {mine}, the log was started with {fingerprint}: "
+                                 "the smooth_factory must build the driver's models")
+        return certify_block(self.certify, self.device, xs, job, j)

@@ -1,0 +1,161 @@
+"""What a certificate can say (Lecture 14 §1.1, Saremi & Srivastava §4.1), for notebook 00:
+the exact outcome distribution of CERTIFY, its soundness against a reference, and the
+concentration of Gaussian noise."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import binom, norm
+
+from lib.smoothing import ABSTAIN, Gaussian, Smooth, lower_confidence_bound
+from lib.utils import check_alpha, check_count, check_sigma
+
+from .common import LinearBinaryClassifier, _probabilities
+from .lecture import max_certifiable_radius
+
+__all__ = ["certify_statistics", "certificate_reference", "abstention_simulation", "sample_noise_norms",
+           "PROTOCOL_KEYS", "LECTURE_TABLE_METHODS", "lecture_table_logs", "same_protocol_table"]
+
+
+def certify_statistics(p_a, n: int, alpha: float, sigma: float = 1.0, n0: int | None = None) -> pd.DataFrame:
+    """Exact outcome distribution of CERTIFY for a two-class point whose top class A has
+    probability p_a >= 1/2 under the noise (the n / alpha / abstention trade-off).
+
+    CERTIFY draws n0 votes to pick the candidate (the class with more votes; a tie picks the
+    other class, as ``argmax`` does when A has the larger index), then n fresh votes; with K
+    the candidate's count it certifies iff LCB(K, n, alpha) > 1/2, with radius
+    sigma Phi^-1(LCB). Everything is a finite binomial sum. Returns one row per p_a with
+    columns p_a, abstain (probability), certify_a (P(certifies class A)), expected_radius
+    (E[radius; certified A]), radius_if_known (sigma Phi^-1(p_a), the radius with n = inf),
+    r_max (sigma Phi^-1(alpha^(1/n))). n0 = None skips the selection step (candidate = A).
+    """
+    sigma = check_sigma(sigma)
+    n = check_count("n", n)
+    alpha = check_alpha(alpha)
+    pa = np.atleast_1d(_probabilities("p_a", p_a))
+    if n0 is not None:
+        n0 = check_count("n0", n0)
+    noise = Gaussian(sigma)
+    k = np.arange(n + 1)
+    lcb = np.asarray(lower_confidence_bound(k, n, alpha))
+    ok = lcb > 0.5
+    radius_k = noise.radius(lcb)  # 0 where LCB <= 1/2 (abstain)
+    r_max = max_certifiable_radius(n, alpha, sigma)
+    rows = []
+    for p in pa:
+        # P(candidate = A): strictly more than half of the n0 selection votes
+        sel_a = 1.0 if n0 is None else float(binom.sf(n0 // 2, n0, p))
+        pmf_a = binom.pmf(k, n, p)
+        pmf_b = binom.pmf(k, n, 1 - p)
+        cert_a = float(pmf_a[ok].sum())
+        cert_b = float(pmf_b[ok].sum())
+        rows.append((p, min(max(1 - sel_a * cert_a - (1 - sel_a) * cert_b, 0.0), 1.0), sel_a * cert_a,
+                     sel_a * float(pmf_a @ radius_k), noise.radius(p), r_max))
+    return pd.DataFrame(rows, columns=["p_a", "abstain", "certify_a", "expected_radius",
+                                       "radius_if_known", "r_max"])
+
+
+def certificate_reference(smooth, xs: torch.Tensor, preds: torch.Tensor, radii: torch.Tensor, n_ref: int,
+                          generator: torch.Generator | None = None, alpha_ref: float = 1e-4) -> pd.DataFrame:
+    """Soundness of CERTIFY against a reference: for every input, ``n_ref`` fresh votes give
+    (with Clopper-Pearson bounds at level ``alpha_ref``, union over classes) an upper confidence
+    bound on the true Theorem 1.1 radius of the predicted class,
+    R_up = sigma/2 (Phi^-1(p_c upper) - Phi^-1(max_{k != c} p_k lower)).
+    A certificate violates when it is not an abstention and radius > R_up.
+    Columns: pred, radius, p_ref (top empirical frequency), radius_upper, violation."""
+    n_ref = check_count("n_ref", n_ref)
+    counts = smooth.sample_counts(xs, n_ref, generator=generator).cpu().numpy()
+    k = counts.shape[1]
+    sigma = smooth.noise.sigma
+    lower = np.asarray(lower_confidence_bound(counts, n_ref, alpha_ref / k))
+    upper = 1.0 - np.asarray(lower_confidence_bound(n_ref - counts, n_ref, alpha_ref / k))
+    rows = []
+    for i, (c, r) in enumerate(zip(preds.tolist(), radii.tolist())):
+        if c < 0:
+            rows.append((c, r, counts[i].max() / n_ref, np.nan, False))
+            continue
+        others = np.delete(lower[i], c).max()
+        with np.errstate(divide="ignore"):
+            r_up = 0.5 * sigma * (norm.ppf(upper[i, c]) - norm.ppf(others))
+        r_up = max(float(r_up), 0.0)
+        rows.append((c, r, counts[i].max() / n_ref, r_up, bool(r > r_up)))
+    return pd.DataFrame(rows, columns=["pred", "radius", "p_ref", "radius_upper", "violation"])
+
+
+def abstention_simulation(p_a: Sequence[float], sigma: float, n0: int, n: int, alpha: float, copies: int,
+                          generator: torch.Generator | None = None) -> pd.DataFrame:
+    """Simulate CERTIFY (``lib.smoothing.Smooth.certify_batch``) on ``copies`` copies of a 1-D point
+    whose top-class probability is exactly p_A (threshold classifier 1[z > 0], x = sigma Phi^-1(p_A)),
+    and compare with the exact binomial sums of :func:`certify_statistics`.
+    Columns: p_a, simulated, exact, se (binomial standard error of the simulated fraction,
+    floored at 1/copies so that a rare event seen once is not a many-sigma outlier)."""
+    copies = check_count("copies", copies)
+    smooth = Smooth(LinearBinaryClassifier([1.0], 0.0), 2, Gaussian(sigma))
+    exact_all = certify_statistics(p_a, n, alpha, sigma, n0)["abstain"].to_numpy()
+    rows = []
+    for p, exact in zip(p_a, exact_all.tolist()):
+        xs = torch.full((copies, 1), sigma * float(norm.ppf(p)), dtype=torch.float64)
+        preds, _ = smooth.certify_batch(xs, n0, n, alpha, generator=generator)
+        sim = float((preds == ABSTAIN).double().mean())
+        rows.append((float(p), sim, exact, math.sqrt(max(exact * (1 - exact), 1.0 / copies) / copies)))
+    return pd.DataFrame(rows, columns=["p_a", "simulated", "exact", "se"])
+
+
+def sample_noise_norms(d: int, num: int, sigma: float = 1.0, generator: torch.Generator | None = None,
+                       chunk: int = 1 << 22) -> np.ndarray:
+    """``num`` draws of ||eps||, eps ~ N(0, sigma^2 I_d), in chunks of ~``chunk`` floats. -> [num]."""
+    d, num, sigma = check_count("d", d), check_count("num", num), check_sigma(sigma)
+    out, per = [], max(1, chunk // d)
+    for start in range(0, num, per):
+        m = min(per, num - start)
+        out.append(torch.randn(m, d, generator=generator, dtype=torch.float64).norm(dim=1) * sigma)
+    return torch.cat(out).numpy()
+
+
+# =============================================================================== the lecture's Tables 1-2 on MNIST
+#: settings two logs must share to sit in one table (from their sidecars, ``lib.smoothing.read_settings``)
+PROTOCOL_KEYS = ("dataset", "split", "noise", "sigma", "n0", "n", "alpha", "indices_hash")
+#: the lecture's methods -> the registered method names of the project's runs on MNIST (notebooks 05 and 09)
+LECTURE_TABLE_METHODS = {"Gaussian augmentation (white-box, notebook 05)": "white_box",
+                         "adversarial training (SmoothAdv, notebook 09)": "smoothadv"}
+
+
+def lecture_table_logs(profile: str, dataset: str = "mnist", noise: str = "gaussian") -> dict:
+    """The project's logs for the MNIST counterpart of Lecture 14's Tables 1-2: {sigma: {label: path}}
+    for every sigma at which *every* method of :data:`LECTURE_TABLE_METHODS` has a log of ``profile``
+    (names as written by ``lib.smoothing.log_path``, in any notebook's folder). Empty when no such
+    logs exist yet."""
+    from lib import paths
+
+    found: dict = {}
+    for label, method in LECTURE_TABLE_METHODS.items():
+        for path in sorted(paths.LOGS.glob(f"*/{dataset}-{method}-{noise}-s*-{profile}-*.tsv")):
+            sigma = float(path.name.split(f"-{noise}-s")[1].split(f"-{profile}-")[0])
+            found.setdefault(sigma, {})[label] = path
+    return {s: logs for s, logs in sorted(found.items()) if len(logs) == len(LECTURE_TABLE_METHODS)}
+
+
+def same_protocol_table(logs: Mapping[str, object], radii: Sequence[float]) -> pd.DataFrame:
+    """Certified accuracy (%) at ``radii`` (rows: the labels of ``logs``, label -> per-example log path),
+    after checking from the sidecars that every log was certified under one protocol
+    (:data:`PROTOCOL_KEYS`: data set, split, noise, sigma, n0, n, alpha and the same test points);
+    raises ``ValueError`` naming the logs and the differing settings otherwise."""
+    from lib.reporting import certified_accuracy
+    from lib.smoothing import read_log, read_settings
+
+    if not logs:
+        raise ValueError("no logs given")
+    settings = {label: read_settings(path) for label, path in logs.items()}
+    ref_label, ref = next(iter(settings.items()))
+    for label, s in settings.items():
+        diff = {k: (ref.get(k), s.get(k)) for k in PROTOCOL_KEYS if ref.get(k) != s.get(k)}
+        if diff:
+            raise ValueError(f"{logs[label]} ({label}) and {logs[ref_label]} ({ref_label}) were not certified "
+                             f"under one protocol: {diff}")
+    rows = {label: 100 * np.asarray(certified_accuracy(read_log(path), list(radii)), dtype=float)
+            for label, path in logs.items()}
+    return pd.DataFrame(rows, index=[float(r) for r in radii]).T.rename_axis(columns="l2 radius (MNIST)")

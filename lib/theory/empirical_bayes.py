@@ -1,0 +1,354 @@
+"""Empirical Bayes smoothing (Saremi & Srivastava §2, ``004_…``) and Lee's recovery bound
+(``000_…``, Theorem A.2), for notebook 01.
+
+Closed forms: the Gaussian beta-contraction (eq. 7), Proposition 2.3 for a linear classifier,
+the mixture-of-Gaussians Bayes estimator (eq. 8), Lee's bound (eq. 16); toy learned estimators
+(a DSM score MLP and an MSE denoiser MLP, trained with ``lib.models.train_loop``) and the
+experiment drivers that compare closed forms with estimates.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import norm
+from torch import nn
+
+from lib.data import GaussianData
+from lib.smoothing import Gaussian, Smooth
+from lib.utils import check_count, check_sigma
+
+from .common import (LinearBinaryClassifier, ToyMLP, _Phi, _like, _one_thread, _seeded_init, _train_toy,
+                     gaussian_norm_moments)
+
+__all__ = ["bayes_shrinkage", "linear_eb_pa", "linear_eb_radius", "mog_bayes_estimator",
+           "train_dsm_mlp", "train_mse_denoiser_mlp", "lee_recovery_bound", "approx_map_gd",
+           "gaussian_map_error", "linear_eb_experiment", "estimator_errors", "lee_experiment",
+           "mixture_mode", "strong_convexity", "lee_mixture_experiment"]
+
+
+# =============================================================================== empirical Bayes
+def bayes_shrinkage(sigma: float, sigma0: float) -> float:
+    """beta = 1 / (1 + (sigma / sigma0)^2) (Saremi & Srivastava eq. 7): for X = N(0, sigma0^2 I)
+    and Y = X + N(0, sigma^2 I), the Bayes estimator is x_hat(y) = E[X | Y = y] = beta y."""
+    sigma, sigma0 = check_sigma(sigma), check_sigma(sigma0, "sigma0")
+    return 1.0 / (1.0 + (sigma / sigma0) ** 2)
+
+
+def _linear_margin(w, b, x):
+    w = torch.as_tensor(w, dtype=torch.float64).flatten()
+    xs = torch.as_tensor(x, dtype=torch.float64)
+    single = xs.dim() == 1
+    xs = xs[None] if single else xs
+    if xs.dim() != 2 or xs.shape[1] != w.shape[0]:
+        raise ValueError(f"x must have shape [d] or [B, d] with d = {w.shape[0]}, got {tuple(xs.shape)}")
+    if float(w.norm()) == 0:
+        raise ValueError("w must be non-zero")
+    return xs, w, float(b), single
+
+
+def linear_eb_pa(w, b: float, x, sigma: float, sigma0: float):
+    """Proposition 2.3, proof: p_A(x) = Phi(|<w, beta x> + b| / (beta sigma ||w||)), the probability
+    of the top class of pi = h(x_hat(x + eps)) = h(beta x + beta eps), eps ~ N(0, sigma^2 I).
+    w: [d], x: [d] or [B, d] -> float or float64 tensor [B]."""
+    sigma = check_sigma(sigma)
+    beta = bayes_shrinkage(sigma, sigma0)
+    xs, w, b, single = _linear_margin(w, b, x)
+    p = _Phi((xs @ w * beta + b).abs() / (beta * sigma * w.norm()))
+    return float(p[0]) if single else p
+
+
+def linear_eb_radius(w, b: float, x, sigma: float, sigma0: float):
+    """Proposition 2.3 (ii) (Saremi & Srivastava eq. 11): the empirical Bayes smoothed linear
+    classifier g_sigma[pi](x) = h(beta x) is l2-robust at x with radius
+
+        r(x) = |<w, beta x> + b| / (beta ||w||)  ( = sigma Phi^-1(p_A(x)) ),
+
+    i.e. the margin at beta x times 1/beta = 1 + (sigma/sigma0)^2. X = N(0, sigma0^2 I_d).
+    w: [d], b: float, x: [d] or [B, d] -> float or float64 tensor [B]."""
+    check_sigma(sigma)
+    beta = bayes_shrinkage(sigma, sigma0)
+    xs, w, b, single = _linear_margin(w, b, x)
+    r = (xs @ w * beta + b).abs() / (beta * w.norm())
+    return float(r[0]) if single else r
+
+
+def mog_bayes_estimator(y: torch.Tensor, mu, sigma0: float, sigma: float) -> torch.Tensor:
+    """Saremi & Srivastava eq. (8): for X ~ (N(mu, sigma0^2 I) + N(-mu, sigma0^2 I)) / 2,
+
+        x_hat(y) = beta y + (1 - beta) tanh(<beta y, mu> / sigma0^2) mu,   beta^-1 = 1 + (sigma/sigma0)^2.
+
+    y: [B, d] (or [d]); mu: [d]. Returns E[X | Y = y] with y's shape and dtype."""
+    sigma, sigma0 = check_sigma(sigma), check_sigma(sigma0, "sigma0")
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+        raise TypeError("y must be a floating-point torch.Tensor")
+    mu = torch.as_tensor(mu, dtype=y.dtype, device=y.device).flatten()
+    if y.shape[-1] != mu.shape[0]:
+        raise ValueError(f"y has last dimension {y.shape[-1]} but mu has {mu.shape[0]}")
+    beta = bayes_shrinkage(sigma, sigma0)
+    return beta * y + (1 - beta) * torch.tanh((beta * y) @ mu / sigma0**2)[..., None] * mu
+
+
+def train_dsm_mlp(sample_x: Callable[[int, torch.Generator], torch.Tensor], dim: int, sigma: float,
+                  steps: int = 2000, batch_size: int = 512, lr: float = 3e-3, hidden: int = 64,
+                  seed: int = 0) -> tuple[nn.Module, dict]:
+    """Toy low-dimensional denoising score matching (Vincent 2011) at one noise level sigma.
+
+    Trains s_theta: [N, dim] -> [N, dim] to minimise E || s(x + sigma eps) + eps / sigma ||^2,
+    whose minimiser is the score grad log p_sigma of Y = X + N(0, sigma^2 I); then
+    x_hat(y) = y + sigma^2 s(y) (Lee eq. 3). ``sample_x(n, generator)`` draws clean data [n, dim].
+    (Toy version for notebook 01; the noise-conditional image models live in ``lib.score``.)
+    Returns (model in eval mode, {"loss": [...]}).
+    """
+    sigma = check_sigma(sigma)
+    model = _seeded_init(seed, lambda: ToyMLP(dim, dim, hidden))
+    g = torch.Generator().manual_seed(int(seed) + 1)
+
+    def loss_fn():
+        x = sample_x(batch_size, g).float()
+        eps = torch.randn(x.shape, generator=g)
+        return (model(x + sigma * eps) + eps / sigma).pow(2).sum(1).mean() * sigma**2
+
+    losses = _train_toy(model, loss_fn, check_count("steps", steps), lr)
+    return model.eval(), {"loss": losses}
+
+
+def train_mse_denoiser_mlp(sample_x: Callable[[int, torch.Generator], torch.Tensor], dim: int, sigma: float,
+                           steps: int = 2000, batch_size: int = 512, lr: float = 3e-3, hidden: int = 64,
+                           seed: int = 0) -> tuple[nn.Module, dict]:
+    """Toy low-dimensional MSE denoiser: a residual MLP D(y) = y + net(y), [N, dim] -> [N, dim],
+    trained on E || D(x + sigma eps) - x ||^2. By Proposition A.1/B.1 (Lee) its minimiser is
+    E[X | Y = y] = y + sigma^2 grad log p_sigma(y). (Under D = y + sigma^2 s this loss is sigma^4
+    times the DSM loss, so the two objectives share their minimiser; the network here outputs
+    sigma^2 s, not s, and is seeded differently, so the comparison is not circular.)
+    Same arguments as :func:`train_dsm_mlp`. (Toy version; image denoisers live in ``lib.denoise``.)"""
+    sigma = check_sigma(sigma)
+
+    class ResidualDenoiser(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = ToyMLP(dim, dim, hidden)
+
+        def forward(self, y):
+            return y + self.net(y)
+
+    model = _seeded_init(seed + 7, ResidualDenoiser)
+    g = torch.Generator().manual_seed(int(seed) + 8)
+
+    def loss_fn():
+        x = sample_x(batch_size, g).float()
+        y = x + sigma * torch.randn(x.shape, generator=g)
+        return (model(y) - x).pow(2).sum(1).mean()
+
+    losses = _train_toy(model, loss_fn, check_count("steps", steps), lr)
+    return model.eval(), {"loss": losses}
+
+
+# =============================================================================== Lee, Theorem A.2
+def lee_recovery_bound(sigma: float, sigma_tilde, mu: float, d: int):
+    """Lee, Theorem A.2 (eq. 16): if -log p is mu-strongly convex near its mode x*, y = x* + u with
+    u ~ N(0, sigma^2 I_d), gradient descent on the approximate MAP loss
+    L(x) = -log p_{sigma_tilde^2}(x) + ||y - x||^2 / (2 sigma^2) from x_0 = y reaches x_hat with
+
+        E||x_hat - x*|| <= sigma sqrt(d) (1 + mu st^2) / (1 + mu st^2 + mu sigma^2) + st sqrt(d),  st = sigma_tilde.
+
+    sigma_tilde >= 0: float or array. Returns a float or an array."""
+    sigma = check_sigma(sigma)
+    mu = check_sigma(mu, "mu")
+    d = check_count("d", d)
+    st = np.asarray(sigma_tilde, dtype=float)
+    if np.any(~np.isfinite(st)) or np.any(st < 0):
+        raise ValueError("sigma_tilde must be finite and >= 0")
+    a = 1 + mu * st**2
+    out = sigma * math.sqrt(d) * a / (a + mu * sigma**2) + st * math.sqrt(d)
+    return _like(out, sigma_tilde)
+
+
+def approx_map_gd(y: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor], sigma: float,
+                  step: float, steps: int) -> torch.Tensor:
+    """Gradient descent on Lee's approximate MAP loss (eq. 5-6) for Gaussian noise:
+
+        x_{t+1} = x_t + step * ( s(x_t) + (y - x_t) / sigma^2 ),   x_0 = y,
+
+    where s(x) = grad log p_{sigma_tilde^2}(x) is a (true or learned) score. y: [B, d] -> [B, d]."""
+    sigma = check_sigma(sigma)
+    step = check_sigma(step, "step")
+    steps = check_count("steps", steps, minimum=0)
+    x = y.clone()
+    for _ in range(steps):
+        x = x + step * (score(x) + (y - x) / sigma**2)
+    return x
+
+
+def gaussian_map_error(sigma: float, sigma_tilde, sigma0: float, d: int):
+    """The exact value of E||x_hat - x*|| in Theorem A.2 for Gaussian data p = N(x*, sigma0^2 I_d)
+    (mu = 1 / sigma0^2): the approximate MAP minimiser is x* + c u with
+    c = (sigma0^2 + st^2) / (sigma0^2 + st^2 + sigma^2), so E||x_hat - x*|| = c E||u||
+    (E||u|| from :func:`gaussian_norm_moments`). The mode of p_{st^2} is x* itself, so the
+    bound's W2 term st sqrt(d) is not needed here."""
+    sigma, sigma0 = check_sigma(sigma), check_sigma(sigma0, "sigma0")
+    st = np.asarray(sigma_tilde, dtype=float)
+    c = (sigma0**2 + st**2) / (sigma0**2 + st**2 + sigma**2)
+    return _like(c * gaussian_norm_moments(d, sigma)[0], sigma_tilde)
+
+
+def linear_eb_experiment(d: int, sigma: float, sigma0: float, num_points: int, n0: int, n: int, alpha: float,
+                         generator: torch.Generator, offset: float = 2.0) -> pd.DataFrame:
+    """Proposition 2.3 against Monte-Carlo certification in R^d (``lib.smoothing.Smooth`` with the
+    Bayes denoiser y -> beta y for X = N(0, sigma0^2 I_d)).
+
+    A random w (||w|| = 1) and b = ``offset`` * sigma0; points x = x_perp + t w with x_perp a
+    sample of X projected off w, and t chosen so that the closed-form radius r(x) runs over
+    [0.3, 2.5] sigma with alternating signs (some points then have h(x) != h(beta x): effect E2).
+    Columns: margin (|<w,x>+b|/||w||, the radius of vanilla smoothing g[h]), h_x, g_closed
+    (h(beta x) as class 0/1), g_mc (CERTIFY's class, -1 = abstain), p_closed, p_mc (frequency of
+    g_closed among n fresh votes), z (= (p_mc - p_closed)/se), r_closed (eq. 11),
+    r_estimate (sigma Phi^-1(p_mc)), r_certified (CERTIFY, a lower bound), e2_flip, and
+    boundary_shift = |b| (1/beta - 1) / ||w|| (r(x) = |<w, x> + b/beta| / ||w||, so without a flip
+    r(x) - margin = +-boundary_shift).
+    """
+    d = check_count("d", d)
+    sigma, sigma0 = check_sigma(sigma), check_sigma(sigma0, "sigma0")
+    beta = bayes_shrinkage(sigma, sigma0)
+    w = torch.randn(d, generator=generator, dtype=torch.float64)
+    w /= w.norm()
+    b = float(offset) * sigma0
+    perp = torch.randn(num_points, d, generator=generator, dtype=torch.float64) * sigma0
+    perp -= (perp @ w)[:, None] * w[None]
+    r_target = torch.linspace(0.3, 2.5, num_points, dtype=torch.float64) * sigma
+    sign = torch.where(torch.arange(num_points) % 2 == 0, 1.0, -1.0).double()
+    # <w, beta x> + b = sign * beta * r  <=>  t = (sign * beta * r - b) / beta
+    t = (sign * beta * r_target - b) / beta
+    xs = perp + t[:, None] * w[None]
+    clf = LinearBinaryClassifier(w, b)
+    smooth = Smooth(clf, 2, Gaussian(sigma), denoiser=lambda y: beta * y)
+    preds, radii = smooth.certify_batch(xs, n0, n, alpha, generator=generator)
+    g_closed = ((xs @ w * beta + b) > 0).long()
+    counts = smooth.sample_counts(xs, n, generator=generator).cpu()
+    p_mc = counts.gather(1, g_closed[:, None])[:, 0].double() / n
+    p_closed = linear_eb_pa(w, b, xs, sigma, sigma0)
+    se = torch.sqrt(p_closed * (1 - p_closed) / n)
+    h_x = ((xs @ w + b) > 0).long()
+    return pd.DataFrame({
+        "margin": ((xs @ w + b).abs() / w.norm()).numpy(), "h_x": h_x.numpy(),
+        "g_closed": g_closed.numpy(), "g_mc": preds.numpy(), "p_closed": p_closed.numpy(),
+        "p_mc": p_mc.numpy(), "z": ((p_mc - p_closed) / se).numpy(),
+        "r_closed": linear_eb_radius(w, b, xs, sigma, sigma0).numpy(),
+        "r_estimate": sigma * norm.ppf(np.clip(p_mc.numpy(), 1e-12, 1 - 1e-12)),
+        "r_certified": radii.numpy(), "e2_flip": (h_x != g_closed).numpy(),
+        "boundary_shift": abs(b) * (1 / beta - 1) / float(w.norm())})
+
+
+def estimator_errors(estimates: dict, reference: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor
+                     ) -> pd.DataFrame:
+    """Compare estimators x_hat(y) of the clean x (name -> [N, d] estimates) with a reference
+    estimator (eq. 8): rms_to_reference = sqrt(mean ||x_hat - ref||^2), relative = that divided by
+    sqrt(mean ||y - ref||^2) (the error of doing nothing), mse = mean ||x_hat - x||^2 (the
+    denoising risk, minimised by the Bayes estimator), mse_se its standard error, excess_mse =
+    mean(||x_hat - x||^2 - ||ref - x||^2) (>= 0 in expectation when ref is the Bayes estimator)
+    and excess_se its paired standard error.
+
+    pythagoras_z: if ref = E[X | Y] (Prop. A.1), x_hat - ref is a function of y and ref - x is
+    orthogonal to every such function, so E||x_hat - x||^2 = E||ref - x||^2 + E||x_hat - ref||^2 for
+    *every* estimator. z = mean(2 <x_hat - ref, ref - x>) / its standard error is then ~ N(0, 1):
+    a check of eq. 8 that does not depend on how well a network was trained. All tensors [N, d]."""
+    base = (noisy - reference).pow(2).sum(1).mean().sqrt()
+    ref_sq = (reference - clean).pow(2).sum(1)
+    rows = []
+    for name, xh in estimates.items():
+        xh = xh.detach().to(reference.dtype)
+        rms = (xh - reference).pow(2).sum(1).mean().sqrt()
+        sq = (xh - clean).pow(2).sum(1)
+        excess = sq - ref_sq
+        cross = 2 * ((xh - reference) * (reference - clean)).sum(1)
+        cross_se = float(cross.std() / math.sqrt(len(sq)))
+        rows.append((name, float(rms), float(rms / base), float(sq.mean()),
+                     float(sq.std() / math.sqrt(len(sq))), float(excess.mean()),
+                     float(excess.std() / math.sqrt(len(sq))),
+                     float(cross.mean()) / cross_se if cross_se > 0 else 0.0))
+    return pd.DataFrame(rows, columns=["estimator", "rms_to_reference", "relative", "mse", "mse_se",
+                                       "excess_mse", "excess_se", "pythagoras_z"]).set_index("estimator")
+
+
+def lee_experiment(sigmas: Sequence[float], sigma_tildes: Sequence[float], sigma0: float, d: int, num: int,
+                   steps: int, generator: torch.Generator | None = None) -> pd.DataFrame:
+    """Theorem A.2 on Gaussian data p = N(0, sigma0^2 I_d) (x* = 0, mu = 1/sigma0^2): for every
+    (sigma, sigma_tilde), ``num`` noisy y = x* + u, gradient descent (:func:`approx_map_gd`) with the
+    exact score of p_{sigma_tilde^2} from ``lib.data.GaussianData``, step 1/(2 L) for the curvature L,
+    ``steps`` steps. Columns: sigma, sigma_tilde, measured (mean ||x_hat - x*||), se, exact
+    (:func:`gaussian_map_error`), bound (:func:`lee_recovery_bound`), gd_residual (max ||grad L||)."""
+    data = GaussianData(check_count("d", d), sigma0)
+    rows = []
+    with _one_thread():  # many small steps: thread start-up would dominate
+        for sigma in sigmas:
+            y = torch.randn(check_count("num", num), d, generator=generator, dtype=torch.float64) * sigma  # x* = 0
+            for st in sigma_tildes:
+                score = (lambda x, st=st: data.score(x, float(st)))
+                curvature = 1.0 / (sigma0**2 + st**2) + 1.0 / sigma**2
+                xh = approx_map_gd(y, score, sigma, 0.5 / curvature, steps)
+                resid = (score(xh) + (y - xh) / sigma**2).norm(dim=1).max()
+                err = xh.norm(dim=1)
+                rows.append((sigma, st, float(err.mean()), float(err.std() / math.sqrt(num)),
+                             gaussian_map_error(sigma, st, sigma0, d),
+                             lee_recovery_bound(sigma, st, 1 / sigma0**2, d), float(resid)))
+    return pd.DataFrame(rows, columns=["sigma", "sigma_tilde", "measured", "se", "exact", "bound",
+                                       "gd_residual"])
+
+
+def mixture_mode(mix, start: torch.Tensor, steps: int = 2000) -> torch.Tensor:
+    """A mode x* of the mixture density p (``lib.data.GaussianMixture``): gradient ascent on log p
+    with its exact score from ``start`` [d], step sigma0^2 / 2. Returns [d] (float64)."""
+    x = start.double().clone()[None]
+    for _ in range(check_count("steps", steps)):
+        x = x + 0.5 * mix.sigma0**2 * mix.score(x, 0.0)
+    return x[0]
+
+
+def strong_convexity(mix, center: torch.Tensor, radius: float, num: int, generator=None) -> float:
+    """mu = the smallest eigenvalue of the Hessian of -log p (= -Jacobian of the exact score) over
+    ``num`` points drawn uniformly in the ball of ``radius`` around ``center`` (and the centre)."""
+    d = center.shape[0]
+    u = torch.randn(num, d, generator=generator, dtype=torch.float64)
+    r = torch.rand(num, 1, generator=generator, dtype=torch.float64) ** (1.0 / d) * radius
+    pts = torch.cat([center[None].double(), center[None] + r * u / u.norm(dim=1, keepdim=True)])
+    mus = [float(torch.linalg.eigvalsh(-torch.autograd.functional.jacobian(
+        lambda z: mix.score(z[None], 0.0)[0], p)).min()) for p in pts]
+    return min(mus)
+
+
+def lee_mixture_experiment(mix, sigmas: Sequence[float], sigma_tildes: Sequence[float], num: int, steps: int,
+                           generator: torch.Generator | None = None, radius: float | None = None) -> pd.DataFrame:
+    """Theorem A.2 where it can fail: a mixture of Gaussians (``lib.data.GaussianMixture``), whose mode
+    x* is not the mode of p_{sigma_tilde^2} (so the W2 term sigma_tilde sqrt(d) is needed) and whose
+    -log p is strongly convex only near x*. x* = the mode next to the first component's mean;
+    mu = :func:`strong_convexity` over the ball B_r(x*), r = ``radius`` (default 2 sigma0).
+    For every (sigma, sigma_tilde): ``num`` noisy y = x* + u, gradient descent on the approximate MAP
+    loss with the exact score of p_{sigma_tilde^2} (step 1/L, L = 1/(sigma0^2 + st^2) + 1/sigma^2 bounds
+    the loss's curvature, since a Gaussian mixture's -log p_st has Hessian <= I / (sigma0^2 + st^2)), ``steps`` steps. Columns: sigma, sigma_tilde, mu, measured
+    (mean ||x_hat - x*||), se, bound (eq. 16), outside (fraction of x_hat outside B_r(x*): there the
+    hypothesis of the theorem does not hold), gd_residual (max ||grad L|| at the end)."""
+    d = mix.dim
+    s0 = mix.sigma0
+    radius = 2 * s0 if radius is None else float(radius)
+    x_star = mixture_mode(mix, mix.means[0])
+    mu = strong_convexity(mix, x_star, radius, 200, generator)
+    if mu <= 0:
+        raise ValueError(f"-log p is not strongly convex on the ball of radius {radius} around the mode (mu = {mu})")
+    rows = []
+    with _one_thread():
+        for sigma in sigmas:
+            y = x_star + torch.randn(check_count("num", num), d, generator=generator, dtype=torch.float64) * sigma
+            for st in sigma_tildes:
+                score = (lambda x, st=st: mix.score(x, float(st)))
+                curvature = 1.0 / (s0**2 + st**2) + 1.0 / sigma**2
+                xh = approx_map_gd(y, score, sigma, 1.0 / curvature, steps)
+                resid = (score(xh) + (y - xh) / sigma**2).norm(dim=1).max()
+                err = (xh - x_star).norm(dim=1)
+                rows.append((sigma, st, mu, float(err.mean()), float(err.std() / math.sqrt(num)),
+                             lee_recovery_bound(sigma, st, mu, d), float((err > radius).double().mean()),
+                             float(resid)))
+    return pd.DataFrame(rows, columns=["sigma", "sigma_tilde", "mu", "measured", "se", "bound", "outside",
+                                       "gd_residual"])
