@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lib.denoising.energy import EnergyMLP, deen_loss
-from lib.models.adversarial import (draw_noise, pgd_attack_smoothed, robust_loss, smoothed_log_probs, smoothed_nll,
-                                    train_smoothed, xhat_config)
+from lib.models.adversarial import (augmentation_nll, draw_noise, pgd_attack_smoothed, robust_loss,
+                                    smoothed_log_probs, smoothed_nll, train_smoothed, xhat_config)
 
 SIGMA = 0.5
 
@@ -162,3 +162,91 @@ def test_walk_jump_score_dispatches_by_sigma_and_previous_rows_need_logs(tmp_pat
     (tmp_path / "logs" / "04" / "a.tsv").write_text("")
     assert previous_rows(profile="quick") == {"g[h] (notebook 04, linear h)": [str(tmp_path / "logs/04/a.tsv")]}
     assert previous_rows(profile="smoke") == {}  # another profile's rows are not mixed in
+
+
+# ---------------------------------------------------------------------- Lecture 14 §3: the three objectives
+def test_augmentation_is_eq8_and_equals_the_smoothed_objective_only_at_m1():
+    x, y = _toy()
+    model = _model()
+    noise = draw_noise(x, SIGMA, 3, torch.Generator().manual_seed(4))
+    per_draw = torch.stack([F.cross_entropy(model(x + noise[:, j]), y, reduction="none") for j in range(3)], 1)
+    aug = augmentation_nll(model, x, y, noise)
+    assert torch.allclose(aug, per_draw.mean(1), atol=1e-6)  # eq. 8: the mean of the logs
+    smooth = smoothed_nll(model, x, y, noise)  # eq. 9, plug-in: the log of the mean
+    assert torch.all(aug >= smooth - 1e-6) and (aug - smooth).mean() > 1e-3  # Jensen, strict here
+    one = noise[:, :1]
+    assert torch.allclose(augmentation_nll(model, x, y, one), smoothed_nll(model, x, y, one), atol=1e-6)
+    g1, g2 = torch.Generator().manual_seed(6), torch.Generator().manual_seed(6)
+    assert robust_loss(model, x, y, SIGMA, 0.0, 4, 3, generator=g1, objective="augment").item() == pytest.approx(
+        augmentation_nll(model, x, y, draw_noise(x, SIGMA, 3, g2)).mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="no inner maximum"):
+        robust_loss(model, x, y, SIGMA, 0.5, 4, objective="augment")
+    with pytest.raises(ValueError, match="objective"):
+        train_smoothed(model, x, y, SIGMA, 0.0, 2, objective="nope", iters=1, progress=False)
+
+
+def test_augmentation_trainer_is_the_smoothed_trainer_at_m1_and_differs_at_m2():
+    x, y = _toy(n=128)
+    weights = {}
+    for objective, m in [("augment", 1), ("smoothed", 1), ("augment", 2), ("smoothed", 2)]:
+        model = _model()
+        hist = train_smoothed(model, x, y, SIGMA, 0.0, 3, m=m, iters=20, batch_size=32, lr=1e-2, seed=1,
+                              progress=False, objective=objective)
+        assert hist["objective"] == objective and hist["iters"] == 20
+        weights[(objective, m)] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert torch.equal(weights[("augment", 1)], weights[("smoothed", 1)])  # same loss, same draws
+    assert not torch.allclose(weights[("augment", 2)], weights[("smoothed", 2)])
+
+
+def test_lecture_configs_differ_only_in_method_and_eps():
+    aug = xhat_config("mnist", 0.3, "augment", "smoke", m=2)
+    obj = xhat_config("mnist", 0.3, "smoothadv", "smoke", eps=0.0, m=2)
+    adv = xhat_config("mnist", 0.3, "smoothadv", "smoke", m=2)
+    assert aug["eps"] == 0.0 and aug["deen"] is None and "lecture_m" not in aug
+    assert {k for k in aug if aug[k] != obj[k]} == {"method"}
+    assert {k for k in obj if obj[k] != adv[k]} == {"eps"}
+    with pytest.raises(ValueError, match="no inner maximum"):
+        xhat_config("mnist", 0.3, "augment", "smoke", eps=1.0)
+
+
+# ---------------------------------------------------------------------- walk-jump: resumed == uninterrupted
+def _walk_jump_smooth(seed=0):
+    from lib.denoising.denoise import WalkJump
+    from lib.smoothing import Gaussian, Smooth
+
+    torch.manual_seed(0)
+    clf = nn.Linear(4, 3)
+    score = lambda y, s: -y / (1.0 + float(s) ** 2)  # noqa: E731  exact score of N(0, I) smoothed at s
+    wj = WalkJump(score, 0.5, sigma_prime=0.3, delta=0.2, tau=3, seed=seed)
+    return Smooth(clf, 3, Gaussian(0.5), denoiser=wj), wj
+
+
+@pytest.mark.parametrize("block_seeded", [True, False])
+def test_walk_jump_log_resumes_identically_only_with_the_block_generator(tmp_path, block_seeded):
+    """With ``walk_jump_procedure`` the walk draws from each block's generator, so a log cut after
+    its first block and resumed by a fresh process (new WalkJump) equals the uninterrupted log;
+    with the walk's own generator (the old behaviour) it does not: the check can fail."""
+    import pandas as pd
+
+    from lib.experiments.xhat import walk_jump_procedure
+    from lib.smoothing import certify_dataset
+
+    xs = 2.0 * torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    cols = ["idx", "label", "predict", "radius", "correct"]
+
+    def run(path):
+        smooth, wj = _walk_jump_smooth()
+        proc = walk_jump_procedure(smooth) if block_seeded else None
+        out = certify_dataset(smooth, xs, labels, 8, 64, 0.05, path, chunk=2, seed=3, progress=False, certify=proc)
+        return out[cols], wj
+
+    full, wj = run(tmp_path / "full.tsv")
+    assert wj.score_evals > 0 and wj._shared is None  # the walk ran; the block generator is released
+    cut = tmp_path / "cut.tsv"
+    cut.write_text("".join((tmp_path / "full.tsv").read_text().splitlines(keepends=True)[:3]))  # header + block 0
+    cut.with_name("cut.tsv.json").write_text((tmp_path / "full.tsv.json").read_text())
+    resumed, _ = run(cut)
+    assert len(resumed) == len(full) == 8 and full["predict"].ge(0).any()
+    same = resumed.reset_index(drop=True).equals(full.reset_index(drop=True))
+    assert same == block_seeded, pd.concat({"full": full, "resumed": resumed}, axis=1)

@@ -41,8 +41,8 @@ def _all_logs(m):
         for key, path in by.items():
             method, sigma = key.split("|")
             yield ds, method, float(sigma), path
-    for t, path in m["ablation"].items():
-        yield "ablation", f"T={t}_rejector", float(lib.profiles.get("08", "smoke")["t_ablation"]["sigma"]), path
+    for label, path in m["ablation"].items():
+        yield "ablation", f"{label}: rejector", float(lib.profiles.get("08", "smoke")["t_ablation"]["sigma"]), path
 
 
 def test_sizes_and_grid_follow_the_profile(nb08):
@@ -51,7 +51,7 @@ def test_sizes_and_grid_follow_the_profile(nb08):
     assert set(nb08["logs"]) == {"mnist", "fashion_mnist"}
     for by in nb08["logs"].values():
         assert set(by) == {f"{m}|{s:g}" for m in cfg["methods"] for s in cfg["sigmas"]}
-    assert set(nb08["ablation"]) == {str(t) for t in cfg["t_ablation"]["draws"]}
+    assert set(nb08["ablation"]) == set(cfg["t_ablation"]["variants"])
 
 
 def test_every_radius_is_theorem_3_1_of_the_logged_counts(nb08):
@@ -102,3 +102,14 @@ def test_training_table_counts_work_not_seconds(nb08):
     for ds, g in nb08["gains"].items():
         assert len(g) == len(cfg["sigmas"]) * sum(m.endswith("rejector") for m in cfg["methods"])
         assert all(row["verdict"] in ("rejector helps", "rejector hurts", "not resolved") for row in g)
+
+
+def test_ablation_rejectors_have_the_requested_settings(nb08):
+    from lib.smoothing import read_settings
+
+    cfg = lib.profiles.get("08", "smoke")
+    default = lib.profiles.model_settings("rejector", "smoke")
+    for label, path in nb08["ablation"].items():
+        rej = read_settings(path)["models"]["rejector"]
+        want = {**default, **cfg["t_ablation"]["variants"][label]}
+        assert (rej["draws"], rej["head"], rej["sigma"]) == (want["draws"], want["head"], cfg["t_ablation"]["sigma"])

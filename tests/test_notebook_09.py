@@ -73,3 +73,58 @@ def test_models_learn_and_walk_jump_is_certified(metrics, cfg):
     wj = metrics["walk_jump"]
     assert len(wj) == 2 and any("walk-jump" in label for label in wj)
     assert all(0 <= row["clean"] <= 100 for row in wj.values())
+
+
+LECTURE = ("gaussian_aug", "smoothed_obj", "smoothadv_lecture")
+
+
+@pytest.mark.notebook
+def test_lecture_rows_share_one_protocol_and_are_sound(metrics, cfg):
+    """Lecture 14 Tables 1-2 counterpart: the three methods certified on the same points with the same
+    n0, n, alpha and sigmas, from classifiers whose configs differ only in the method and eps."""
+    from lib.experiments import LECTURE_RADII
+    from lib.profiles import model_settings
+
+    lec = metrics["lecture"]
+    assert set(lec["protocol"]) == {f"{k}|{s:g}" for k in LECTURE for s in cfg["sigmas"]}
+    keys = ("n0", "n", "alpha", "num_points", "indices_hash")
+    shared = {tuple(v[key] for key in keys) for v in lec["protocol"].values()}
+    assert shared == {(cfg["n0"], cfg["n"], cfg["alpha"], cfg["num_points"], next(iter(shared))[4])}
+    assert {v["sigma"] for v in lec["protocol"].values()} == set(cfg["sigmas"])
+    assert all(set(d) == {"eps", "method"} for d in lec["config_differences"].values())
+    m = model_settings("xhat", "smoke")["lecture_m"]
+    assert m >= 2 and set(lec["m"].values()) == {m}  # with m = 1 augmentation and eq. 9 coincide
+    for k in LECTURE:
+        for s in cfg["sigmas"]:
+            cert = lec["certified"][k][f"{s:g}"]
+            assert all(v <= cert["clean"] + 1e-12 for v in cert["r"].values()), f"{k} σ={s}: certified > clean"
+            curve = lec["curves"][k][f"{s:g}"]
+            assert all(a >= b for a, b in zip(curve, curve[1:])), f"{k} σ={s}: not monotone"
+            r_max = Gaussian(s).max_radius(cfg["n"], cfg["alpha"])
+            assert all(v == 0 for r, v in zip(lec["curve_grid"], curve) if r > r_max + 1e-9)
+        for r in LECTURE_RADII:
+            best = max(lec["certified"][k][f"{s:g}"]["r"][f"{r:g}"] for s in cfg["sigmas"])
+            assert lec["best_over_sigma"][k][f"{r:g}"] == pytest.approx(best)
+        assert max(lec["certified"][k][f"{s:g}"]["clean"] for s in cfg["sigmas"]) > 0.2, k  # chance: 10 %
+
+
+@pytest.mark.notebook
+def test_lecture_table_is_registered_beside_the_lecture_rows_and_read_by_notebook_00(metrics, notebook_outputs,
+                                                                                     monkeypatch):
+    import lib.paths
+    import lib.theory as T
+    from lib.experiments import LECTURE_RADII, LECTURE_REFERENCE
+    from lib.reporting import load_table_spec
+
+    monkeypatch.setattr(lib.paths, "OUTPUTS", notebook_outputs / "outputs")
+    spec = load_table_spec(NAME, "lecture_tables")
+    assert spec["radii"] == LECTURE_RADII and spec["settings"]["profile"] == "smoke"
+    assert spec["reference"] == LECTURE_REFERENCE["rows"]  # the lecture's numbers, as labelled references
+    assert list(spec["rows"]) == list(T.LECTURE_TABLE_METHODS)  # ours, never mixed with them
+    # notebook 00's §6 reads the same logs, checks their protocol and finds the recorded numbers
+    logs = T.lecture_table_logs("smoke")
+    table = T.same_protocol_table(logs, LECTURE_RADII)
+    for label, key in T.LECTURE_TABLE_METHODS.items():
+        best = metrics["lecture"]["best_over_sigma"][key]
+        assert table.loc[label].tolist() == pytest.approx([100 * best[f"{r:g}"] for r in LECTURE_RADII])
+    assert T.lecture_table_logs("quick") == {}

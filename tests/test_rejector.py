@@ -90,7 +90,7 @@ def test_frozen_classifier_and_denoiser_get_no_gradient_and_do_not_change():
     for p, b in zip([*clf.parameters(), *den.parameters()], before):
         assert p.grad is None and torch.equal(p.detach(), b)
     assert any(not torch.equal(p.detach(), w) for p, w in zip(net.parameters(), w0))  # the rejector did learn
-    assert hist["epochs"] == 3 and hist["samples"] == 64 * 3 * 3
+    assert hist["epochs"] == 3 and hist["samples"] == 64 * 3  # N images x T fixed draws
     assert 0.0 < hist["reject_rate"] < 1.0
     assert [p["optimizer"] for p in hist["phases"]] == ["adam", "sgd"]
     assert [p["steps"] for p in hist["phases"]] == [4, 8]  # 64 images / 16 per step = 4 steps per epoch

@@ -436,17 +436,38 @@ def test_same_protocol_table_reads_logs_and_refuses_mixed_protocols(tmp_path):
         T.same_protocol_table({"A": a, "C": c}, [0.0])
 
 
-def test_lecture_table_logs_pairs_methods_by_sigma(tmp_path, monkeypatch):
+def test_lecture_table_logs_reads_notebook_09s_table_best_over_sigma(tmp_path, monkeypatch):
+    import json
+
     import lib.paths
 
-    monkeypatch.setattr(lib.paths, "LOGS", tmp_path)
-    for folder, name in [("05_x", "mnist-white_box-gaussian-s0.5-smoke-aaa.tsv"),
-                         ("05_x", "mnist-white_box-gaussian-s0.25-smoke-bbb.tsv"),
-                         ("09_y", "mnist-smoothadv-gaussian-s0.5-smoke-ccc.tsv"),
-                         ("09_y", "mnist-smoothadv-gaussian-s0.5-quick-ddd.tsv")]:
-        (tmp_path / folder).mkdir(exist_ok=True)
-        (tmp_path / folder / name).write_text("")
+    monkeypatch.setattr(lib.paths, "OUTPUTS", tmp_path)
+    assert T.lecture_table_logs("smoke") == {}  # notebook 09 has not registered its table here
+    (tmp_path / "logs" / "09").mkdir(parents=True)
+
+    def write(name, method, sigma, radius):
+        path = tmp_path / "logs" / "09" / f"{name}.tsv"
+        rows = ["idx\tlabel\tpredict\tradius\tcorrect\ttime"] + [f"{i}\t1\t1\t{r}\t1\t0:00:00.1"
+                                                                 for i, r in enumerate(radius)]
+        path.write_text("\n".join(rows) + "\n")
+        meta = {"dataset": "mnist", "split": "test", "noise": "gaussian", "sigma": sigma, "n0": 10, "n": 100,
+                "alpha": 0.01, "indices_hash": "abc", "method": method}
+        path.with_name(path.name + ".json").write_text(json.dumps(meta))
+        return f"logs/09/{name}.tsv"
+
+    rows = {label: [write(f"{m}-{s}", m, s, [s, 2 * s]) for s in (0.25, 0.5)]
+            for label, m in T.LECTURE_TABLE_METHODS.items()}
+    (tmp_path / "tables").mkdir()
+    spec = {"rows": rows, "settings": {"profile": "smoke"}}
+    (tmp_path / "tables" / "09_lecture_tables.json").write_text(json.dumps(spec))
+    assert T.lecture_table_logs("quick") == {}  # another profile
     found = T.lecture_table_logs("smoke")
-    assert list(found) == [0.5]  # 0.25 has no SmoothAdv log; the quick log is another profile
-    assert sorted(p.name for p in found[0.5].values()) == ["mnist-smoothadv-gaussian-s0.5-smoke-ccc.tsv",
-                                                           "mnist-white_box-gaussian-s0.5-smoke-aaa.tsv"]
+    assert list(found) == list(T.LECTURE_TABLE_METHODS) and all(len(v) == 2 for v in found.values())
+    table = T.same_protocol_table(found, [0.3, 0.6, 0.9])  # best over sigma: the sigma = 0.5 logs
+    assert table.loc["SmoothAdv"].tolist() == [100.0, 50.0, 50.0]
+    with pytest.raises(ValueError, match="same sigmas"):
+        T.same_protocol_table({"A": found["SmoothAdv"], "B": found["SmoothAdv"][:1]}, [0.0])
+    rows["SmoothAdv"] = rows["Gaussian augmentation"]
+    (tmp_path / "tables" / "09_lecture_tables.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="not 'smoothadv_lecture'"):
+        T.lecture_table_logs("smoke")

@@ -173,7 +173,9 @@ class WalkJump(_ScoreDenoiser):
     not leave p_sigma' invariant, so we use the standard (overdamped) Langevin step with
     drift ``delta`` and noise variance ``2 delta``, which does. The paper's Figure 6 uses
     sigma' = 0.05, delta = 0.001, tau = 100. The walk is random: ``seed`` fixes a generator
-    on the input's device (None: torch's global generator).
+    on the input's device (None: torch's global generator); :meth:`use_generator` makes it draw
+    from another one, e.g. a certification block's (``lib.experiments.walk_jump_procedure``), so
+    that a resumed log equals an uninterrupted one.
     """
 
     def __init__(self, score, sigma: float, sigma_prime: float = 0.05, delta: float = 1e-3,
@@ -185,6 +187,7 @@ class WalkJump(_ScoreDenoiser):
         self.tau = check_count("tau", tau, minimum=0)
         self.seed = seed
         self._gen: torch.Generator | None = None
+        self._shared: torch.Generator | None = None
         self.name = f"walk_jump(sigma={self.sigma:g}, sigma'={self.sigma_prime:g}, delta={self.delta:g}, tau={self.tau})"
 
     def _generator(self, device):
@@ -194,8 +197,15 @@ class WalkJump(_ScoreDenoiser):
             self._gen = torch.Generator(device=device).manual_seed(int(self.seed))
         return self._gen
 
+    def use_generator(self, generator: torch.Generator | None) -> None:
+        """Draw the walk's noise from ``generator`` (on the input's device) until called with None,
+        which goes back to the walk's own generator (``seed``)."""
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        self._shared = generator
+
     def denoise(self, y):
-        gen = self._generator(y.device)
+        gen = self._shared if self._shared is not None else self._generator(y.device)
         sp, noise_std = self.sigma_prime, math.sqrt(2 * self.delta)
         with self._ctx():
             x = y + self.sigma ** 2 * self._score(y, self.sigma)

@@ -26,11 +26,12 @@ from lib.reporting import (  # noqa: F401
 )
 from .xhat import (  # noqa: F401  (registers XHAT_ε, XHAT_0, SmoothAdv_ε; notebook 09)
     XHAT_KEYS, PUBLISHED_TABLE2, register_walk_jump, empirical_robust_accuracy, robust_summary, previous_rows,
-    model_table, budget_notes, xhat0_identity,
+    model_table, budget_notes, xhat0_identity, walk_jump_procedure, LECTURE_KEYS, LECTURE_RADII, LECTURE_REFERENCE,
+    lecture_table, lecture_metrics,
 )
 from .rejection import (  # noqa: F401  (registers mse_stab, mse_stab_query, stab and the rejector methods; notebook 08)
     RejectionPipeline, REJECTOR_BASES, build_rejection_smooth, certify_rejection, certify_rejection_grid,
     theorem_3_1_radii, training_histories, training_time_table, rejector_gains, claim_check, count_histograms,
-    t_ablation, curve_styles,
+    rejector_variants, curve_styles,
 )
 from . import ablations  # noqa: F401,E402  (notebook 07's sections; imports the names above)

@@ -39,7 +39,7 @@ from lib.utils import check_alpha, check_count, config_hash
 __all__ = ["RejectionPipeline", "REJECTOR_BASES", "PAPER_EPOCHS", "stability_model", "rejector_model",
            "build_rejection_smooth", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
            "training_histories", "training_time_table", "rejector_gains", "claim_check", "count_histograms",
-           "t_ablation", "curve_styles"]
+           "rejector_variants", "curve_styles"]
 
 #: rejector method -> the method whose (classifier, denoiser) it is trained for
 REJECTOR_BASES = {"mse_rejector": "mse", "mse_stab_rejector": "mse_stab", "one_step_rejector": "one_step"}
@@ -365,15 +365,22 @@ def claim_check(gains: pd.DataFrame, times: pd.DataFrame | None = None) -> str:
     return text
 
 
-def t_ablation(setup: Setup, subset: TestSubset, method: str, sigma: float, draws: Sequence[int], n0: int, n: int,
-               alpha: float, notebook: str) -> dict:
-    """Figure 9: a rejector of ``method`` trained with T = each of ``draws`` noise draws per image
-    (all else equal), each certified on ``subset`` at ``sigma``. Returns {T: log path}."""
+def rejector_variants(setup: Setup, subset: TestSubset, method: str, sigma: float, variants: Mapping[str, Mapping],
+                      n0: int, n: int, alpha: float, notebook: str) -> dict:
+    """Figure 9 and other rejector ablations: for every {label: overrides of the rejector settings}
+    (e.g. ``{"T = 4": {"draws": 4}}``, ``{"head f(D(x+e))": {"head": "noisy"}}``), a rejector of
+    ``method`` trained with those settings (all else equal), certified on ``subset`` at ``sigma``.
+    Returns {label: log path}."""
+    import re
+
     if method not in REJECTOR_BASES:
         raise ValueError(f"method must be a rejector method {sorted(REJECTOR_BASES)}, got {method!r}")
-    return {int(t): certify_rejection(method, sigma, setup, subset, n0, n, alpha, notebook,
-                                      rejector_overrides={"draws": int(t)}, tag=f"T{int(t)}")
-            for t in draws}
+    out = {}
+    for label, over in variants.items():
+        tag = re.sub(r"[^A-Za-z0-9_.]", "", "_".join(f"{k}{v}" for k, v in sorted(dict(over).items())))
+        out[label] = certify_rejection(method, sigma, setup, subset, n0, n, alpha, notebook,
+                                       rejector_overrides=dict(over), tag=tag)
+    return out
 
 
 def curve_styles(methods: Sequence[str]) -> dict:

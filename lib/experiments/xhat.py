@@ -11,7 +11,16 @@ xhat_0            XHAT_0: the same trainer with ε = 0
 smoothadv         SmoothAdv_ε (Salman et al. 2019): the same min-max without x̂ (base = H)
 xhat_wj_tau<T>    XHAT_ε's H behind walk-jump (eq. 16-17): x̂(y) at σ, T Langevin steps at σ'
                   on φ_σ', a final jump x̂_σ'; registered by :func:`register_walk_jump`
+gaussian_aug      Lecture 14 §3 Attempt 1 (Cohen et al.): the same trainer with ``objective="augment"``
+                  (eq. 8, mean over m draws of −log softmax H(x + ε_j)_k), no x̂, ε = 0
+smoothed_obj      Attempt 2: eq. 9 with the plug-in estimator of m draws (the trainer at ε = 0, no x̂)
+smoothadv_lecture Attempt 3 (Salman et al.): SmoothAdv_ε with the same m as the two above
 ================  ==========================================================================
+
+The three ``LECTURE_KEYS`` differ only in the objective (and ε): architecture, data, optimiser,
+schedule and m (the family's ``lecture_m``) are the same by construction, and
+:func:`lecture_table` certifies them on the same points with the same n0, n, alpha and sigmas for
+the MNIST counterpart of Lecture 14's Tables 1-2 (best over σ, beside the lecture's rows).
 
 Certification goes through the same grid helper as notebooks 05-07 (``certify_grid``). Beside
 it, :func:`empirical_robust_accuracy` attacks the smoothed soft classifier with ℓ2 PGD
@@ -29,15 +38,17 @@ import pandas as pd
 import torch
 
 from lib import paths
-from lib.experiments import Method, Pipeline, Setup, TestSubset, build_pipeline, register_method
-from lib.models.adversarial import get_xhat_classifier, pgd_attack_smoothed, xhat_config
-from lib.reporting import read_log
-from lib.smoothing import ABSTAIN, Gaussian, Smooth
+from lib.experiments import (Method, Pipeline, Setup, TestSubset, build_pipeline, certify_grid, grid_metrics,
+                             register_method, table_settings)
+from lib.models.adversarial import _family_settings, get_xhat_classifier, pgd_attack_smoothed, xhat_config
+from lib.reporting import read_log, register_table
+from lib.smoothing import ABSTAIN, Gaussian, Smooth, read_settings
 from lib.utils import atomic_write_text, check_alpha, check_count, check_sigma, config_hash
 
 __all__ = ["XHAT_KEYS", "PUBLISHED_TABLE2", "register_walk_jump", "walk_jump_key", "TwoLevelEnergyScore",
            "empirical_robust_accuracy", "robust_summary", "previous_rows", "model_table", "budget_notes",
-           "PAPER_BUDGET", "METHODS_LABELS", "xhat0_identity"]
+           "PAPER_BUDGET", "METHODS_LABELS", "xhat0_identity", "walk_jump_procedure", "LECTURE_KEYS",
+           "LECTURE_RADII", "LECTURE_REFERENCE", "lecture_table", "lecture_metrics"]
 
 #: the three methods of Figure 5, in the paper's order
 XHAT_KEYS = ("xhat_eps", "xhat_0", "smoothadv")
@@ -53,20 +64,22 @@ PUBLISHED_TABLE2 = {
 _MEMO: dict = {}
 
 
-def _trained(setup: Setup, sigma: float, method: str, eps: float | None):
+def _trained(setup: Setup, sigma: float, method: str, eps: float | None, **overrides):
     """(H, x̂ or None, H's config, history), trained or loaded once per config and device."""
-    cfg = xhat_config(setup.dataset, sigma, method, setup.profile, eps, setup.seed)
+    cfg = xhat_config(setup.dataset, sigma, method, setup.profile, eps, setup.seed, **overrides)
     key = (config_hash(cfg), str(setup.torch_device))
     if key not in _MEMO:
         model, den, hist = get_xhat_classifier(setup.dataset, sigma, method, setup.profile, eps, setup.seed,
-                                               device=setup.torch_device)
+                                               device=setup.torch_device, **overrides)
         _MEMO[key] = (model, den, cfg, hist)
     return _MEMO[key]
 
 
-def _builder(method: str, eps_zero: bool):
+def _builder(method: str, eps_zero: bool, lecture: bool = False):
+    """The Pipeline builder of one method; ``lecture``: with m = the family's ``lecture_m``."""
     def build(setup: Setup, noise) -> Pipeline:
-        model, den, cfg, hist = _trained(setup, noise.sigma, method, 0.0 if eps_zero else None)
+        over = {"m": _family_settings(setup.profile)["lecture_m"]} if lecture else {}
+        model, den, cfg, hist = _trained(setup, noise.sigma, method, 0.0 if eps_zero else None, **over)
         return Pipeline(model, den, model.num_classes, {"classifier": cfg, "denoiser": cfg["deen"]},
                         {"classifier_test_accuracy_noisy": hist.get("test_accuracy_noisy"),
                          "train_seconds": hist.get("seconds"), "eps": cfg["eps"]})
@@ -78,7 +91,13 @@ for _m in (Method("xhat_eps", "XHAT_ε", _builder("xhat", False), noises=("gauss
            Method("xhat_0", "XHAT_0", _builder("xhat", True), noises=("gaussian",),
                   reference="Saremi & Srivastava 2020, eq. 13 with ε = 0"),
            Method("smoothadv", "SmoothAdv_ε", _builder("smoothadv", False), noises=("gaussian",),
-                  reference="Salman et al. 2019")):
+                  reference="Salman et al. 2019"),
+           Method("gaussian_aug", "Gaussian augmentation", _builder("augment", True, True), noises=("gaussian",),
+                  reference="Cohen et al. 2019; Lecture 14 §3 eq. 8"),
+           Method("smoothed_obj", "smoothed objective", _builder("smoothadv", True, True), noises=("gaussian",),
+                  reference="Salman et al. 2019 (ε = 0); Lecture 14 §3 eq. 9, plug-in estimator"),
+           Method("smoothadv_lecture", "SmoothAdv", _builder("smoothadv", False, True), noises=("gaussian",),
+                  reference="Salman et al. 2019; Lecture 14 §3 Attempt 3")):
     register_method(_m, replace=True)
 
 
@@ -111,7 +130,6 @@ def register_walk_jump(tau: int, sigma_prime: float = 0.05, delta: float = 1e-3)
     φ_σ' a DEEN trained at σ' (same family as φ_σ). Returns the key."""
     from lib.denoising.denoise import WalkJump
     from lib.denoising.energy import get_energy_model
-    from lib.models.adversarial import _family_settings
 
     sigma_prime, delta = check_sigma(sigma_prime, "sigma_prime"), check_sigma(delta, "delta")
 
@@ -132,6 +150,84 @@ def register_walk_jump(tau: int, sigma_prime: float = 0.05, delta: float = 1e-3)
                            reference="Saremi & Srivastava 2020, §4.2 eq. 16-17 (proposed, not evaluated there)"),
                     replace=True)
     return key
+
+
+def walk_jump_procedure(smooth: Smooth):
+    """The ``procedure`` of ``certify_method`` / ``certify_grid`` for a walk-jump denoiser: each
+    certification block's CERTIFY runs with the walk drawing its noise from the block's generator
+    (seeded by (seed, block) in ``lib.smoothing.certify_dataset``), so a resumed log holds exactly
+    the rows of an uninterrupted one. Any other denoiser is certified as usual."""
+    den = smooth.denoiser
+
+    def certify(xs, n0, n, alpha, batch_size=None, generator=None):
+        if not hasattr(den, "use_generator"):
+            return smooth.certify_batch(xs, n0, n, alpha, batch_size=batch_size, generator=generator)
+        den.use_generator(generator)
+        try:
+            return smooth.certify_batch(xs, n0, n, alpha, batch_size=batch_size, generator=generator)
+        finally:
+            den.use_generator(None)
+
+    return certify
+
+
+# ====================================================================== Lecture 14's Tables 1-2 on MNIST
+#: Lecture 14 §3's three methods, in its order: Gaussian augmentation, smoothed objective, SmoothAdv
+LECTURE_KEYS = ("gaussian_aug", "smoothed_obj", "smoothadv_lecture")
+#: every radius of the lecture's Table 2 (CIFAR-10, 0.25 ... 2.25) and Table 1 (ImageNet, 0.5 ... 3.5)
+LECTURE_RADII = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0, 3.5]
+_NA = "–"
+#: the lecture's Tables 1-2 verbatim (%), aligned to LECTURE_RADII ("–": the table has no such column);
+#: [3] = Cohen et al. (Gaussian augmentation), [4] = Salman et al. (SmoothAdv); labelled references only
+LECTURE_REFERENCE = {
+    "source": ("Lecture 14 Tables 1-2 (reproduced there from Salman et al. [4]): ImageNet and CIFAR-10 certified "
+               "top-1 accuracy; [3] Cohen et al. = Gaussian augmentation, [4] Salman et al. = SmoothAdv"),
+    "rows": {
+        "Lecture 14 T1 ImageNet: Gaussian augmentation": [_NA, 49, _NA, 37, _NA, 29, _NA, 19, _NA, 15, 12, 9],
+        "Lecture 14 T1 ImageNet: SmoothAdv": [_NA, 56, _NA, 43, _NA, 37, _NA, 27, _NA, 25, 20, 16],
+        "Lecture 14 T2 CIFAR-10: Gaussian augmentation": [61, 43, 32, 22, 17, 13, 10, 7, 4, _NA, _NA, _NA],
+        "Lecture 14 T2 CIFAR-10: SmoothAdv": [73, 58, 48, 38, 33, 29, 24, 18, 16, _NA, _NA, _NA],
+        "Lecture 14 T2 CIFAR-10: SmoothAdv + pre-training": [80, 62, 52, 38, 34, 30, 25, 19, 16, _NA, _NA, _NA],
+        "Lecture 14 T2 CIFAR-10: SmoothAdv + semi-supervision": [80, 63, 52, 40, 34, 29, 25, 19, 17, _NA, _NA, _NA],
+        "Lecture 14 T2 CIFAR-10: SmoothAdv + both": [81, 63, 52, 37, 33, 29, 25, 18, 16, _NA, _NA, _NA],
+    },
+}
+
+
+def lecture_table(setup: Setup, subset: TestSubset, sigmas: Sequence[float], n0: int, n: int, alpha: float,
+                  notebook: str) -> tuple[dict, pd.DataFrame]:
+    """Certify the three :data:`LECTURE_KEYS` at every sigma on ``subset`` (one protocol: the same
+    points, n0, n, alpha) and register the table ``lecture_tables``: best over σ at
+    :data:`LECTURE_RADII`, with the lecture's rows as labelled references. Returns ({(method, σ):
+    log}, the table)."""
+    logs = certify_grid(list(LECTURE_KEYS), "gaussian", sigmas, setup, subset, n0, n, alpha, notebook)
+    rows = {METHODS_LABELS[k]: [logs[(k, float(s))] for s in sigmas] for k in LECTURE_KEYS}
+    fam = _family_settings(setup.profile)
+    model = (f"{fam['arch']} H without x̂, one trainer (lib.models.adversarial): m={fam['lecture_m']} noise draws, "
+             f"SmoothAdv ε={fam['eps']:g} with {fam['pgd_steps']} PGD steps")
+    settings = table_settings(subset, setup.profile, model, list(sigmas), n0, n, alpha)
+    table = register_table(notebook, "lecture_tables", rows, LECTURE_RADII, settings=settings,
+                           reference=LECTURE_REFERENCE["rows"], reference_source=LECTURE_REFERENCE["source"],
+                           title="Lecture 14 Tables 1-2 counterpart: certified l2 accuracy on MNIST of the lecture's "
+                                 "three training methods under one protocol, best over σ")
+    return logs, table
+
+
+def lecture_metrics(logs: dict, curve_grid: Sequence[float]) -> dict:
+    """What notebook 09 records of the lecture table: ``grid_metrics`` at :data:`LECTURE_RADII`, the
+    protocol of every log (n0, n, alpha, points, indices hash, sigma from its sidecar) and, per
+    sigma, the keys in which the three classifiers' configs differ (only method and eps)."""
+    out = grid_metrics(logs, LECTURE_RADII, curve_grid)
+    out["protocol"] = {f"{k}|{s:g}": {key: read_settings(p).get(key) for key in
+                                      ("n0", "n", "alpha", "num_points", "indices_hash", "sigma")}
+                       for (k, s), p in logs.items()}
+    diff = {}
+    for s in sorted({s for _, s in logs}):
+        cfgs = [read_settings(logs[(k, s)])["models"]["classifier"] for k in LECTURE_KEYS]
+        diff[f"{s:g}"] = sorted({key for c in cfgs for key in set(cfgs[0]) | set(c) if c.get(key) != cfgs[0].get(key)})
+    out["config_differences"] = diff
+    out["m"] = {f"{k}|{s:g}": read_settings(p)["models"]["classifier"]["m"] for (k, s), p in logs.items()}
+    return out
 
 
 # ====================================================================== empirical robustness
@@ -232,12 +328,16 @@ def model_table(setup: Setup, sigmas: Sequence[float], methods: Sequence[str] = 
                          "PGD steps": c["pgd_steps"] if c["eps"] > 0 else 0, "m": c["m"],
                          "updates": hist.get("iters"), "batch": c["batch_size"],
                          "x̂": "DEEN" if c["deen"] else "none",
+                         "loss": "eq. 8 (augmentation)" if c["method"] == "augment" else "−log Π (eq. 9/13)",
                          "noisy test acc of base (%)": round(100 * hist.get("test_accuracy_noisy", float("nan")), 1),
                          "train s": round(hist.get("seconds", float("nan")), 1)})
     return pd.DataFrame(rows)
 
 
-METHODS_LABELS = {"xhat_eps": "XHAT_ε", "xhat_0": "XHAT_0", "smoothadv": "SmoothAdv_ε"}
+#: labels of the model table and of the lecture table's rows (the latter equal the lecture reference rows' names)
+METHODS_LABELS = {"xhat_eps": "XHAT_ε", "xhat_0": "XHAT_0", "smoothadv": "SmoothAdv_ε",
+                  "gaussian_aug": "Gaussian augmentation", "smoothed_obj": "smoothed objective",
+                  "smoothadv_lecture": "SmoothAdv"}
 
 #: the paper's budgets (Figure 5 caption, §3.2, Figure 6)
 PAPER_BUDGET = {"n": 1_000_000, "alpha": 0.001, "eps": 1.0, "m": 1, "pgd_steps": 16, "num_points": 10_000,

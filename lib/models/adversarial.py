@@ -16,16 +16,24 @@ is recomputed at every PGD step (x̂ is differentiated through, a second derivat
 The three gradient evaluations per update of §3.1 are: ∇_y φ inside x̂, ∇_x log Π_k for
 the attack, ∇_θ of the loss for the update.
 
-One trainer serves the three methods of Figure 5, so that they share ε, m, the PGD steps,
-the optimiser and the schedule by construction:
+One trainer serves the three methods of Figure 5 and the three of Lecture 14 §3, so that they
+share ε, m, the PGD steps, the optimiser and the schedule by construction:
 
-==============  ==========================================================
-method          trainer call
-==============  ==========================================================
-XHAT_ε          ``train_smoothed(..., eps=ε, denoiser=x̂)``
-XHAT_0          ``train_smoothed(..., eps=0, denoiser=x̂)``: −log Π_k(x), no attack
-SmoothAdv_ε     ``train_smoothed(..., eps=ε, denoiser=None)``: x̂ = identity
-==============  ==========================================================
+=====================  ================================================================
+method                 trainer call
+=====================  ================================================================
+XHAT_ε                 ``train_smoothed(..., eps=ε, denoiser=x̂)``
+XHAT_0                 ``train_smoothed(..., eps=0, denoiser=x̂)``: −log Π_k(x), no attack
+SmoothAdv_ε            ``train_smoothed(..., eps=ε, denoiser=None)``: x̂ = identity
+smoothed objective     ``train_smoothed(..., eps=0, denoiser=None)``: Lecture 14 eq. 9 with
+                       the plug-in estimator of m draws ("Attempt 2")
+Gaussian augmentation  ``train_smoothed(..., eps=0, objective="augment")``: Lecture 14 eq. 8,
+                       (1/m) Σ_j −log softmax H(x + ε_j)_k, the log *inside* the mean
+                       ("Attempt 1", Cohen et al. 2019); no inner maximum
+=====================  ================================================================
+
+With m = 1 the two objectives coincide (−log of one softmax), so eq. 8 and eq. 9 differ only
+for m >= 2: the log of the mean (plug-in) versus the mean of the logs.
 
 As in SmoothAdv, the m noise draws ε_j of an example are fixed during its attack and reused
 for the loss of the adversarial point. :func:`pgd_attack_smoothed` is the same attack used
@@ -45,11 +53,15 @@ from torch import nn
 from lib.models.training import EpochSampler, StepLoss, train_loop
 from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device
 
-__all__ = ["draw_noise", "smoothed_log_probs", "smoothed_nll", "pgd_attack_smoothed", "robust_loss",
-           "train_smoothed", "XHAT_METHODS", "xhat_config", "get_xhat_classifier", "noisy_accuracy"]
+__all__ = ["draw_noise", "smoothed_log_probs", "smoothed_nll", "augmentation_nll", "pgd_attack_smoothed",
+           "robust_loss", "train_smoothed", "OBJECTIVES", "XHAT_METHODS", "xhat_config", "get_xhat_classifier",
+           "noisy_accuracy"]
 
-#: method -> whether H sits behind x̂ (XHAT_0 is "xhat" with eps = 0; the attack radius is the config's eps)
-XHAT_METHODS = {"xhat": True, "smoothadv": False}
+#: method -> whether H sits behind x̂ (XHAT_0 is "xhat" with eps = 0; the attack radius is the config's eps;
+#: the smoothed objective of Lecture 14 eq. 9 is "smoothadv" with eps = 0; "augment" is eq. 8, always eps = 0)
+XHAT_METHODS = {"xhat": True, "smoothadv": False, "augment": False}
+#: the trainer's objectives: −log of the mean of the m softmaxes (eq. 9 / 13), or the mean of the m logs (eq. 8)
+OBJECTIVES = ("smoothed", "augment")
 
 
 # ====================================================================== the soft classifier Π
@@ -102,6 +114,20 @@ def smoothed_nll(model: Callable, x: torch.Tensor, y: torch.Tensor, noise: torch
                  differentiable: bool = False) -> torch.Tensor:
     """−log Π_{y_i}(x_i, θ) per example: [B] (the summand of eq. 13 at δ = 0)."""
     return -smoothed_log_probs(model, x, noise, denoiser, differentiable).gather(1, y.view(-1, 1))[:, 0]
+
+
+def augmentation_nll(model: Callable, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
+                     denoiser=None) -> torch.Tensor:
+    """Gaussian data augmentation (Lecture 14 eq. 8): (1/m) Σ_j −log softmax H(x̂(x_i + ε_j))_{y_i}
+    per example, [B]: the log inside the mean (an unbiased estimate of eq. 8's expectation, where
+    :func:`smoothed_nll` is the plug-in estimate of eq. 9). Equal to it when m = 1."""
+    if noise.dim() != x.dim() + 1 or noise.shape[0] != x.shape[0] or noise.shape[2:] != x.shape[1:]:
+        raise ValueError(f"noise must have shape [B, m, *shape] = [{x.shape[0]}, m, "
+                         f"{', '.join(map(str, x.shape[1:]))}], got {tuple(noise.shape)}")
+    b, m = noise.shape[:2]
+    z = (x.unsqueeze(1) + noise).reshape((b * m,) + tuple(x.shape[1:]))
+    logits = model(_estimate(denoiser, z, False))
+    return F.cross_entropy(logits, y.repeat_interleave(m), reduction="none").view(b, m).mean(1)
 
 
 def _row_norms(t: torch.Tensor) -> torch.Tensor:
@@ -177,14 +203,27 @@ def _no_weight_grads(module: nn.Module | None):
             p.requires_grad_(f)
 
 
+def _check_objective(objective: str, eps: float) -> str:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if objective == "augment" and float(eps) != 0:
+        raise ValueError(f"Gaussian augmentation (objective='augment') has no inner maximum: eps must be 0, got {eps}")
+    return objective
+
+
 def robust_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: float, eps: float, steps: int,
                 m: int = 1, denoiser=None, generator: torch.Generator | None = None,
-                step_size: float | None = None, clip: Sequence[float] | None = None) -> torch.Tensor:
+                step_size: float | None = None, clip: Sequence[float] | None = None,
+                objective: str = "smoothed") -> torch.Tensor:
     """The stochastic loss of eq. 13 on a batch: mean_i −log Π_{y_i}(x_i + δ_i, θ), δ_i from
     :func:`pgd_attack_smoothed` under the same m noise draws (XHAT_0: eps = 0, no attack).
-    A scalar differentiable in θ only: φ is frozen and x̂ enters as a constant input."""
+    ``objective="augment"``: Gaussian augmentation instead, mean_i :func:`augmentation_nll` at x_i
+    (eps must be 0). A scalar differentiable in θ only: φ is frozen and x̂ enters as a constant input."""
     _check_xy(x, y)
+    objective = _check_objective(objective, eps)
     noise = draw_noise(x, sigma, m, generator)
+    if objective == "augment":
+        return augmentation_nll(model, x, y, noise, denoiser).mean()
     x_adv = x
     if eps > 0 and steps > 0:
         was_training = model.training
@@ -199,9 +238,10 @@ def train_smoothed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: fl
                    m: int = 1, denoiser=None, iters: int | None = None, epochs: int | None = None,
                    batch_size: int = 64, lr: float = 1e-3, ema: float = 0.0, warmup: int = 0, seed: int = 0,
                    step_size: float | None = None, clip: Sequence[float] | None = None,
-                   progress: bool = True, desc: str | None = None) -> dict:
+                   progress: bool = True, desc: str | None = None, objective: str = "smoothed") -> dict:
     """Minimise ℓ_ε(θ) (eq. 13) for ``model`` in place: XHAT_ε, XHAT_0 (eps=0) or SmoothAdv_ε
-    (denoiser=None), on any data x [N, *shape], y [N] (MNIST or a toy problem).
+    (denoiser=None), on any data x [N, *shape], y [N] (MNIST or a toy problem); with
+    ``objective="augment"`` (eps = 0) Gaussian data augmentation, Lecture 14 eq. 8, instead.
 
     ``iters`` updates (or ``epochs`` passes) of minibatches of ``batch_size`` drawn without
     replacement from a permutation per pass (``lib.models.training.EpochSampler``); Adam at ``lr``
@@ -216,6 +256,7 @@ def train_smoothed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: fl
     batch_size = check_count("batch_size", batch_size)
     if not (float(eps) >= 0):
         raise ValueError(f"eps must be >= 0, got {eps}")
+    objective = _check_objective(objective, eps)
     energy = _energy_of(denoiser)
     if energy is not None and not math.isclose(energy.sigma, sigma, rel_tol=1e-6):
         raise ValueError(f"the DEEN was trained at sigma={energy.sigma:g}, the smoothing uses sigma={sigma:g}")
@@ -231,13 +272,15 @@ def train_smoothed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: fl
     def loss(step: int) -> torch.Tensor:
         idx = sampler(step)
         radius = float(eps) * min(1.0, (step + 1) / warmup) if warmup else float(eps)
-        return robust_loss(model, x[idx], y[idx], sigma, radius, steps, m, denoiser, noise_gen, step_size, clip)
+        return robust_loss(model, x[idx], y[idx], sigma, radius, steps, m, denoiser, noise_gen, step_size, clip,
+                           objective)
 
     loss_fn = StepLoss(loss, generators={"batches": sampler.generator, "noise": noise_gen}, state=sampler.state)
     with _no_weight_grads(energy):
         hist = train_loop(model, loss_fn, iters, lr=lr, ema=ema or None, seed=int(seed), progress=progress,
-                          desc=desc or f"{'XHAT' if denoiser is not None else 'SmoothAdv'} eps={eps:g}")
-    hist.update({"pgd_steps": steps, "m": m, "eps": float(eps), "sigma": sigma})
+                          desc=desc or (f"augmentation m={m}" if objective == "augment" else
+                                       f"{'XHAT' if denoiser is not None else 'SmoothAdv'} eps={eps:g}"))
+    hist.update({"pgd_steps": steps, "m": m, "eps": float(eps), "sigma": sigma, "objective": objective})
     return hist
 
 
@@ -268,8 +311,11 @@ def xhat_config(dataset: str, sigma: float, method: str, profile: str, eps: floa
                 **overrides) -> dict:
     """The full config of an adversarially trained smoothed classifier: family settings of
     ``lib.profiles.model_settings("xhat", profile)`` < overrides. ``method``: "xhat" (with
-    eps = 0: XHAT_0) or "smoothadv". For "xhat" the config holds the config of its DEEN (the
-    ``deen`` family at the same sigma, the one notebook 04 uses), so H is retrained when φ changes."""
+    eps = 0: XHAT_0), "smoothadv" (with eps = 0: Lecture 14's smoothed objective) or "augment"
+    (Gaussian augmentation, Lecture 14 eq. 8; eps is 0). For "xhat" the config holds the config of
+    its DEEN (the ``deen`` family at the same sigma, the one notebook 04 uses), so H is retrained
+    when φ changes. The family's ``lecture_m`` (the m of notebook 09's Lecture 14 rows, passed as
+    the override ``m``) is not part of H's config."""
     from lib.denoising.energy import energy_config
     from lib.models.classifiers import dataset_info
 
@@ -277,6 +323,11 @@ def xhat_config(dataset: str, sigma: float, method: str, profile: str, eps: floa
         raise ValueError(f"method must be one of {sorted(XHAT_METHODS)}, got {method!r}")
     settings = _family_settings(profile)
     settings.pop("deen_low", None)  # the walk-jump's second DEEN (lib.experiments.xhat), not part of H
+    settings.pop("lecture_m", None)
+    if method == "augment":
+        if eps is not None and float(eps) != 0:
+            raise ValueError(f"Gaussian augmentation has no inner maximum: eps must be 0 or None, got {eps}")
+        eps = 0.0
     in_shape, num_classes = dataset_info(dataset)
     config = {"model": "xhat", "method": method, "dataset": dataset, "in_shape": list(in_shape),
               "num_classes": num_classes, "sigma": check_sigma(sigma), **settings, "seed": int(seed)}
@@ -308,7 +359,8 @@ def _train_from_config(model: nn.Module, config: dict) -> dict:
                           iters=config.get("iters"), epochs=config.get("epochs"), batch_size=config["batch_size"],
                           lr=config["lr"], ema=config.get("ema", 0.0), warmup=config.get("warmup", 0),
                           seed=config["seed"], step_size=config.get("step_size"), clip=config.get("clip"),
-                          desc=f"{config['method']} σ={config['sigma']:g} ε={config['eps']:g}")
+                          desc=f"{config['method']} σ={config['sigma']:g} ε={config['eps']:g} m={config['m']}",
+                          objective="augment" if config["method"] == "augment" else "smoothed")
     xt, yt = data.load(config["dataset"], config.get("test_split", "test"), limit=config.get("test_limit"))
     hist["test_accuracy_noisy"] = noisy_accuracy(model, xt, yt, config["sigma"], denoiser, seed=config["seed"] + 2)
     return hist

@@ -10,7 +10,7 @@ from .certificates import (  # noqa: F401
     Certificate, OneSided, TwoSided, WithRejection, make_certificate,
 )
 from .smooth import (  # noqa: F401
-    ABSTAIN, default_batch_size, Smooth, MAX_SAMPLES, PROGRESS_SAMPLES,
+    ABSTAIN, default_batch_size, rows_for_memory, MEMORY_FRACTION, Smooth, MAX_SAMPLES, PROGRESS_SAMPLES,
 )
 from .logs import (  # noqa: F401
     LOG_COLUMNS, LogError, LogLockedError, read_log, read_settings, parse_time, log_seconds, log_lock,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -45,7 +46,7 @@ from lib.smoothing.noise import Gaussian, NoiseDistribution
 from lib.smoothing.stats import binomial_pvalue
 from lib.utils import check_alpha, check_count, check_finite, progress_bar
 
-__all__ = ["ABSTAIN", "Smooth", "default_batch_size", "MAX_SAMPLES", "PROGRESS_SAMPLES"]
+__all__ = ["ABSTAIN", "Smooth", "default_batch_size", "rows_for_memory", "MEMORY_FRACTION", "MAX_SAMPLES", "PROGRESS_SAMPLES"]
 
 #: the label returned when the smoothed classifier abstains
 ABSTAIN = -1
@@ -67,9 +68,23 @@ _NOISE_SPAN = 64.0
 
 
 def default_batch_size(input_numel: int, device: torch.device) -> int:
-    """Noisy samples per classifier call: ~1 MB of inputs on the CPU, ~256 MB on a GPU."""
+    """Noisy samples per classifier call: ~1 MB of inputs on the CPU, ~256 MB on a GPU.
+
+    On a GPU, ``Smooth`` further caps it by :func:`rows_for_memory` of the whole pipeline."""
     budget = _GPU_CHUNK_FLOATS if device.type == "cuda" else _CPU_CHUNK_FLOATS
     return max(1, budget // max(1, input_numel))
+
+
+#: share of the free device memory one pipeline call (denoiser + classifier + rejector) may use
+MEMORY_FRACTION = 0.5
+
+
+def rows_for_memory(per_sample_bytes: float, free_bytes: float, fraction: float = MEMORY_FRACTION) -> int:
+    """Noisy samples per pipeline call that fit in ``fraction`` of ``free_bytes``, given the peak
+    memory of one sample through the pipeline (measured by :meth:`Smooth.memory_batch_size`)."""
+    if not per_sample_bytes > 0 or not free_bytes > 0:
+        raise ValueError(f"per-sample and free memory must be positive, got {per_sample_bytes}, {free_bytes}")
+    return max(1, int(fraction * free_bytes // per_sample_bytes))
 
 
 class Smooth:
@@ -133,6 +148,8 @@ class Smooth:
                 raise ValueError(f"the {name}'s parameters are on {p.device} but device={self.device}; "
                                  f"move the {name} there (.to(device)) or pass device={str(p.device)!r}")
         self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self._max_rows: int | None = None  # rows per pipeline call, halved after an out-of-memory error
+        self._memory_rows: dict = {}  # memory_batch_size per input shape
 
     # ------------------------------------------------------------------ public API
     def predict(self, x: torch.Tensor, n: int, alpha: float, batch_size: int | None = None,
@@ -239,6 +256,8 @@ class Smooth:
         b, shape = xs.shape[0], tuple(xs.shape[1:])
         if batch_size is None:
             batch_size = default_batch_size(math.prod(shape), self.device)
+            if self.device.type == "cuda":
+                batch_size = min(batch_size, self.memory_batch_size(xs[0]))
         batch_size = check_count("batch_size", batch_size)
         counts = torch.zeros(b, self.num_outcomes, dtype=torch.long, device=self.device)
         per_chunk = max(1, batch_size // num)  # inputs per chunk (1 when num >= batch_size)
@@ -251,12 +270,52 @@ class Smooth:
                     s = min(batch_size, num - s0)  # = num when several inputs share a chunk
                     noisy = self.noise.sample((m, s) + shape, generator=generator, device=self.device,
                                               dtype=xs.dtype)
-                    votes = self._votes(noisy.add_(group).view((m * s,) + shape)).view(m, s)
+                    votes = self._votes_fitting(noisy.add_(group).view((m * s,) + shape)).view(m, s)
                     counts[i0:i0 + m].scatter_add_(1, votes, torch.ones_like(votes))
                     bar.update(m * s)
         return counts
 
+    def memory_batch_size(self, x: torch.Tensor, probe: int = 64, free_bytes: float | None = None) -> int:
+        """Noisy samples per pipeline call that fit in the device's free memory.
+
+        Runs the whole pipeline (denoiser, classifier, rejector) once on ``probe`` noisy copies of
+        x [*input_shape], reads the peak memory per sample, and sizes the call to
+        ``MEMORY_FRACTION`` of the free memory (``free_bytes`` overrides the device's reading).
+        Cached per input shape. On the CPU (no allocator statistics) it returns the default size.
+        """
+        key = (tuple(x.shape), x.dtype)
+        if key in self._memory_rows:
+            return self._memory_rows[key]
+        if self.device.type != "cuda":
+            return default_batch_size(x.numel(), self.device)
+        torch.cuda.synchronize(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        with self._mode():
+            batch = x.to(self.device).expand((probe,) + tuple(x.shape)).clone()
+            self._votes(batch)
+        torch.cuda.synchronize(self.device)
+        per_sample = max(1.0, (torch.cuda.max_memory_allocated(self.device) - base) / probe)
+        free = torch.cuda.mem_get_info(self.device)[0] if free_bytes is None else free_bytes
+        self._memory_rows[key] = rows_for_memory(per_sample, free)
+        return self._memory_rows[key]
+
     # ------------------------------------------------------------------ helpers
+    def _votes_fitting(self, batch: torch.Tensor) -> torch.Tensor:
+        """:meth:`_votes` of a drawn chunk, split into halves (recursively) when the device runs out
+        of memory: the draws are already made, so the votes -- and the log -- do not change."""
+        rows = self._max_rows or batch.shape[0]
+        try:
+            return torch.cat([self._votes(batch[i:i + rows]) for i in range(0, batch.shape[0], rows)])
+        except torch.OutOfMemoryError:
+            if rows == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self._max_rows = max(1, rows // 2)
+            warnings.warn(f"out of memory at {rows} samples per call; continuing with {self._max_rows}")
+            return self._votes_fitting(batch)
+
     def _votes(self, batch: torch.Tensor, call=None) -> torch.Tensor:
         """Votes in 0..num_outcomes-1 of f_R(D(batch)) for a batch [rows, *shape]: LongTensor[rows].
 

@@ -4,6 +4,7 @@ concentration of Gaussian noise."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -117,45 +118,68 @@ def sample_noise_norms(d: int, num: int, sigma: float = 1.0, generator: torch.Ge
 
 
 # =============================================================================== the lecture's Tables 1-2 on MNIST
-#: settings two logs must share to sit in one table (from their sidecars, ``lib.smoothing.read_settings``)
-PROTOCOL_KEYS = ("dataset", "split", "noise", "sigma", "n0", "n", "alpha", "indices_hash")
-#: the lecture's methods -> the registered method names of the project's runs on MNIST (notebooks 05 and 09)
-LECTURE_TABLE_METHODS = {"Gaussian augmentation (white-box, notebook 05)": "white_box",
-                         "adversarial training (SmoothAdv, notebook 09)": "smoothadv"}
+#: settings every log of one table must share, read from their sidecars (``lib.smoothing.read_settings``); sigma
+#: may differ (a row is the best over its sigmas), but every row must hold the same set of sigmas
+PROTOCOL_KEYS = ("dataset", "split", "noise", "n0", "n", "alpha", "indices_hash")
+#: the lecture's methods (labels of notebook 09's table "lecture_tables") -> notebook 09's registered methods
+LECTURE_TABLE_METHODS = {"Gaussian augmentation": "gaussian_aug", "smoothed objective": "smoothed_obj",
+                         "SmoothAdv": "smoothadv_lecture"}
 
 
-def lecture_table_logs(profile: str, dataset: str = "mnist", noise: str = "gaussian") -> dict:
-    """The project's logs for the MNIST counterpart of Lecture 14's Tables 1-2: {sigma: {label: path}}
-    for every sigma at which *every* method of :data:`LECTURE_TABLE_METHODS` has a log of ``profile``
-    (names as written by ``lib.smoothing.log_path``, in any notebook's folder). Empty when no such
-    logs exist yet."""
+def lecture_table_logs(profile: str, notebook: str = "09_learned_empirical_bayes",
+                       stem: str = "lecture_tables") -> dict:
+    """The logs of the MNIST counterpart of Lecture 14's Tables 1-2, as notebook 09 registered them
+    (``lib.experiments.lecture_table``): {label: [log path per sigma]} for the labels of
+    :data:`LECTURE_TABLE_METHODS`. Empty when notebook 09 has not registered the table under
+    ``profile`` or a log is missing; ``ValueError`` when a log is not of its row's method."""
     from lib import paths
+    from lib.reporting import load_table_spec
+    from lib.smoothing import read_settings
 
-    found: dict = {}
+    try:
+        spec = load_table_spec(notebook, stem)
+    except (FileNotFoundError, ValueError):
+        return {}
+    if str((spec.get("settings") or {}).get("profile")) != profile:
+        return {}
+    rows = {}
     for label, method in LECTURE_TABLE_METHODS.items():
-        for path in sorted(paths.LOGS.glob(f"*/{dataset}-{method}-{noise}-s*-{profile}-*.tsv")):
-            sigma = float(path.name.split(f"-{noise}-s")[1].split(f"-{profile}-")[0])
-            found.setdefault(sigma, {})[label] = path
-    return {s: logs for s, logs in sorted(found.items()) if len(logs) == len(LECTURE_TABLE_METHODS)}
+        logs = [Path(p) if Path(p).is_absolute() else paths.OUTPUTS / p for p in spec["rows"].get(label, [])]
+        if not logs or not all(p.exists() for p in logs):
+            return {}
+        for p in logs:
+            if read_settings(p).get("method") != method:
+                raise ValueError(f"{p} is in row {label!r} but was certified for method "
+                                 f"{read_settings(p).get('method')!r}, not {method!r}")
+        rows[label] = logs
+    return rows
 
 
 def same_protocol_table(logs: Mapping[str, object], radii: Sequence[float]) -> pd.DataFrame:
-    """Certified accuracy (%) at ``radii`` (rows: the labels of ``logs``, label -> per-example log path),
-    after checking from the sidecars that every log was certified under one protocol
-    (:data:`PROTOCOL_KEYS`: data set, split, noise, sigma, n0, n, alpha and the same test points);
-    raises ``ValueError`` naming the logs and the differing settings otherwise."""
+    """Certified accuracy (%) at ``radii``, best over each row's logs (rows: the labels of ``logs``,
+    label -> one log path or a list of them, e.g. one per sigma), after checking from the sidecars
+    that every log was certified under one protocol (:data:`PROTOCOL_KEYS`: data set, split, noise,
+    n0, n, alpha and the same test points) and that every row holds the same sigmas; raises
+    ``ValueError`` naming the logs and the differing settings otherwise."""
     from lib.reporting import certified_accuracy
     from lib.smoothing import read_log, read_settings
 
     if not logs:
         raise ValueError("no logs given")
-    settings = {label: read_settings(path) for label, path in logs.items()}
-    ref_label, ref = next(iter(settings.items()))
-    for label, s in settings.items():
+    paths_of = {label: [v] if isinstance(v, (str, Path)) else list(v) for label, v in logs.items()}
+    if any(not v for v in paths_of.values()):
+        raise ValueError(f"every row needs at least one log; empty: {[k for k, v in paths_of.items() if not v]}")
+    settings = {(label, str(p)): read_settings(p) for label, ps in paths_of.items() for p in ps}
+    (ref_label, ref_path), ref = next(iter(settings.items()))
+    for (label, path), s in settings.items():
         diff = {k: (ref.get(k), s.get(k)) for k in PROTOCOL_KEYS if ref.get(k) != s.get(k)}
         if diff:
-            raise ValueError(f"{logs[label]} ({label}) and {logs[ref_label]} ({ref_label}) were not certified "
+            raise ValueError(f"{path} ({label}) and {ref_path} ({ref_label}) were not certified "
                              f"under one protocol: {diff}")
-    rows = {label: 100 * np.asarray(certified_accuracy(read_log(path), list(radii)), dtype=float)
-            for label, path in logs.items()}
+    sigmas = {label: sorted(settings[(label, str(p))].get("sigma") for p in ps) for label, ps in paths_of.items()}
+    if len({tuple(v) for v in sigmas.values()}) > 1:
+        raise ValueError(f"the rows were not certified at the same sigmas: {sigmas}")
+    rows = {label: 100 * np.max([np.asarray(certified_accuracy(read_log(p), list(radii)), dtype=float) for p in ps],
+                                axis=0)
+            for label, ps in paths_of.items()}
     return pd.DataFrame(rows, index=[float(r) for r in radii]).T.rename_axis(columns="l2 radius (MNIST)")

@@ -1,0 +1,367 @@
+"""Fidelity of notebook 04 to Saremi & Srivastava's Table 1 (issue 14, items 1-3).
+
+* :func:`logit_procedure` -- g[h] of a *linear* h certified by sampling its logits: for
+  h(x) = W vec(x) + b under N(0, sigma^2 I), h(x + u) = h(x) + W u with W u ~ N(0, sigma^2 W W^T),
+  so the votes have exactly the law of the input-space sampler (``lib.smoothing.noise.LogitGaussian``)
+  and the certificate is the same; 10 floats per noisy sample instead of 784. A ``procedure`` of
+  :func:`lib.experiments.certify_method`: the log is Cohen's TSV, named and resumable as any other.
+* :func:`wiener_mse` -- the linear shrinkage (Wiener) floor of denoising: the best *linear*
+  estimator of x from y = x + N(0, sigma^2 I), computed from the training covariance.
+* :func:`deen_sweep` -- the DEEN architecture by measured denoising MSE at equal CPU budget.
+* :func:`recipe_sensitivity` -- g[h] of linear classifiers trained by several recipes.
+* :func:`certify_pi_sequential` -- g[pi] by sequential CERTIFY with the table's radii as targets.
+* :func:`fig4_count` -- points where g[h] certifies more than g[pi] (both correct) on a radius grid.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from statsmodels.stats.proportion import proportion_confint
+
+from lib.experiments.runs import certify_method
+from lib.smoothing.logs import read_log
+from lib.smoothing.noise import Gaussian, LogitGaussian
+from lib.smoothing.smooth import Smooth
+
+__all__ = ["logit_procedure", "LOGIT_TAG", "wiener_mse", "deen_sweep", "deen_curves", "recipe_sensitivity",
+           "certify_pi_sequential", "sequential_targets", "fig4_count", "certified_with_ci", "within_reference",
+           "compare_to_paper", "figure2"]
+
+#: the tag of logs written through :func:`logit_procedure` (the log name does not see the procedure)
+LOGIT_TAG = "logit"
+
+
+# ====================================================================== item 1: exact logit-space sampling
+def _linear_layer(classifier) -> torch.nn.Linear:
+    lin = getattr(classifier, "linear", classifier)
+    if not isinstance(lin, torch.nn.Linear):
+        raise TypeError(f"logit-space sampling needs a linear classifier (an nn.Linear or a module with "
+                        f"`.linear`), got {type(classifier).__name__}")
+    return lin
+
+
+def logit_procedure(smooth: Smooth):
+    """``procedure`` for ``certify_method(..., procedure=logit_procedure, tag=LOGIT_TAG)``.
+
+    ``smooth`` is the input-space g[h] (Gaussian noise, no denoiser, h linear). Returns the
+    ``certify(xs [B, *shape], n0, n, alpha, batch_size=, generator=)`` of
+    :func:`lib.smoothing.certify_dataset`: CERTIFY of ``Smooth(Identity, K, LogitGaussian(sigma, W))``
+    at the clean logits h(xs) [B, K]. Same guarantee (w.p. >= 1 - alpha per point) and radius formula.
+    """
+    if smooth.denoiser is not None or getattr(smooth, "rejector", None) is not None:
+        raise ValueError("logit-space sampling is exact only without a denoiser or rejector")
+    if not isinstance(smooth.noise, Gaussian):
+        raise ValueError(f"logit-space sampling needs Gaussian noise, got {smooth.noise.name}")
+    lin = _linear_layer(smooth.classifier)
+    logit = Smooth(torch.nn.Identity(), smooth.num_classes, LogitGaussian(smooth.noise.sigma, lin.weight),
+                   device=smooth.device)
+
+    def certify(xs, n0, n, alpha, batch_size=None, generator=None):
+        with torch.no_grad():
+            z = smooth.classifier(xs.to(smooth.device))
+        return logit.certify_batch(z, n0, n, alpha, batch_size, generator, allow_large=True, progress=False)
+
+    return certify
+
+
+# ====================================================================== item 2: DEEN against the Wiener floor
+@torch.no_grad()
+def wiener_mse(train_x: torch.Tensor, test_x: torch.Tensor, sigma: float) -> float:
+    """Per-pixel MSE of the best linear denoiser x̂ = mu + S (y - mu), S = C (C + sigma^2 I)^-1, with
+    mu, C the mean and covariance of ``train_x`` [N, *shape], averaged *exactly* over the noise on
+    ``test_x`` [M, *shape]: E||x - x̂||^2 = ||(I - S)(x - mu)||^2 + sigma^2 tr(S^2)."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    a, b = train_x.flatten(1).double(), test_x.flatten(1).double()
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"train and test images differ in size: {tuple(a.shape)} vs {tuple(b.shape)}")
+    mu = a.mean(0)
+    evals, evecs = torch.linalg.eigh(torch.cov((a - mu).T))
+    shrink = evals.clamp_min(0) / (evals.clamp_min(0) + sigma ** 2)  # eigenvalues of S
+    resid = ((b - mu) @ evecs) * (1 - shrink)  # (I - S)(x - mu) in the eigenbasis
+    per_row = resid.pow(2).sum(1) + sigma ** 2 * shrink.pow(2).sum()
+    return float(per_row.mean() / a.shape[1])
+
+
+def _cpu_seconds_per_step(dataset: str, sigma: float, hidden: Sequence[int], batch_size: int, lr: float,
+                          probe_steps: int = 20) -> float:
+    """CPU seconds of one DEEN training step (forward, double backward, Adam) of this width."""
+    from lib.data import datasets
+    from lib.denoising.energy import EnergyMLP, deen_loss
+
+    x = datasets.load(dataset, "train", limit=batch_size * (probe_steps + 3))[0]
+    model = EnergyMLP(x[0].numel(), sigma, hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(0)
+    for i in range(probe_steps + 3):
+        if i == 3:  # after warm-up
+            t0 = time.process_time()
+        xb = x[i * batch_size:(i + 1) * batch_size]
+        loss = deen_loss(model, xb, sigma * torch.randn(xb.shape, generator=gen))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (time.process_time() - t0) / probe_steps
+
+
+def deen_sweep(dataset: str, sigma: float, profile: str, candidates: Mapping[str, Sequence[int]],
+               budget_cpu_s: float, seed: int = 0, device=None, train_size: int = 60_000) -> pd.DataFrame:
+    """Train each candidate architecture (label -> hidden widths) for the epochs that fit
+    ``budget_cpu_s`` CPU-seconds (from a measured per-step cost) and report its held-out MSE.
+
+    The rule of the sweep: at equal CPU budget the architecture with the lowest test MSE wins, and
+    its epochs are the budget's (measured MSE per CPU-second). Models are trained through the
+    ``deen`` family's cache (``lib.denoising.get_energy_model``), so the winner is reused as is.
+    """
+    from lib.denoising.energy import get_energy_model
+    from lib.profiles import model_settings
+
+    base = model_settings("deen", profile)
+    steps_per_epoch = math.ceil(train_size / base["batch_size"])
+    rows = []
+    for label, hidden in candidates.items():
+        per_step = _cpu_seconds_per_step(dataset, sigma, hidden, base["batch_size"], base["lr"])
+        epochs = max(1, round(budget_cpu_s / (per_step * steps_per_epoch)))
+        _, hist = get_energy_model(dataset, sigma, profile, seed, device, hidden=list(hidden), epochs=epochs)
+        rows.append({"architecture": label, "hidden": list(hidden), "epochs": epochs,
+                     "probe CPU s / epoch": per_step * steps_per_epoch,
+                     "train CPU s": hist.get("train_cpu_seconds"), "test MSE": hist["test_mse"],
+                     "noisy MSE": hist["noisy_mse"]})
+    return pd.DataFrame(rows).set_index("architecture")
+
+
+def deen_curves(deen: Mapping[float, tuple], floors: Mapping[float, float], ax=None):
+    """Training curves of the DEENs {sigma: (model, config, history)}: per-epoch training MSE per
+    pixel (fresh noise every step) and the final held-out MSE, against the Wiener floor {sigma: MSE}."""
+    import matplotlib.pyplot as plt
+
+    from lib.reporting.figures import COLORS, figure_style
+
+    with figure_style():
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4.8))
+        for i, (s, (model, _, hist)) in enumerate(sorted(deen.items())):
+            c = COLORS[i % len(COLORS)]
+            loss = np.asarray(hist["loss"]) / model.in_features
+            epochs = np.arange(1, len(loss) + 1)
+            ax.plot(epochs, loss, color=c, marker="o", label=f"σ = {s:g}: DEEN, training MSE")
+            ax.plot([epochs[-1]], [hist["test_mse"]], color=c, marker="*", ms=16, ls="",
+                    label=f"σ = {s:g}: DEEN, test MSE")
+            ax.axhline(floors[s], color=c, ls="--", label=f"σ = {s:g}: Wiener (linear) floor")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("MSE per pixel")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=10)
+    return ax
+
+
+# ====================================================================== item 3: the linear classifier's recipe
+def recipe_sensitivity(recipes: Mapping[str, Mapping], setup, subset, sigmas: Sequence[float], n0: int, n: int,
+                       alpha: float, notebook: str, radii: Sequence[float], chunk: int = 100):
+    """Certify g[h] (logit-space, :func:`logit_procedure`) for linear classifiers trained by each
+    recipe (label -> overrides of the ``linear_h`` family) on the same points. Returns
+    (table: test accuracy and certified accuracy best over sigma per radius, {label: [log paths]})."""
+    from lib.reporting.tables import best_over
+
+    rows, logs = {}, {}
+    for label, over in recipes.items():
+        s = setup.replace(classifier_overrides={setup.classifier_arch: {**setup.classifier_overrides.get(
+            setup.classifier_arch, {}), **over}})
+        _, _, hist = s.classifier()
+        logs[label] = [certify_method("none", "gaussian", s, subset, n0, n, alpha, notebook, sigma=sg, chunk=chunk,
+                                      tag=LOGIT_TAG, progress=False, procedure=logit_procedure,
+                                      settings={"sampler": "logit", "recipe": label}) for sg in sigmas]
+        best = best_over([read_log(p) for p in logs[label]], radii)
+        rows[label] = {"test accuracy": hist["test_accuracy"],
+                       **{f"r = {r:g}": round(100 * float(v), 1) for r, v in zip(radii, best)}}
+    return pd.DataFrame(rows).T, logs
+
+
+# ====================================================================== g[pi]: sequential, and the Figure 4 count
+def sequential_targets(radii: Sequence[float], sigma: float, n_max: int, alpha: float, step: float | None = None,
+                       final_share: float = 0.5) -> list[float]:
+    """The table's radii (and 0, and every ``step`` between them) that ``n_max`` votes can certify at
+    all: r <= r_max(n_max, final_share * alpha). Larger targets could never be reached, and keeping
+    them would stop no point early (its upper bound would always 'still reach' them)."""
+    grid = sorted({0.0, *map(float, radii)} | (set(np.round(np.arange(0, max(radii) + 1e-9, step), 6))
+                                                 if step else set()))
+    cap = Gaussian(sigma).max_radius(n_max, final_share * alpha)
+    return [r for r in grid if r <= cap]
+
+
+def certify_pi_sequential(setup, subset, sigmas: Sequence[float], n0: int, n_max: int, alpha: float,
+                          notebook: str, radii: Sequence[float], step: float | None = None, chunk: int = 10,
+                          method: str = "empirical_bayes") -> dict:
+    """Sequential CERTIFY (:meth:`Smooth.certify_sequential`, anytime-valid Clopper-Pearson) of
+    ``method`` at each sigma, with :func:`sequential_targets` as targets. {(method, sigma): log}."""
+    from lib.experiments.ablations import sequential_procedure
+
+    out = {}
+    for s in sigmas:
+        targets = sequential_targets(radii, s, n_max, alpha, step)
+        out[(method, float(s))] = certify_method(
+            method, "gaussian", setup, subset, n0, n_max, alpha, notebook, sigma=s, chunk=chunk, tag="sequential",
+            progress=False, procedure=sequential_procedure(targets, progress=False), columns=["samples"],
+            settings={"procedure": "sequential", "targets": targets})
+    return out
+
+
+def _level(radius: np.ndarray, correct: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Number of grid radii certified (radius >= r) by a correct prediction; -1 when wrong/abstained."""
+    return np.where(correct == 1, (grid[None, :] <= radius[:, None]).sum(1), -1)
+
+
+def fig4_count(log_h, log_pi, grid: Sequence[float]) -> dict:
+    """Points of ``log_pi`` where g[h] certifies a larger radius than g[pi], both correct: on the
+    ``grid`` of radii (g[h] certifies some grid radius that g[pi] does not), which is what a
+    sequential g[pi] log resolves exactly; and in raw radii (meaningful for fixed-n logs only).
+    Returns {"points", "grid_count", "raw_count", "indices", "frame" (the merged logs), "both_correct"}."""
+    both = read_log(log_pi).merge(read_log(log_h), on="idx", suffixes=("_pi", "_h"))
+    g = np.asarray(sorted(grid), dtype=float)
+    ok = (both["correct_h"] == 1) & (both["correct_pi"] == 1)
+    lh = _level(both["radius_h"].to_numpy(), both["correct_h"].to_numpy(), g)
+    lp = _level(both["radius_pi"].to_numpy(), both["correct_pi"].to_numpy(), g)
+    grid_hit = ok.to_numpy() & (lh > lp)
+    raw_hit = ok & (both["radius_h"] > both["radius_pi"])
+    return {"points": len(both), "grid_count": int(grid_hit.sum()), "raw_count": int(raw_hit.sum()),
+            "indices": [int(i) for i in both["idx"][grid_hit]], "frame": both, "both_correct": ok.to_numpy()}
+
+
+def certified_with_ci(logs: Sequence, radii: Sequence[float], alpha: float = 0.05) -> pd.DataFrame:
+    """Certified accuracy (best over the logs, in %) at each radius with a (1 - alpha) Clopper-Pearson
+    interval over the test points: columns radius, acc, lo, hi, points."""
+    from lib.reporting.tables import best_over
+
+    frames = [read_log(p) for p in logs]
+    num = len(frames[0])
+    acc = best_over(frames, radii)
+    rows = []
+    for r, a in zip(radii, acc):
+        k = int(round(float(a) * num))
+        lo, hi = proportion_confint(k, num, alpha=alpha, method="beta")
+        rows.append({"radius": float(r), "acc": 100 * k / num, "lo": 100 * lo, "hi": 100 * hi, "points": num})
+    return pd.DataFrame(rows)
+
+
+def within_reference(ours: Sequence[float], reference: Sequence[float], tolerance: float,
+                     lo: Sequence[float] | None = None, hi: Sequence[float] | None = None) -> list[bool]:
+    """Per radius: |ours - reference| <= tolerance (points), or, with an interval (lo, hi), the
+    reference lies within [lo - tolerance, hi + tolerance]."""
+    out = []
+    for i, (o, r) in enumerate(zip(ours, reference)):
+        if lo is not None and hi is not None:
+            out.append(bool(lo[i] - tolerance <= r <= hi[i] + tolerance))
+        else:
+            out.append(bool(abs(o - r) <= tolerance))
+    return out
+
+
+def compare_to_paper(logs: Mapping[tuple, object], names: Mapping[str, str], radii: Sequence[float],
+                     published: Mapping[str, Sequence[float]], tolerance: float) -> pd.DataFrame:
+    """Per method (best over sigma) and radius: ours (%) with its 95% Clopper-Pearson interval over
+    the test points, the published number (a reference, never an input), and whether the published
+    number lies within ``tolerance`` points of our interval."""
+    rows = []
+    for m, label in names.items():
+        ci = certified_with_ci([p for (mm, _), p in logs.items() if mm == m], radii)
+        ok = within_reference(ci["acc"], published[label], tolerance, ci["lo"], ci["hi"])
+        for (_, c), ref, w in zip(ci.iterrows(), published[label], ok):
+            rows.append({"method": label, "radius": c["radius"], "test points": c["points"], "ours %": c["acc"],
+                         "95% CI": f"[{c['lo']:.1f}, {c['hi']:.1f}]", "published %": ref,
+                         "ours - published": round(c["acc"] - ref, 1), f"within ±{tolerance:g} of CI": w})
+    return pd.DataFrame(rows)
+
+
+def figure2(logs: Mapping[tuple, object], names: Mapping[str, str], sigmas: Sequence[float],
+            bars: Mapping[float, Sequence[float]], radius_caps: Mapping[str, float], max_radius: float, title: str):
+    """Saremi & Srivastava's Figure 2: one panel per sigma, g[h] dashed, g[pi] solid, the r_max cap
+    dotted, and 95% Clopper-Pearson error bars (over test points) on each curve at the radii ``bars``
+    {sigma: radii}. Returns the figure."""
+    from lib.reporting.figures import certified_curves_figure
+
+    panels = {f"σ = {s:g}": {names[m]: [logs[(m, float(s))]] for m in names} for s in sigmas}
+    fig = certified_curves_figure(panels, max_radius=max_radius, title=title, radius_caps=radius_caps,
+                                  styles={names["none"]: {"ls": "--"}})
+    for ax, s in zip(fig.axes, sigmas):
+        for line in ax.get_lines():
+            label = line.get_label()
+            m = next((k for k, v in names.items() if v == label), None)
+            if m is None:
+                continue
+            ci = certified_with_ci([logs[(m, float(s))]], bars[s])
+            ax.errorbar(ci["radius"], ci["acc"] / 100, yerr=[(ci["acc"] - ci["lo"]) / 100, (ci["hi"] - ci["acc"]) / 100],
+                        fmt="o", color=line.get_color(), capsize=4, ms=5)
+    return fig
+
+
+# ====================================================================== notebook 04 glue
+def certify_both(setup, h_points, pi_points, cfg: Mapping, notebook: str) -> dict:
+    """Notebook 04's runs, {(method, sigma): log}: g[h] ("none") on ``h_points`` at n = cfg["n"] by the
+    logit-space sampler, g[pi] ("empirical_bayes") on ``pi_points`` by sequential CERTIFY (n_max = cfg["pi_n"])."""
+    logs = {("none", float(s)): certify_method("none", "gaussian", setup, h_points, cfg["n0"], cfg["n"], cfg["alpha"],
+                                               notebook, sigma=s, chunk=cfg["chunk"], tag=LOGIT_TAG,
+                                               procedure=logit_procedure, settings={"sampler": "logit"},
+                                               progress=False) for s in cfg["sigmas"]}
+    logs.update(certify_pi_sequential(setup, pi_points, cfg["sigmas"], cfg["n0"], cfg["pi_n"], cfg["alpha"], notebook,
+                                      cfg["radii"], step=cfg["pi_step"], chunk=cfg["pi_chunk"]))
+    return logs
+
+
+def fig3_fig4(logs: Mapping[tuple, object], x_test: torch.Tensor, energy, sigma: float, grid: Sequence[float],
+              samples: int, seed: int, notebook: str) -> dict:
+    """Print the Figure 4 count at ``sigma`` (:func:`fig4_count`) and draw Figure 3 for the first point
+    both classify correctly, and the Figure 4 case for the first counted point (if any). Returns the count."""
+    import matplotlib.pyplot as plt
+
+    from lib.reporting.figures import denoising_figure, save_figure
+
+    f4 = fig4_count(logs[("none", float(sigma))], logs[("empirical_bayes", float(sigma))], grid)
+    print(f"σ = {sigma:g}: g[h] certifies more than g[π] (both correct) on {f4['grid_count']} of {f4['points']} points "
+          f"on the grid (raw radii: {f4['raw_count']}) = {10_000 * f4['grid_count'] / max(f4['points'], 1):.0f} per 10k"
+          f"   (reference: the paper reports 26 of 10k)")
+    both = f4["frame"].set_index("idx")
+    first_ok = [int(i) for i in both.index[f4["both_correct"]]][:1] or [int(both.index[0])]
+    for stem, idx in {"fig3_denoising": first_ok[0], **({"fig4_failure_case": f4["indices"][0]} if f4["indices"] else {})}.items():
+        row = both.loc[idx]
+        fig = denoising_figure(x_test[idx], energy.denoiser(), sigma, samples, seed,
+                               title=f"test image {idx}, σ = {sigma:g}: radius of g[h] = {row['radius_h']:.3f}, "
+                                     f"of g[π] = {row['radius_pi']:.3f}")
+        save_figure(fig, stem, notebook)
+        plt.show()
+    return {k: f4[k] for k in ("points", "grid_count", "raw_count")}
+
+
+def notebook_metrics(logs: Mapping[tuple, object], grids: Mapping[float, Sequence[float]], recipes: pd.DataFrame,
+                     deen: Mapping[float, tuple], floors: Mapping[float, float], comparison: pd.DataFrame) -> dict:
+    """The run-dependent numbers notebook 04 records for its smoke test (besides the sizes)."""
+    from lib.smoothing.logs import read_settings
+
+    seq = {s: read_log(p)["samples"] for (m, s), p in logs.items() if m == "empirical_bayes"}
+    return {"pi_grid": {f"{s:g}": list(g) for s, g in grids.items()},
+            "pi_mean_votes": {f"{s:g}": float(v.mean()) for s, v in seq.items()},
+            "pi_votes_range": {f"{s:g}": [int(v.min()), int(v.max())] for s, v in seq.items()},
+            "samplers": {f"{m}/{s:g}": read_settings(p).get("sampler") or read_settings(p).get("procedure")
+                         for (m, s), p in logs.items()},
+            "recipes": {k: {c: float(v) for c, v in row.items()} for k, row in recipes.iterrows()},
+            "deen": {f"{s:g}": {"mse": h["test_mse"], "noisy_mse": h["noisy_mse"], "wiener": floors[s],
+                                "epochs": len(h["loss"])} for s, (_, _, h) in deen.items()},
+            "paper_check": comparison.to_dict("records")}
+
+
+def deviation_notes(cfg: Mapping, ours: Mapping, h_cfg: Mapping, deen_cfg: Mapping, r_max: Mapping, device) -> list[str]:
+    """Lines naming every setting of notebook 04 that differs from Saremi & Srivastava section 2.4."""
+    paper = {"n": 100_000, "alpha": 0.001, "g[h] test points": 10_000, "g[π] test points": 10_000, "n0": 100,
+             "test accuracy of h": 0.9218}
+    return [f"{k}: ours {ours[k]:,} vs paper {v:,}" for k, v in paper.items() if ours[k] != v] + [
+        f"g[π]: sequential CERTIFY (anytime-valid Clopper-Pearson, n_max = {cfg['pi_n']:,}) instead of fixed n",
+        "radius cap r_max with our n: " + ", ".join(f"{v:.2f} ({k})" for k, v in r_max.items()),
+        f"classifier h: linear, {h_cfg['optimizer']} (lr {h_cfg['lr']:g}, momentum {h_cfg.get('momentum', 0)}), "
+        f"{h_cfg['epochs']} epochs, batch {h_cfg['batch_size']}, {h_cfg['train_limit'] or 'all 60k'} images",
+        f"DEEN ψ: 784-{'-'.join(map(str, deen_cfg['hidden']))}-1 {deen_cfg['activation']} MLP, {deen_cfg['epochs']} "
+        f"epochs of Adam on {deen_cfg['train_limit'] or 'all 60k'} training images", f"device: {device}"]
