@@ -11,7 +11,9 @@ together. An input stops when
       more votes cannot change its row in a certified-accuracy table over ``targets``;
   (b) even its upper bounds cannot certify the smallest target, or cannot certify at all
       (abstain);
-  (c) n_max votes are spent.
+  (c) n_max votes are spent, or (a') even if every remaining vote went to c_A, no remaining
+      look could certify the next target above its current radius (a deterministic cap: it
+      spends no alpha; Clopper-Pearson bounds only).
 
 ``targets=None``: only (b) (cannot certify at all) and (c) stop it, for as large a radius as
 n_max allows. It returns c_A (or ABSTAIN) and the largest radius of its lower bounds over the
@@ -148,6 +150,24 @@ def _level(radii, targets):
     return np.where(radii > 0, (targets[None, :] <= radii[:, None]).sum(1), -1)
 
 
+def _reachable(certificate: Certificate, counts: np.ndarray, candidates: np.ndarray, looks: np.ndarray,
+               n_now: int, levels: np.ndarray) -> np.ndarray:
+    """The largest radius any remaining look could give, were every remaining vote for c_A.
+
+    A deterministic cap (no alpha spent): the radius only ever comes from a look's lower bounds,
+    and at look n_i those are largest when all n_i - n_now new votes go to c_A. Stopping when
+    this cap cannot reach the next target leaves every guarantee as it is.
+    """
+    best = np.full(len(candidates), -np.inf)
+    rows = np.arange(len(candidates))
+    for n_i, a_i in zip(looks, levels):
+        future = counts.copy()
+        future[rows, candidates] += int(n_i) - n_now
+        k, shares = certificate.events(future, candidates)
+        best = np.maximum(best, certificate.radius(certificate.bounds(k, int(n_i), a_i * shares)))
+    return best
+
+
 def sequential_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates: np.ndarray,
                       certificate: Certificate, n_max: int, alpha: float, targets=None, bound: str = "cp",
                       first: int = 128, ratio: float = 2.0, final_share: float = 0.5):
@@ -197,7 +217,10 @@ def sequential_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates:
         if targets is None:
             stop = r_hi <= 0
         else:
-            stop = _level(r_best, targets) == _level(r_hi, targets)
+            if bound == "cp" and j + 1 < len(looks):  # (a'): what the remaining looks could still reach
+                r_hi = np.minimum(r_hi, _reachable(certificate, counts[active], candidates[active], looks[j + 1:],
+                                                   int(n_j), levels[j + 1:]))
+            stop = _level(r_best, targets) >= _level(r_hi, targets)
         active = active[~stop]
         prev = n_j
         if active.size == 0:
