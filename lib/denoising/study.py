@@ -6,12 +6,14 @@ parameters and one call per result:
 
 * :func:`compare_architectures` -- network variants trained for equal steps, inference cost counted
   (:func:`count_macs`), one chosen by a stated rule (:func:`choose_architecture`); :func:`per_sigma_table`,
-  :func:`image_grid`;
+  :func:`image_grid`, :func:`plot_loss_curves`, :func:`plot_per_sigma`, :func:`unseen_sigma_ratios`,
+  :func:`langevin_figure`;
 * :func:`toy_score_study` -- a small score MLP on a 2-D Gaussian mixture against the exact score;
 * :func:`score_models` -- the cached score networks of notebook 02 (multi-scale, single-σ, energy);
 * :func:`tune_annealed` -- Lee's step size α searched on validation images, per noise and σ;
 * :func:`denoiser_suite` / :func:`compare_denoisers` -- the long table (noise, σ, method, MSE, PSNR, time);
-* :func:`unseen_sigma_table`, :func:`plot_metric_vs_sigma`, :func:`plot_score_field`, :func:`denoised_images`.
+* :func:`unseen_sigma_table`, :func:`plot_metric_vs_sigma`, :func:`plot_score_field`, :func:`denoised_images`,
+  :func:`denoiser_grid`.
 
 Every denoiser of one (noise, σ) sees the same noisy images (``evaluate_denoisers`` seeds them).
 """
@@ -32,8 +34,8 @@ from lib.smoothing.noise import Gaussian, make_noise
 from lib.utils import check_count, check_positive
 
 __all__ = ["per_sigma_table", "inference_seconds", "count_macs", "choose_architecture", "compare_architectures",
-           "image_grid", "toy_score_study", "plot_score_field", "score_models", "tune_annealed", "denoiser_suite",
-           "compare_denoisers", "unseen_sigma_table", "plot_metric_vs_sigma", "denoised_images", "GAUSS_APPROX"]
+           "image_grid", "plot_loss_curves", "plot_per_sigma", "unseen_sigma_ratios", "langevin_figure", "toy_score_study", "plot_score_field", "score_models", "tune_annealed", "denoiser_suite",
+           "compare_denoisers", "unseen_sigma_table", "plot_metric_vs_sigma", "denoised_images", "denoiser_grid", "GAUSS_APPROX"]
 
 #: suffix of the methods derived for Gaussian noise and applied to Laplace / uniform noise of equal variance
 GAUSS_APPROX = " (Gauss. approx.)"
@@ -153,6 +155,72 @@ def image_grid(images: torch.Tensor, nrow: int, pad: int = 1, clip: bool = True)
         out[:, r * (h + pad): r * (h + pad) + h, k * (w + pad): k * (w + pad) + w] = x[i]
     arr = out.numpy()
     return arr[0] if c == 1 else arr.transpose(1, 2, 0)
+
+
+# ---------------------------------------------------------------------- notebook 02: figures
+def plot_loss_curves(hists: Mapping[str, dict], title: str = "Training loss"):
+    """The training-loss curves (``step``, ``loss`` of :func:`lib.models.train_loop`) of named runs."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for name, h in hists.items():
+        ax.plot(h["step"], h["loss"], label=name, lw=1.5)
+    ax.set(xlabel="training step", ylabel="DSM loss (eq. 20, per pixel)", yscale="log", title=title)
+    ax.legend(fontsize=9)
+    return fig
+
+
+def plot_per_sigma(per_sigma: pd.DataFrame, sigmas: Sequence[float], unseen: Sequence[float] = ()):
+    """:func:`per_sigma_table` against σ (log-log), the σ values of ``unseen`` marked by dotted lines."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for name in per_sigma.index:
+        ax.plot(sigmas, per_sigma.loc[name].to_numpy(), "o-" if "multi" in name or "DEEN" in name else "s--",
+                label=name, lw=1.5, ms=4)
+    for s in unseen:
+        ax.axvline(s, color="grey", ls=":", lw=1)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="σ", ylabel="MSE(Tweedie) / σ²",
+           title="Held-out denoising loss per noise level")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def unseen_sigma_ratios(model, history: Mapping, x: torch.Tensor, sigmas: Sequence[float], seed: int = 0):
+    """Held-out ratio of a multi-scale ``model`` at σ values that are not training levels, beside
+    the ratios at the two neighbouring training levels (from ``history["sigmas"/"per_sigma"]``).
+    Returns a DataFrame indexed by σ."""
+    levels, trained = np.array(history["sigmas"]), list(history["per_sigma"])
+    rows = {}
+    for s in sigmas:
+        if not levels.min() < s < levels.max():
+            raise ValueError(f"sigma={s} must lie strictly between the training levels {levels.min():g} and {levels.max():g}")
+    for s, v in zip(sigmas, sc.dsm_loss_per_sigma(model, x, sigmas, seed=seed)):
+        lo = int(np.argmin(np.where(levels < s, s - levels, np.inf)))
+        hi = int(np.argmin(np.where(levels > s, levels - s, np.inf)))
+        rows[s] = {"ratio": v, "lower level": levels[lo], "ratio at lower": trained[lo],
+                   "upper level": levels[hi], "ratio at upper": trained[hi]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("σ")
+
+
+def langevin_figure(models: Mapping, shape: Sequence[int], settings: Mapping, seed: int = 0, device=None):
+    """Annealed Langevin samples (:func:`lib.denoising.annealed_langevin`, geometric 1 -> 0.01 with
+    ``settings``: num_levels, steps_per_level, eps, n) of each named model, one panel each.
+    Returns ``(figure, True if every sample is finite)``."""
+    import matplotlib.pyplot as plt
+
+    levels = sc.geometric_sigmas(1.0, 0.01, settings["num_levels"])
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 6), squeeze=False)
+    finite = True
+    for ax, (name, m) in zip(axes[0], models.items()):
+        samples = sc.annealed_langevin(m, shape, levels, eps=settings["eps"], steps_per_level=settings["steps_per_level"],
+                                       n=settings["n"], seed=seed, device=device)
+        finite &= bool(torch.isfinite(samples).all())
+        ax.imshow(image_grid(samples, int(np.ceil(np.sqrt(settings["n"])))), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=11)
+        ax.axis("off")
+    return fig, finite
 
 
 # ---------------------------------------------------------------------- notebook 03: denoisers compared
@@ -315,3 +383,20 @@ def denoised_images(panels: Mapping[str, Mapping[str, torch.Tensor]], ncol: int)
         ax.set_xticks([])
         ax.set_title(title)
     return fig
+
+
+def denoiser_grid(nets: Mapping, noises: Sequence[str], sigma: float, x: torch.Tensor, best_alpha: Mapping,
+                  walk: Mapping, dataset: str, profile: str, methods: Sequence[str], steps_per_level: int = 1,
+                  seed: int = 0, device=None):
+    """One panel per noise family at ``sigma``: the clean images ``x [k, C, H, W]``, one noisy draw
+    (seeded) and the output of each of ``methods`` (names of :func:`denoiser_suite`, without the
+    Gaussian-approximation mark). Returns the figure of :func:`denoised_images`."""
+    panels = {}
+    for name in noises:
+        noise = make_noise(name, sigma)
+        y = x + noise.sample(x.shape, generator=torch.Generator(device=x.device).manual_seed(seed), device=x.device)
+        mse = dn.mse_denoiser(dataset, sigma, name, profile, seed=seed, device=device, verbose=False)
+        dens = denoiser_suite(nets, noise, best_alpha[(name, sigma)], walk, mse, steps_per_level, seed)
+        dens = {m.replace(GAUSS_APPROX, ""): d for m, d in dens.items()}
+        panels[f"{name}, σ={sigma:g}"] = {"clean": x, "noisy": y, **{m: dens[m](y) for m in methods}}
+    return denoised_images(panels, x.shape[0])

@@ -279,10 +279,11 @@ def compare_to_paper(logs: Mapping[tuple, object], names: Mapping[str, str], rad
 
 
 def figure2(logs: Mapping[tuple, object], names: Mapping[str, str], sigmas: Sequence[float],
-            bars: Mapping[float, Sequence[float]], radius_caps: Mapping[str, float], max_radius: float, title: str):
-    """Saremi & Srivastava's Figure 2: one panel per sigma, g[h] dashed, g[pi] solid, the r_max cap
-    dotted, and 95% Clopper-Pearson error bars (over test points) on each curve at the radii ``bars``
-    {sigma: radii}. Returns the figure."""
+            bars: Mapping[float, Sequence[float]], radius_caps: Mapping[str, float], max_radius: float, title: str,
+            pi_caps: Mapping[float, float] | None = None):
+    """Saremi & Srivastava's Figure 2: one panel per sigma, g[h] dashed, g[pi] solid, the r_max cap of
+    g[h] dotted grey ({panel title: radius}), that of g[pi] dotted in its colour ({sigma: radius}), and 95%
+    Clopper-Pearson error bars (over test points) on each curve at the radii ``bars`` {sigma: radii}."""
     from lib.reporting.figures import certified_curves_figure
 
     panels = {f"σ = {s:g}": {names[m]: [logs[(m, float(s))]] for m in names} for s in sigmas}
@@ -297,6 +298,8 @@ def figure2(logs: Mapping[tuple, object], names: Mapping[str, str], sigmas: Sequ
             ci = certified_with_ci([logs[(m, float(s))]], bars[s])
             ax.errorbar(ci["radius"], ci["acc"] / 100, yerr=[(ci["acc"] - ci["lo"]) / 100, (ci["hi"] - ci["acc"]) / 100],
                         fmt="o", color=line.get_color(), capsize=4, ms=5)
+            if m == "empirical_bayes" and pi_caps:
+                ax.axvline(pi_caps[s], color=line.get_color(), ls=":", lw=2)
     return fig
 
 
@@ -360,7 +363,9 @@ def deviation_notes(cfg: Mapping, ours: Mapping, h_cfg: Mapping, deen_cfg: Mappi
              "test accuracy of h": 0.9218}
     return [f"{k}: ours {ours[k]:,} vs paper {v:,}" for k, v in paper.items() if ours[k] != v] + [
         f"g[π]: sequential CERTIFY (anytime-valid Clopper-Pearson, n_max = {cfg['pi_n']:,}) instead of fixed n",
-        "radius cap r_max with our n: " + ", ".join(f"{v:.2f} ({k})" for k, v in r_max.items()),
+        "radius cap r_max of g[h] with our n: " + ", ".join(f"{v:.2f} ({k})" for k, v in r_max.items()) + "; of g[π] "
+        "(n_max, alpha/2): " + ", ".join(f"{Gaussian(s).max_radius(cfg['pi_n'], cfg['alpha'] / 2):.2f} (σ = {s:g})"
+                                         for s in cfg["sigmas"]),
         f"classifier h: linear, {h_cfg['optimizer']} (lr {h_cfg['lr']:g}, momentum {h_cfg.get('momentum', 0)}), "
         f"{h_cfg['epochs']} epochs, batch {h_cfg['batch_size']}, {h_cfg['train_limit'] or 'all 60k'} images",
         f"DEEN ψ: 784-{'-'.join(map(str, deen_cfg['hidden']))}-1 {deen_cfg['activation']} MLP, {deen_cfg['epochs']} "

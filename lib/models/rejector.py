@@ -141,7 +141,7 @@ def rejector_config(dataset: str, sigma: float, classifier_config: dict, denoise
     """Everything that determines a trained rejector (the cache key): the frozen classifier's and
     denoiser's configs, sigma, and the family settings (``lib.profiles.model_settings("rejector",
     profile)``: net, draws T, epochs, adam_epochs, adam_lr, sgd_lr, momentum, sgd_step, batch_size
-    (images per step; each brings T draws), n_train, head)."""
+    (denoised samples per step), n_train, head)."""
     from lib.utils import check_sigma
 
     s = dict(settings)
@@ -150,7 +150,7 @@ def rejector_config(dataset: str, sigma: float, classifier_config: dict, denoise
         raise ValueError(f"adam_epochs={adam} exceeds epochs={epochs}")
     if s.get("head", "clean") not in ("clean", "noisy"):
         raise ValueError(f"head must be 'clean' or 'noisy', got {s.get('head')!r}")
-    return {"version": 2, "dataset": dataset, "noise": "gaussian", "sigma": check_sigma(sigma),
+    return {"version": 3, "dataset": dataset, "noise": "gaussian", "sigma": check_sigma(sigma),
             "classifier": classifier_config, "denoiser": denoiser_config, "net": dict(s["net"]),
             "draws": check_count("draws", s["draws"]), "epochs": epochs, "adam_epochs": adam,
             "adam_lr": check_positive("adam_lr", s["adam_lr"]), "sgd_lr": check_positive("sgd_lr", s["sgd_lr"]),
@@ -166,7 +166,8 @@ def train_rejector(net: RejectorNet, classifier, denoiser, x: torch.Tensor, nois
     The objective is the paper's empirical one: N = ``len(x)`` images with T = ``draws`` fixed noise
     realizations each, ``1/(NT) sum_i sum_t BCE(...)``. The N*T denoised samples, their targets and the
     classifier's log-probabilities are computed once (under ``no_grad``, in chunks) and the rejector is
-    trained on them for ``epochs`` passes of ``batch_size`` images (x T samples) per step, so the frozen
+    trained on them for ``epochs`` passes of ``batch_size`` samples per step (an epoch has T times the steps
+    of one pass over the images, as in the paper, whose epoch costs grow with T), so the frozen
     denoiser and classifier cost N*T evaluations in all, not per epoch (memory: N*T images; MNIST at
     N = 60,000, T = 20 is 3.8 GB). Phase 1: Adam at ``adam_lr`` for ``adam_epochs`` epochs; phase 2:
     SGD (momentum) from ``sgd_lr``, divided by 10 every ``sgd_step`` epochs.
@@ -190,7 +191,7 @@ def train_rejector(net: RejectorNet, classifier, denoiser, x: torch.Tensor, nois
     y, clean, noisy, b, logp = (torch.cat(p) for p in zip(*parts))
     del parts
     target_seconds, target_cpu = time.perf_counter() - t0, time.process_time() - c0
-    batches = EpochSampler(len(y), bs * draws, seed=config["seed"], device=device)
+    batches = EpochSampler(len(y), bs, seed=config["seed"], device=device)
     per_epoch = batches.per_epoch
 
     def step(i):
@@ -217,7 +218,7 @@ def train_rejector(net: RejectorNet, classifier, denoiser, x: torch.Tensor, nois
     epochs = config["epochs"]
     return {"loss": losses, "reject_rate": float(b.mean()), "seconds": t, "cpu_seconds": cpu,
             "target_seconds": target_seconds, "epochs": epochs, "seconds_per_epoch": t / epochs,
-            "samples": len(y), "phases": phases}
+            "images": len(x), "samples": len(y), "phases": phases}
 
 
 def get_rejector(dataset: str, sigma: float, classifier, classifier_config: dict, denoiser,

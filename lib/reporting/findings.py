@@ -150,6 +150,7 @@ EXPECTED_TABLES = {
     "05": "denoised smoothing, ℓ2 (Lee Tables 1-2 layout)",
     "06": "denoised smoothing, ℓ1 (Lee Figure 1 b, c, e, f; Yang et al.)",
     "07": "ablations (Lee D.1, D.2, cost)",
+    "08": "denoised smoothing with sample rejection (Sheikholeslami et al.; MNIST, Fashion-MNIST)",
     "09": ("Saremi & Srivastava Table 2 (XHAT_ε, XHAT_0, SmoothAdv_ε; MNIST) and the lecture Tables 1-2 "
            "counterpart (Lecture 14 §3: Gaussian augmentation, smoothed objective, SmoothAdv; MNIST)"),
 }

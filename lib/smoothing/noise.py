@@ -18,7 +18,7 @@ runner-up is then bounded by ``1 - p``, which is how CERTIFY uses it.
 
 Sampling on the CPU. Each family has one sampling hook, ``_fill(out, generator)``, which fills
 a tensor in place. Torch's CPU generator (Mersenne twister) is sequential, so a large CPU draw
-(at least ``2 * PART`` floats, e.g. one chunk of CERTIFY) is cut into parts of ``PART`` floats,
+(more than ``PART`` floats, e.g. one chunk of CERTIFY) is cut into parts of ``PART`` floats,
 each filled by its own Mersenne-twister stream in a thread pool (one thread per torch thread):
 on two cores the Gaussian draw takes ~1.5 ns per float instead of ~2.5-3.3 (see
 ``benchmarks/bench_sampler.py``). The streams are a function of ``generator`` alone: one call
@@ -48,8 +48,9 @@ from lib.utils import check_sigma
 __all__ = ["NoiseDistribution", "Gaussian", "Laplace", "Uniform", "LogitGaussian", "make_noise", "NOISES", "PART"]
 
 #: floats per independently seeded part of a large CPU draw (fixed: the noise must not depend on
-#: the thread count); 2^16 floats cost ~150 us to draw against ~12 us to seed a part's stream
-PART = 1 << 16
+#: the thread count); 2^17 floats cost ~330 us to draw against ~8-15 us to seed a part's stream,
+#: and one CPU chunk of CERTIFY (2^18 floats) makes two parts, one per core of a 2-core CPU
+PART = 1 << 17
 
 
 class _Streams:
