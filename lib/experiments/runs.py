@@ -25,7 +25,8 @@ from lib.smoothing.logs import log_seconds
 from lib.smoothing.noise import NoiseDistribution
 from lib.utils import check_alpha, check_count, config_hash
 
-__all__ = ["TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput"]
+__all__ = ["TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput",
+           "make_smooth", "smooth_factory"]
 
 
 @dataclass
@@ -82,8 +83,12 @@ def log_path(notebook: str, dataset: str, method: str, noise: NoiseDistribution,
 def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int, n: int, alpha: float,
                    notebook: str, sigma: float | None = None, batch_size: int | None = None,
                    chunk: int | None = None, tag: str = "", progress: bool = True, procedure=None,
-                   columns: Sequence[str] = (), settings: dict | None = None) -> Path:
+                   columns: Sequence[str] = (), settings: dict | None = None, executor=None) -> Path:
     """CERTIFY every point of ``subset`` with ``method`` under ``noise``; return the log path.
+
+    ``executor``: where the blocks run (default: this process), e.g.
+    ``lib.smoothing.RayExecutor(smooth_factory(method, noise, setup, sigma), address="auto")`` to
+    shard over a Ray cluster; the log is the same (not with a ``procedure``).
 
     ``procedure(smooth)`` (optional) returns the ``certify`` function of
     :func:`lib.smoothing.certify_dataset` (e.g. sequential CERTIFY, or one that counts work) and
@@ -97,6 +102,8 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     noise = _as_noise(noise, sigma)
     n0, n = check_count("n0", n0), check_count("n", n)
     alpha = check_alpha(alpha)
+    if executor is not None and procedure is not None:
+        raise ValueError("an executor runs Smooth.certify_batch on its workers; it cannot take a procedure")
     if not isinstance(subset, TestSubset):
         raise TypeError(f"subset must be a TestSubset (lib.experiments.test_subset), got {type(subset).__name__}")
     if subset.dataset != setup.dataset:
@@ -114,8 +121,22 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     path = logs_lib.find_log(path)  # the same run written by another notebook (e.g. 06 reusing 05)
     certify_dataset(smooth, subset.xs, subset.ys, n0, n, alpha, path, indices=subset.indices, seed=setup.seed,
                     chunk=chunk, batch_size=batch_size, settings=settings, progress=progress,
-                    certify=procedure(smooth) if procedure is not None else None, columns=columns)
+                    certify=procedure(smooth) if procedure is not None else None, columns=columns,
+                    executor=executor)
     return path
+
+
+def make_smooth(method: str, noise, setup: Setup, sigma: float | None = None):
+    """The ``Smooth`` of ``method`` (models from the cache): what a Ray worker builds."""
+    return build_smooth(method, noise, setup, sigma)[0]
+
+
+def smooth_factory(method: str, noise, setup: Setup, sigma: float | None = None):
+    """A picklable factory ``() -> Smooth`` for :class:`lib.smoothing.RayExecutor`: every worker
+    builds the same models (trained models come from the cache, keyed by their configs)."""
+    import functools
+
+    return functools.partial(make_smooth, method, noise, setup, sigma)
 
 
 def certify_grid(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup, subset: TestSubset,
