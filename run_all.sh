@@ -7,6 +7,13 @@
 #   ./run_all.sh --profile full     # paper scale, meant for a GPU
 #   COMPANION_PROFILE=smoke ./run_all.sh --only 00 04
 #   ./run_all.sh --profile smoke --only 00 01 --slides   # then lecture slides, viewable offline
+#   ./run_all.sh --profile full --dataset cifar10  # CIFAR-10 in every notebook with a `dataset` parameter
+#   ./run_all.sh --profile full --tiny --allow-cpu # full's choices at tiny sizes, on a CPU (what CI runs)
+#
+# Options: --profile P, --only NN..., --slides; --dataset D (mnist, fashion_mnist, cifar10: passed to the
+# notebooks whose parameters cell has `dataset`, and fetched first); --tiny (COMPANION_TINY=1: the full
+# profile's architectures, sigma grids and test-set indexing at tiny sizes, lib/profiles.py); --allow-cpu
+# (COMPANION_ALLOW_CPU=1: without it `full` stops with an error when no GPU is usable).
 #
 # It creates or reuses the environment (.venv), fetches the data, then executes the notebooks
 # in numeric order with papermill (scripts/run_notebook.py: figures inline, quiet text progress
@@ -17,17 +24,24 @@ cd "$(dirname "$0")"
 PROFILE="${COMPANION_PROFILE:-quick}"
 ONLY=()
 SLIDES=0
+DATASET=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
     --only) shift; while [ $# -gt 0 ] && [[ "$1" != --* ]]; do ONLY+=("$1"); shift; done ;;
     --slides) SLIDES=1; shift ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    --dataset) DATASET="$2"; shift 2 ;;
+    --dataset=*) DATASET="${1#*=}"; shift ;;
+    --tiny) export COMPANION_TINY=1; shift ;;
+    --allow-cpu) export COMPANION_ALLOW_CPU=1; shift ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$PROFILE" in smoke|quick|full) ;; *) echo "profile must be smoke, quick or full, got '$PROFILE'" >&2; exit 2 ;; esac
+case "$DATASET" in ""|mnist|fashion_mnist|cifar10) ;; *) echo "dataset must be mnist, fashion_mnist or cifar10, got '$DATASET'" >&2; exit 2 ;; esac
+if [ "${COMPANION_TINY:-0}" = 1 ] && [ "$PROFILE" != full ]; then echo "--tiny shrinks the full profile: use it with --profile full" >&2; exit 2; fi
 
 mapfile -t NOTEBOOKS < <(ls notebooks/[0-9][0-9]_*.ipynb | sort)
 if [ ${#ONLY[@]} -gt 0 ]; then
@@ -42,12 +56,20 @@ fi
 source scripts/setup_env.sh
 # headless: lib.utils.progress_bar draws quiet text bars (no widgets) in the executed notebooks
 export COMPANION_HEADLESS=1
-python -m lib.data fetch
+if [ -n "$DATASET" ]; then python -m lib.data fetch mnist "$DATASET"; else python -m lib.data fetch; fi
+if [ "$PROFILE" = full ]; then  # fail here, not hours in: full needs a GPU unless --allow-cpu
+  python -c "
+import sys, lib.utils as u
+try:
+    print('[run_all] full profile on', u.check_device('full'))
+except u.DeviceError as e:
+    sys.exit(f'[run_all] {e}')" || exit 1
+fi
 
 OUT="${COMPANION_OUTPUTS:-outputs}/notebooks/$PROFILE"
 mkdir -p "$OUT" figures
 total=${#NOTEBOOKS[@]}
-echo "[run_all] profile=$PROFILE, $total notebooks -> $OUT, figures/"
+echo "[run_all] profile=$PROFILE${COMPANION_TINY:+ (tiny)}${DATASET:+, dataset=$DATASET}, $total notebooks -> $OUT, figures/"
 start_all=$(date +%s)
 i=0
 for nb in "${NOTEBOOKS[@]}"; do
@@ -55,7 +77,12 @@ for nb in "${NOTEBOOKS[@]}"; do
   name="$(basename "$nb" .ipynb)"
   echo "[run_all] ($i/$total) $name ..."
   t0=$(date +%s)
-  if ! python scripts/run_notebook.py "$nb" "$OUT/$name.ipynb" -p profile "$PROFILE" --cwd notebooks \
+  params=(-p profile "$PROFILE")
+  # the data set goes only to notebooks whose parameters cell declares one (the others are MNIST-specific)
+  if [ -n "$DATASET" ] && python -c "import json,sys; nb=json.load(open(sys.argv[1])); sys.exit(0 if any('parameters' in c['metadata'].get('tags', []) and 'dataset =' in ''.join(c['source']) for c in nb['cells']) else 1)" "$nb"; then
+    params+=(-p dataset "$DATASET")
+  fi
+  if ! python scripts/run_notebook.py "$nb" "$OUT/$name.ipynb" "${params[@]}" --cwd notebooks \
         --progress-bar; then
     echo "[run_all] FAILED: $name (profile $PROFILE); the executed copy with the error is $OUT/$name.ipynb" >&2
     exit 1

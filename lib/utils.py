@@ -12,6 +12,7 @@ import math
 import os
 import random
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -124,6 +125,87 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if device is not None and str(device) != "auto":
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+#: environment variable that lets the ``full`` profile run on a CPU ("1"; ``./run_all.sh --allow-cpu``)
+ALLOW_CPU_ENV = "COMPANION_ALLOW_CPU"
+
+
+class DeviceError(RuntimeError):
+    """The ``full`` profile found no usable GPU and was not allowed to run on the CPU."""
+
+
+def cuda_problem() -> str | None:
+    """Why CUDA cannot be used here (None if it can): no CUDA in this torch build, a driver
+    that fails to initialise (e.g. a driver/toolkit mismatch), or no visible device."""
+    if not torch.backends.cuda.is_built():
+        return f"this torch build ({torch.__version__}) has no CUDA support"
+    try:
+        torch.cuda.init()
+    except Exception as e:  # noqa: BLE001 - the driver's own message is the diagnosis
+        return f"CUDA failed to initialise: {e}"
+    if torch.cuda.device_count() == 0:
+        return f"no CUDA device is visible (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
+    return None
+
+
+def check_device(profile: str, device: str | torch.device | None = None) -> torch.device:
+    """The device a run of ``profile`` uses (:func:`get_device`); under ``full`` a CPU is refused
+    with :class:`DeviceError` (naming why CUDA is unusable and the fix) unless the environment
+    variable ``COMPANION_ALLOW_CPU=1`` asks for it (``./run_all.sh --allow-cpu``): a paper-scale
+    run must not fall back to weeks on a CPU silently."""
+    dev = get_device(device)
+    if profile == "full" and dev.type == "cpu" and os.environ.get(ALLOW_CPU_ENV, "0") != "1":
+        why = cuda_problem() or f"device {str(device)!r} was requested"
+        raise DeviceError(f"the 'full' profile needs a GPU, but {why}. To run it on the CPU anyway (days to "
+                          f"months; see README 'full'), set {ALLOW_CPU_ENV}=1 or pass ./run_all.sh --allow-cpu; "
+                          "for a CPU-sized run use profile 'quick'.")
+    return dev
+
+
+def lecture_threads(profile: str) -> int:
+    """Torch threads for the lecture notebooks' toy-sized tensors: one under smoke/quick (fastest
+    and no oversubscription on a shared CPU), every free core under ``full``
+    (:func:`configure_threads`), whose larger sizes gain from them."""
+    return configure_threads(None if profile == "full" else 1)
+
+
+def synchronize(device: str | torch.device | None = None) -> None:
+    """Wait for queued CUDA work on ``device`` (a no-op on the CPU), so that a clock reads real time."""
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def estimate_seconds(label: str, probe, probe_units: float, total_units: float,
+                     device: str | torch.device | None = None, warmup: bool = True) -> float:
+    """Print and return the estimated seconds of a long step from a short synchronised probe.
+
+    ``probe()`` does ``probe_units`` of the step's work (e.g. noisy samples through the real
+    pipeline, at a chunk size comparable to the real one; optimiser steps at the real batch
+    size); it runs once untimed (warm-up: kernels, allocator) if ``warmup``, then once timed
+    between two :func:`synchronize` calls. The estimate is ``total_units`` at the probe's rate,
+    printed with the device before the long step starts."""
+    check_positive("probe_units", probe_units)
+    device = torch.device(device) if device is not None else get_device()
+    if warmup:
+        probe()
+    synchronize(device)
+    t0 = time.perf_counter()
+    probe()
+    synchronize(device)
+    elapsed = max(time.perf_counter() - t0, 1e-9)
+    seconds = elapsed * float(total_units) / float(probe_units)
+    print(f"[estimate] {label}: ~{human_seconds(seconds)} on {device} ({float(total_units):,.0f} units at "
+          f"{float(probe_units) / elapsed:,.0f}/s, probe of {float(probe_units):,.0f})")
+    return seconds
+
+
+def human_seconds(s: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s / size:.1f} {unit}"
+    return f"{s:.1f} s"
 
 
 def make_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator | None:

@@ -234,13 +234,15 @@ def test_paired_difference(tmp_path):
 
 
 @pytest.mark.parametrize("nb", ["05", "06", "07"])
-def test_full_profile_cifar10_wiring(nb):
+def test_full_profile_cifar10_wiring(nb, monkeypatch):
     """`full` with dataset='cifar10' selects the papers' models (config only, nothing is trained):
     a ResNet-110 classifier (Cohen et al.), a U-Net score network, L=32 levels, n=10,000, n0=100."""
     from lib import profiles
     from lib import models
     from lib.denoising import score
 
+    monkeypatch.setenv("COMPANION_ALLOW_CPU", "1")  # `full` on this CPU: explicitly allowed
+    monkeypatch.delenv("COMPANION_TINY", raising=False)
     cfg = profiles.get(nb, "full")
     setup = ex.Setup.from_profile(cfg, dataset="cifar10")
     assert setup.classifier_arch == "resnet" and setup.multi_step["num_levels"] == 32

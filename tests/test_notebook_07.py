@@ -9,8 +9,11 @@ import pytest
 import torch
 
 import lib.profiles
-from lib.denoising import annealed_map, tweedie
+from lib.denoising import annealed_map, score_config, tweedie
 from lib.experiments.ablations import WorkCounter, counting_procedure
+from lib.experiments.budget import budget_setup
+from lib.reporting import BUDGET_VERDICTS, budget_comparison, budget_finding, budget_verdict
+from lib.utils import config_hash
 from lib.smoothing import Gaussian, Smooth
 
 
@@ -38,6 +41,81 @@ def test_work_counter_restores_on_error():
         with WorkCounter().attached(smooth):
             raise RuntimeError("boom")
     assert smooth.noise is noise
+
+
+# ---------------------------------------------------------------------- budget comparisons (issue 14 item 4)
+def test_budget_verdict_rules():
+    worse, tie, better = (-0.2, -0.3, -0.1), (0.0, -0.1, 0.1), (0.1, 0.05, 0.15)
+    assert budget_verdict([worse, worse]) == "persists at every budget tried"
+    assert budget_verdict([worse, tie]) == "holds at our budget, shrinks with budget"
+    assert budget_verdict([worse, better]) == "holds at our budget, shrinks with budget"
+    # not contradicted at the top, but A - B no larger there: not "shrinks"
+    assert budget_verdict([worse, (-0.3, -0.7, 0.1)]) == "holds at our budget, mixed at larger budgets"
+    assert budget_verdict([worse, tie, worse]) == "holds at our budget, mixed at larger budgets"
+    assert budget_verdict([tie, worse]) == "no contradiction at our budget"
+    assert budget_verdict([better, worse]) == "no contradiction at our budget"
+    with pytest.raises(ValueError, match="two budgets"):
+        budget_verdict([worse])
+    # a claim "A better than B" is contradicted as long as A is not resolved better
+    assert budget_verdict([tie, tie], claim="better") == "persists at every budget tried"
+    assert budget_verdict([tie, better], claim="better") == "holds at our budget, shrinks with budget"
+    assert budget_verdict([better, tie], claim="better") == "no contradiction at our budget"
+    with pytest.raises(ValueError, match="claim"):
+        budget_verdict([tie, tie], claim="worse")
+
+
+def _write_log(path, radii, correct):
+    lines = ["idx\tlabel\tpredict\tradius\tcorrect\ttime"]
+    lines += [f"{i}\t0\t{0 if c else 1}\t{r:.4f}\t{int(c)}\t0:00:00.01" for i, (r, c) in enumerate(zip(radii, correct))]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_budget_comparison_on_logs(tmp_path):
+    """A is clearly worse than B with budget 1 and equal to it with budget 3: the comparison finds the
+    contradiction at x1, none at x3, a positive change, and says "shrinks"; with A worse at both, "persists"."""
+    rng = np.random.default_rng(0)
+    n = 120
+    rb = rng.uniform(0.2, 0.6, n)
+    ok = np.ones(n, bool)
+    b = _write_log(tmp_path / "b.tsv", rb, ok)
+    a1 = _write_log(tmp_path / "a1.tsv", rb - 0.15 + rng.normal(0, 0.02, n).clip(-0.05, 0.05), ok)
+    a3 = _write_log(tmp_path / "a3.tsv", rb + rng.normal(0, 0.02, n), ok)
+    runs = [{"sigma": 0.25, "budget": 3.0, "a": a3, "b": b}, {"sigma": 0.25, "budget": 1.0, "a": a1, "b": b}]
+    (c,) = budget_comparison(runs, radius=0.3)
+    assert [x["budget"] for x in c["budgets"]] == [1.0, 3.0]
+    acr1, acr3 = c["budgets"][0]["acr"], c["budgets"][1]["acr"]
+    assert acr1["hi"] < 0 and acr1["points"] == n
+    assert acr3["lo"] <= 0 <= acr3["hi"]
+    assert c["change"]["lo"] > 0 and c["change"]["diff"] == pytest.approx(acr3["diff"] - acr1["diff"])
+    assert c["budgets"][0]["at_radius"]["p"] < 0.05  # McNemar: A certifies fewer points at r = 0.3
+    assert c["verdict"] == "holds at our budget, shrinks with budget"
+    line = budget_finding({"finding": {"kind": "budget", "a": "A", "b": "B", "claim": "claim", "radius": 0.3,
+                                       "runs": [{**r, "iters": ""} for r in runs]}})
+    assert "holds at our budget, shrinks with budget" in line and f"{n} test points" in line
+    (c2,) = budget_comparison([{"sigma": 0.25, "budget": 1.0, "a": a1, "b": b},
+                               {"sigma": 0.25, "budget": 2.0, "a": a1, "b": b}], radius=0.3)
+    assert c2["verdict"] == "persists at every budget tried" and c2["change"]["diff"] == 0.0
+    with pytest.raises(ValueError, match="same budget"):
+        budget_comparison([runs[0], runs[0]], radius=0.3)
+
+
+def test_score_budget_is_a_model_setting():
+    """budget=k multiplies the family's steps and changes the cache key; budget=1 is the profile's model."""
+    base = score_config("mnist", "geometric", "smoke")
+    assert score_config("mnist", "geometric", "smoke", budget=1) == base
+    twice = score_config("mnist", "geometric", "smoke", budget=2)
+    assert twice["iters"] == 2 * base["iters"] and config_hash(twice) != config_hash(base)
+    assert score_config("mnist", "single", "smoke", sigma=0.25, budget=3)["iters"] == \
+        3 * score_config("mnist", "single", "smoke", sigma=0.25)["iters"]
+    for bad in (0, -1, float("nan"), float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="budget"):
+            score_config("mnist", "geometric", "smoke", budget=bad)
+    import lib.experiments as ex
+
+    setup = ex.Setup.from_profile(lib.profiles.get("07", "smoke"))
+    assert budget_setup(setup, 1) is setup
+    assert budget_setup(setup, 2).score == {**setup.score, "budget": 2.0}
 
 
 def _check_bounds_and_monotone(certified, curves):
@@ -104,3 +182,41 @@ def test_07_ablations(run_notebook):
     two = m["two_sided"]
     assert set(two) == {"one-sided (Cohen)", "two-sided"}
     assert two["two-sided"]["samples/point"] == two["one-sided (Cohen)"]["samples/point"]
+    _check_budget(m["budget"], lib.profiles.get("07", "smoke")["budget"])
+
+
+def _check_budget(got, bc):
+    """Every contradicted claim at every budget and sigma of the profile, on the same points; the verdict is
+    an allowed one and follows from the recorded paired differences and their intervals."""
+    mult = [float(k) for k in bc["multipliers"]]
+    assert got["multipliers"] == mult and len(mult) >= 2
+    for name, c in bc["contradictions"].items():
+        r = got[name]
+        assert r["points"] == bc["num_points"] and r["sigmas"] == sorted(c["sigmas"]), name
+        for run in r["runs"]:  # the score network of budget k trained k times the steps of budget 1
+            base = next(x for x in r["runs"] if x["sigma"] == run["sigma"] and x["budget"] == 1.0)
+            if run["iters"]:
+                steps = [int(v.replace(",", "")) for v in run["iters"].split(" steps")[0].split(" / ")]
+                steps1 = [int(v.replace(",", "")) for v in base["iters"].split(" steps")[0].split(" / ")]
+                assert steps == [round(run["budget"] * s1) for s1 in steps1], (name, run)
+            if name == "uniform_l1":  # white-box does not use the score network: one log for every budget
+                assert run["b"] == base["b"] and (run["budget"] == 1.0 or run["a"] != base["a"]), run
+        for comp in r["comparison"]:
+            assert [b["budget"] for b in comp["budgets"]] == mult, name
+            diffs = [(b["acr"]["diff"], b["acr"]["lo"], b["acr"]["hi"]) for b in comp["budgets"]]
+            for d, lo, hi in diffs:
+                assert lo <= d + 1e-12 and d <= hi + 1e-12, (name, diffs)
+            assert all(b["acr"]["points"] == bc["num_points"] for b in comp["budgets"])
+            assert all(0.0 <= b["at_radius"]["p"] <= 1.0 for b in comp["budgets"])
+            assert comp["change"]["diff"] == pytest.approx(diffs[-1][0] - diffs[0][0], abs=1e-9)
+            v = comp["verdict"]
+            assert v in BUDGET_VERDICTS, v
+            contradicted = [(lo <= 0) if r["kind"] == "better" else (hi < 0) for _, lo, hi in diffs]
+            if v == "no contradiction at our budget":
+                assert not contradicted[0]
+            else:
+                assert contradicted[0], (name, v, diffs)
+            if v == "persists at every budget tried":
+                assert all(contradicted)
+            if v == "holds at our budget, shrinks with budget":
+                assert not contradicted[-1] and diffs[-1][0] > diffs[0][0]

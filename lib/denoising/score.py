@@ -380,14 +380,19 @@ def annealed_langevin(score, shape: Sequence[int], sigmas: Sequence[float], eps:
 # ---------------------------------------------------------------------- cached models
 def score_config(dataset: str = "mnist", schedule: str = "geometric", profile: str = "quick",
                  sigma: float | None = None, param: str = "score", arch: str | None = None,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, budget: float = 1.0) -> dict:
     """The full config of a cached score model (everything that determines its weights).
 
     ``schedule``: "geometric" (Lee, L = 32, 1.0 -> 0.01), "uniform" (L = 20, 1.0 -> 0.05)
     or "single" (one level ``sigma``); ``param``: "score" (:class:`NoiseConditionalScore`)
     or "energy" (:class:`EnergyScore`, the sigma-conditional DEEN); ``arch``: "mlp" or
-    "unet" (default: the profile's). Settings: the family ``score`` of ``lib.profiles``.
+    "unet" (default: the profile's); ``budget``: a multiplier of the family's training steps
+    (``iters`` = round(budget x the profile's), at least 1; 1 = the profile's model, same cache key;
+    notebook 07 trains the same networks at larger budgets). Settings: the family ``score`` of
+    ``lib.profiles``.
     """
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < float("inf"):
+        raise ValueError(f"budget must be a positive finite number, got {budget!r}")
     if param not in ("score", "energy"):
         raise ValueError(f"param must be 'score' or 'energy', got {param!r}")
     cfg = profiles.model_settings("score", profile)
@@ -400,7 +405,8 @@ def score_config(dataset: str = "mnist", schedule: str = "geometric", profile: s
     mean, std = DATA_STATS[dataset]
     return {
         "version": 1, "dataset": dataset, "schedule": schedule, "sigmas": make_schedule(schedule, sigma),
-        "param": param, "arch": arch, "net": dict(cfg["nets"][arch]), "iters": int(cfg["iters"][key]),
+        "param": param, "arch": arch, "net": dict(cfg["nets"][arch]),
+        "iters": max(1, int(round(cfg["iters"][key] * budget))),
         "batch_size": int(cfg["batch_size"]), "lr": float(cfg["lr"]), "ema": float(cfg["ema"]),
         "n_train": cfg["n_train"], "n_eval": int(cfg["n_eval"]), "data_mean": mean, "data_std": std,
         "seed": int(seed),
@@ -437,18 +443,19 @@ def _train_score(model: ScoreModel, config: dict, progress: bool = True, desc: s
 
 def get_score_model(dataset: str = "mnist", schedule: str = "geometric", profile: str = "quick",
                     sigma: float | None = None, param: str = "score", arch: str | None = None,
-                    seed: int = 0, device=None, progress: bool = True, verbose: bool = True
-                    ) -> tuple[ScoreModel, dict]:
+                    seed: int = 0, device=None, progress: bool = True, verbose: bool = True,
+                    budget: float = 1.0) -> tuple[ScoreModel, dict]:
     """``(model in eval mode, history)``: the cached score model, trained on a cache miss.
 
     Examples: ``get_score_model("mnist", "geometric", profile)`` (Lee's multi-step network),
     ``get_score_model("mnist", "uniform", profile)`` (one-step network),
     ``get_score_model("mnist", "single", profile, sigma=0.25)`` (ablation D.1),
-    ``get_score_model("mnist", "geometric", profile, param="energy")`` (sigma-conditional DEEN).
+    ``get_score_model("mnist", "geometric", profile, param="energy")`` (sigma-conditional DEEN),
+    ``get_score_model("mnist", "geometric", profile, budget=3)`` (3x the training steps: notebook 07).
     The history holds the loss curve (``step``, ``loss``), ``seconds`` of training, and the
     held-out ``per_sigma`` loss at the training levels ``sigmas``.
     """
-    config = score_config(dataset, schedule, profile, sigma, param, arch, seed)
+    config = score_config(dataset, schedule, profile, sigma, param, arch, seed, budget)
     kind = f"score-{param}-{dataset}-{schedule}"
     return cache.load_or_train(kind, config, build_score_model,
                                lambda m, c: _train_score(m, c, progress), device=device, verbose=verbose)

@@ -14,6 +14,7 @@ from .methods import (  # noqa: F401
 )
 from .runs import (  # noqa: F401
     TestSubset, test_subset, log_path, certify_method, certify_grid, measure_throughput, make_smooth, smooth_factory,
+    estimate_certification,
 )
 from .summaries import (  # noqa: F401
     average_certified_radius, log_summary, table_settings, timing_table, rows_by_method, paired_table,

@@ -175,8 +175,10 @@ def recipe_sensitivity(recipes: Mapping[str, Mapping], setup, subset, sigmas: Se
             setup.classifier_arch, {}), **over}})
         _, _, hist = s.classifier()
         logs[label] = [certify_method("none", "gaussian", s, subset, n0, n, alpha, notebook, sigma=sg, chunk=chunk,
-                                      tag=LOGIT_TAG, progress=False, procedure=logit_procedure,
+                                      tag=f"{LOGIT_TAG}_recipe", progress=False, procedure=logit_procedure,
                                       settings={"sampler": "logit", "recipe": label}) for sg in sigmas]
+        # (own tag: under `full` these points and the main g[h] run's are both the whole test set, and the
+        # recipe log must not collide with that run's log, which carries no recipe)
         best = best_over([read_log(p) for p in logs[label]], radii)
         rows[label] = {"test accuracy": hist["test_accuracy"],
                        **{f"r = {r:g}": round(100 * float(v), 1) for r, v in zip(radii, best)}}

@@ -91,6 +91,9 @@ class Setup:
             kw["classifier_overrides"] = {kw["classifier_arch"]: clf}
         if isinstance(kw.get("classifier_arch"), Mapping):  # per dataset, e.g. {"mnist": "cnn", "cifar10": "resnet"}
             kw["classifier_arch"] = kw["classifier_arch"][dataset]
+        over = kw.get("classifier_overrides")
+        if isinstance(over, Mapping) and over and set(over) <= {"mnist", "fashion_mnist", "cifar10"}:
+            kw["classifier_overrides"] = dict(over.get(dataset, {}))  # per dataset, then {arch: overrides}
         return cls(dataset=dataset, profile=cfg["profile"], seed=int(seed), **{**kw, **changes})
 
     def replace(self, **changes) -> "Setup":

@@ -23,10 +23,10 @@ from lib.experiments.methods import Setup, _as_noise, _method, build_smooth, met
 from lib.smoothing import logs as logs_lib
 from lib.smoothing.logs import log_seconds
 from lib.smoothing.noise import NoiseDistribution
-from lib.utils import check_alpha, check_count, config_hash
+from lib.utils import check_alpha, check_count, config_hash, estimate_seconds, synchronize
 
 __all__ = ["TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput",
-           "make_smooth", "smooth_factory"]
+           "make_smooth", "smooth_factory", "estimate_certification"]
 
 
 @dataclass
@@ -119,11 +119,28 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     from lib.smoothing.certify import certify_dataset
 
     path = logs_lib.find_log(path)  # the same run written by another notebook (e.g. 06 reusing 05)
+    if setup.profile == "full" and executor is None and not path.exists():  # long work: say how long first
+        estimate_certification(smooth, subset, n0, n, batch_size, f"{method_label(method)}, {noise.name} "
+                               f"sigma={noise.sigma:g}, {len(subset)} points, n0+n={n0 + n}")
     certify_dataset(smooth, subset.xs, subset.ys, n0, n, alpha, path, indices=subset.indices, seed=setup.seed,
                     chunk=chunk, batch_size=batch_size, settings=settings, progress=progress,
                     certify=procedure(smooth) if procedure is not None else None, columns=columns,
                     executor=executor)
     return path
+
+
+def estimate_certification(smooth, subset: TestSubset, n0: int, n: int, batch_size: int | None = None,
+                           label: str = "certification", cpu_probe: int = 256) -> float:
+    """Print (and return) the estimated seconds of certifying ``subset`` at n0 + n samples per
+    point on ``smooth``'s device, from one synchronised probe (:func:`lib.utils.estimate_seconds`)
+    on the first point: one pipeline call of the size the real chunks use (``batch_size``, else the
+    memory-aware size on CUDA), capped by n0 + n, and by ``cpu_probe`` samples on a CPU."""
+    x = subset.xs[:1].to(smooth.device)
+    rows = batch_size or smooth.memory_batch_size(x[0])
+    probe = max(1, min(n0 + n, rows, cpu_probe if smooth.device.type == "cpu" else rows))
+    gen = torch.Generator(device=smooth.device).manual_seed(0)
+    return estimate_seconds(label, lambda: smooth.sample_counts(x, probe, batch_size, gen), probe,
+                            len(subset) * (n0 + n), smooth.device)
 
 
 def make_smooth(method: str, noise, setup: Setup, sigma: float | None = None):
@@ -170,6 +187,8 @@ def measure_throughput(method: str, noise, setup: Setup, xs: torch.Tensor, num: 
     smooth, _ = build_smooth(method, noise, setup, sigma)
     gen = torch.Generator(device=smooth.device).manual_seed(0)
     smooth.sample_counts(xs[:1], min(num, 16), batch_size, gen)
+    synchronize(smooth.device)  # CUDA runs asynchronously: time finished work only
     t0 = time.perf_counter()
     smooth.sample_counts(xs, num, batch_size, gen)
+    synchronize(smooth.device)
     return xs.shape[0] * num / (time.perf_counter() - t0)

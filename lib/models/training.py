@@ -38,7 +38,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from lib.utils import atomic_torch_save, check_count, check_positive, progress_bar
+from lib.utils import atomic_torch_save, check_count, check_positive, human_seconds, progress_bar, synchronize
 
 __all__ = ["EMA", "StepLoss", "EpochSampler", "train_loop", "checkpointing", "CHECKPOINT_EVERY"]
 
@@ -249,6 +249,11 @@ def train_loop(model: nn.Module, loss_fn: Callable[[int], object], steps: int, o
             window, count = {}, 0
         t0, c0 = time.perf_counter(), time.process_time()
         bar = progress_bar(total=steps, desc=desc, disable=not progress, initial=start)
+        # the estimate of the whole run, printed early: steps probe[0]+1..probe[1] timed between two
+        # synchronisations (the first step, with its warm-up, is not counted)
+        probe = ((start + 1, start + 1 + max(1, min(10, (steps - start - 1) // 10)))
+                 if progress and steps - start >= 3 else None)
+        device = next(iter(model.parameters()), torch.empty(0)).device
         model.train()
         for step in range(start, steps):
             loss, extras = _split(loss_fn(step))
@@ -267,6 +272,14 @@ def train_loop(model: nn.Module, loss_fn: Callable[[int], object], steps: int, o
             count += 1
             bar.update(1)
             done = step + 1
+            if probe is not None and done in probe:
+                synchronize(device)
+                if done == probe[0]:
+                    t_probe = time.perf_counter()
+                else:
+                    per_step = (time.perf_counter() - t_probe) / (probe[1] - probe[0])
+                    print(f"[estimate] {desc}: ~{human_seconds(per_step * (steps - start))} for {steps - start:,} "
+                          f"steps on {device} ({1e3 * per_step:.1f} ms/step, timed over {probe[1] - probe[0]})")
             if count == log_every or done == steps:
                 hist["step"].append(done)
                 for k, v in window.items():

@@ -3,6 +3,7 @@
 * ``tables``    certified accuracy, tables from logs (best over sigma, Clopper-Pearson intervals),
                 paired comparisons (paired t interval, McNemar), CSV/Markdown/LaTeX, metrics
 * ``figures``   the one certified-accuracy figure style, cost plots, ``save_figure``
+* ``budget``    gaps between two methods against the training budget (verdicts, paired tests)
 * ``findings``  registered tables, published reference numbers, findings and ``RESULTS.md``
 """
 from .tables import (  # noqa: F401
@@ -13,6 +14,7 @@ from .tables import (  # noqa: F401
 from .figures import (  # noqa: F401
     STYLE, figure_style, save_figure, plot_certified_curves, certified_curves_figure, plot_cost, denoising_figure,
 )
+from .budget import BUDGET_VERDICTS, CLAIMS, budget_verdict, budget_comparison, budget_finding  # noqa: F401
 from .findings import (  # noqa: F401
     PUBLISHED, published_rows, EXPECTED_TABLES, register_table, render_table, table_caption, load_table_spec,
     load_table_specs, table_numbers, table_finding, settings_line, rebuild_table, results_markdown, write_results,

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lib import paths
+from lib.reporting.budget import budget_finding
 from lib.reporting.tables import (_log_abs, _log_rel, best_over_logs, certified_accuracy, markdown_table,
                                   paired_difference, prefixed, save_table, table_from_logs)
 from lib.smoothing.logs import read_log
@@ -34,17 +35,24 @@ __all__ = ["PUBLISHED", "published_rows", "EXPECTED_TABLES", "register_table", "
 # ====================================================================== registered tables
 def register_table(notebook: str, stem: str, rows: Mapping[str, Sequence[str | Path]], radii: Sequence[float],
                    title: str, settings: Mapping[str, object], reference: Mapping[str, Sequence] | None = None,
-                   reference_source: str = "", interval: bool = True, clean: bool = True) -> pd.DataFrame:
+                   reference_source: str = "", interval: bool = True, clean: bool = True,
+                   finding: Mapping | None = None) -> pd.DataFrame:
     """Build a certified-accuracy table from logs, save it (CSV/MD/TeX) and register its spec.
 
     The spec (``outputs/tables/<NN_stem>.json``) lets ``10_tables`` rebuild every table of the
     companion from the per-example logs and write ``figures/RESULTS.md``. ``reference`` rows
     (published numbers) are appended as ``"<label> (published)"`` and never mixed with ours.
+    ``finding``: how :func:`table_finding` computes the table's finding when not the default, e.g.
+    {"kind": "budget", ...} (:func:`lib.reporting.budget.budget_finding`; log paths under "runs").
     """
+    if finding is not None:
+        finding = {**finding, "runs": [{**r, "a": _log_rel(r["a"]), "b": _log_rel(r["b"])}
+                                       for r in finding.get("runs", [])]}
     spec = {"notebook": notebook, "stem": stem, "title": title, "radii": [float(r) for r in radii],
             "rows": {k: [_log_rel(p) for p in v] for k, v in rows.items()}, "settings": dict(settings),
             "reference": {k: list(v) for k, v in (reference or {}).items()},
-            "reference_source": reference_source, "interval": interval, "clean": clean}
+            "reference_source": reference_source, "interval": interval, "clean": clean,
+            **({"finding": dict(finding)} if finding is not None else {})}
     # unsorted keys: rows, reference rows and settings keep the order they were given in
     atomic_write_json(paths.OUTPUTS / "tables" / f"{prefixed(notebook, stem)}.json", spec, sort_keys=False)
     table = render_table(spec)
@@ -149,7 +157,7 @@ EXPECTED_TABLES = {
     "04": "Saremi & Srivastava Table 1 (empirical Bayes smoothed linear classifier, MNIST)",
     "05": "denoised smoothing, ℓ2 (Lee Tables 1-2 layout)",
     "06": "denoised smoothing, ℓ1 (Lee Figure 1 b, c, e, f; Yang et al.)",
-    "07": "ablations (Lee D.1, D.2, cost)",
+    "07": "ablations (Lee D.1, D.2, cost; Lee's contradicted claims against the score network's training budget)",
     "08": "denoised smoothing with sample rejection (Sheikholeslami et al.; MNIST, Fashion-MNIST)",
     "09": ("Saremi & Srivastava Table 2 (XHAT_ε, XHAT_0, SmoothAdv_ε; MNIST) and the lecture Tables 1-2 "
            "counterpart (Lecture 14 §3: Gaussian augmentation, smoothed objective, SmoothAdv; MNIST)"),
@@ -243,8 +251,11 @@ def table_finding(spec: Mapping) -> str:
     outcomes on the same test points, are flagged. For each published source ("<source>: <row>"
     reference labels), its best row at each radius, and, over the rows whose name matches one of
     ours, how many pairwise orderings (row A above row B at radius r) agree with ours, and how
-    many of the disagreements our sample does not resolve (same test).
+    many of the disagreements our sample does not resolve (same test). A spec with a ``finding`` of
+    kind "budget" gets :func:`lib.reporting.budget.budget_finding` instead.
     """
+    if (spec.get("finding") or {}).get("kind") == "budget":
+        return budget_finding(spec)
     ours, lo, hi, refs = table_numbers(spec)
     radii = [f"{float(r):g}" for r in spec["radii"]]
     w = _winners(ours, radii)

@@ -1,0 +1,131 @@
+"""Does a gap between two methods shrink, hold or grow with the training budget? (issue 14, item 4)
+
+A *budget comparison* holds, for one claim of Lee's ("method A is at least as good as method B",
+or "better than B") and one noise level sigma, the logs of A and B certified on the **same** test
+points with models trained for several budgets (multipliers of the profile's training steps, the
+first = 1, "our budget"). Everything is computed from the logs:
+
+* at each budget, the paired ACR difference A - B (mean over points of radius*correct) with its 95%
+  paired t interval (``scipy.stats.ttest_rel``), and the certified-accuracy difference at one radius
+  with McNemar's exact test (statsmodels) of the paired certified / not-certified outcomes
+  (:func:`lib.reporting.paired_difference`);
+* the *change* of A - B from the first budget to the largest, per point
+  ((A_K - B_K) - (A_1 - B_1), paired over the same points, ``ttest_rel``): does the gap move?
+* a verdict, one of :data:`BUDGET_VERDICTS`. Our run *contradicts* the claim at a budget when the
+  interval of A - B lies entirely below 0 for a claim "A at least as good as B" (``claim="at least as
+  good"``), or does not lie entirely above 0 for a claim "A better than B" (``claim="better"``).
+  "persists at every budget tried": contradicted at every budget; "holds at our budget, shrinks with
+  budget": contradicted at budget 1, not at the largest, and A - B larger there; "holds at our budget,
+  mixed at larger budgets": contradicted at budget 1 and neither of the two; "no contradiction at our
+  budget": not contradicted at budget 1.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from lib.reporting.tables import paired_difference, paired_outcomes
+
+__all__ = ["BUDGET_VERDICTS", "CLAIMS", "budget_verdict", "budget_comparison", "budget_finding"]
+
+BUDGET_VERDICTS = ("persists at every budget tried", "holds at our budget, shrinks with budget",
+                   "holds at our budget, mixed at larger budgets", "no contradiction at our budget")
+
+
+#: the two kinds of claim "A vs B" and when a budget's (A - B, lo, hi) contradicts them
+CLAIMS = {"at least as good": lambda d, lo, hi: hi < 0, "better": lambda d, lo, hi: lo <= 0}
+
+
+def budget_verdict(diffs: Sequence[tuple[float, float, float]], claim: str = "at least as good") -> str:
+    """The verdict (:data:`BUDGET_VERDICTS`) from (A - B, lo, hi) per budget, smallest budget first, for a
+    claim "A at least as good as B" or "A better than B" (:data:`CLAIMS`)."""
+    if claim not in CLAIMS:
+        raise ValueError(f"claim must be one of {sorted(CLAIMS)}, got {claim!r}")
+    if len(diffs) < 2:
+        raise ValueError(f"a budget comparison needs at least two budgets, got {len(diffs)}")
+    contradicted = [CLAIMS[claim](*d) for d in diffs]
+    if not contradicted[0]:
+        return BUDGET_VERDICTS[3]
+    if all(contradicted):
+        return BUDGET_VERDICTS[0]
+    if not contradicted[-1] and diffs[-1][0] > diffs[0][0]:
+        return BUDGET_VERDICTS[1]
+    return BUDGET_VERDICTS[2]
+
+
+def _change(base: tuple, top: tuple, alpha: float) -> dict:
+    """Per-point change of A - B from the ``base`` (path A, path B) to the ``top`` budget, paired t."""
+    from scipy.stats import ttest_rel
+
+    a1, b1 = paired_outcomes(*base)
+    ak, bk = paired_outcomes(*top)
+    if len(a1) != len(ak):
+        raise ValueError("the budgets of a comparison must be certified on the same test points")
+    d1, dk = a1 - b1, ak - bk
+    mean = float((dk - d1).mean())
+    if np.all(dk - d1 == (dk - d1)[0]):  # no spread: the t interval degenerates
+        return {"diff": mean, "lo": mean, "hi": mean}
+    ci = ttest_rel(dk, d1).confidence_interval(1 - alpha)
+    return {"diff": mean, "lo": float(ci.low), "hi": float(ci.high)}
+
+
+def budget_comparison(runs: Sequence[Mapping], radius: float, alpha: float = 0.05,
+                      claim: str = "at least as good") -> list[dict]:
+    """Per sigma, the comparison of A and B over budgets.
+
+    ``runs``: dicts {"sigma", "budget", "a": log of A, "b": log of B} (any order). Returns, per sigma
+    (ascending), {"sigma", "budgets": [{"budget", "acr": {diff, lo, hi, p, verdict, points},
+    "at_radius": {diff, p, verdict}}] (ascending budget), "change": {diff, lo, hi} (largest budget minus
+    the smallest), "verdict"}. Differences are A - B: ACR in radius units, certified accuracy as a fraction."""
+    by_sigma: dict[float, list] = {}
+    for r in runs:
+        by_sigma.setdefault(float(r["sigma"]), []).append(r)
+    out = []
+    for s in sorted(by_sigma):
+        rows = sorted(by_sigma[s], key=lambda r: float(r["budget"]))
+        if len({float(r["budget"]) for r in rows}) != len(rows):
+            raise ValueError(f"two runs at the same budget for sigma={s}")
+        budgets = [{"budget": float(r["budget"]), "acr": paired_difference(r["a"], r["b"], alpha=alpha),
+                    "at_radius": paired_difference(r["a"], r["b"], radius=radius, alpha=alpha)} for r in rows]
+        change = _change((rows[0]["a"], rows[0]["b"]), (rows[-1]["a"], rows[-1]["b"]), alpha)
+        verdict = budget_verdict([(b["acr"]["diff"], b["acr"]["lo"], b["acr"]["hi"]) for b in budgets], claim)
+        out.append({"sigma": s, "budgets": budgets, "change": change, "verdict": verdict})
+    return out
+
+
+def _trend(change: Mapping) -> str:
+    if change["lo"] > 0:
+        return "A - B rises with budget (the gap shrinks or reverses)"
+    if change["hi"] < 0:
+        return "A - B falls with budget (the gap grows)"
+    return "no resolved change with budget (the gap holds within sampling error)"
+
+
+def budget_finding(spec: Mapping) -> str:
+    """The finding line of a registered budget table: ``spec["finding"]`` = {"kind": "budget", "a", "b"
+    (labels), "claim" (text), "kind_of_claim" (:data:`CLAIMS`), "radius", "runs": [{"sigma", "budget",
+    "iters", "a", "b"}]}; computed from the logs."""
+    f = spec["finding"]
+    kind = f.get("kind_of_claim", "at least as good")
+    radius = float(f["radius"])
+    iters = {(float(r["sigma"]), float(r["budget"])): r.get("iters") for r in f["runs"]}
+    parts, comparisons = [], budget_comparison(f["runs"], radius, claim=kind)
+    for c in comparisons:
+        s = c["sigma"]
+        steps = []
+        for b in c["budgets"]:
+            acr, at_r = b["acr"], b["at_radius"]
+            it = iters.get((s, b["budget"]))
+            steps.append(f"×{b['budget']:g}{f' ({it})' if it else ''}: ACR A−B {acr['diff']:+.3f} "
+                         f"[{acr['lo']:+.3f}, {acr['hi']:+.3f}], at r={radius:g} {100 * at_r['diff']:+.1f} pts "
+                         f"(McNemar p={at_r['p']:.3g})")
+        ch = c["change"]
+        parts.append(f"σ={s:g}: **{c['verdict']}** — " + "; ".join(steps)
+                     + f"; change ×{c['budgets'][0]['budget']:g}→×{c['budgets'][-1]['budget']:g} "
+                     f"{ch['diff']:+.3f} [{ch['lo']:+.3f}, {ch['hi']:+.3f}]: {_trend(ch)}")
+    points = comparisons[0]["budgets"][0]["acr"]["points"]
+    when = "lies below 0" if kind == "at least as good" else "does not lie above 0"
+    return (f"A = {f['a']}, B = {f['b']}; {f['claim']}. Contradicted at a budget when the 95% paired t interval "
+            f"of the ACR difference A−B {when} ({points} test points, the same at every budget; ×k = k times "
+            f"the score network's training steps). " + " ".join(parts))
