@@ -29,9 +29,10 @@ NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipyn
 # (05 on CIFAR-10: ResNet-110 and the U-Net on 3x32x32, trained and certified; the MNIST path of the
 # same models runs in 02, 03, 06 and 08; CIFAR-10 for every notebook would double the test's time)
 RUN = {nb: ["cifar10"] if nb.startswith("05") else [None] for nb in NOTEBOOKS if not nb.startswith("07")}
-RUN_LATER = {  # 07 (notebook and lib/experiments/ablations.py being reworked by another helper): run it with
-    # ./run_all.sh --profile full --tiny --allow-cpu --only 07 and move it to RUN once it passes
-    nb: "not yet run under tiny full (being reworked)" for nb in NOTEBOOKS if nb not in RUN}
+RUN_LATER = {  # 07: one of its cells ran > 4 min on the CPU under tiny full (its sequential / budget sections
+    # still use full-sized work somewhere): open in issue 16. Shown as a skip with its reason, never silent.
+    nb: "issue 16: 07 is too slow under tiny full on a CPU (a cell ran > 4 min); not yet exercised"
+    for nb in NOTEBOOKS if nb not in RUN}
 
 
 # ---------------------------------------------------------------- the CPU guard
