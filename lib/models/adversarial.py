@@ -94,10 +94,8 @@ def _estimate(denoiser, y: torch.Tensor, differentiable: bool) -> torch.Tensor:
         return denoiser(y)
 
 
-def smoothed_log_probs(model: Callable, x: torch.Tensor, noise: torch.Tensor, denoiser=None,
-                       differentiable: bool = False) -> torch.Tensor:
-    """log Π(x, θ) of eq. 14: x [B, *shape], noise [B, m, *shape] (from :func:`draw_noise`)
-    -> [B, K], log of the mean over j of softmax H(x̂(x + ε_j)) (computed by logsumexp)."""
+def _draw_log_probs(model: Callable, x: torch.Tensor, noise: torch.Tensor, denoiser, differentiable: bool):
+    """log softmax H(x̂(x + ε_j)) for every draw: x [B, *shape], noise [B, m, *shape] -> [B, m, K]."""
     if noise.dim() != x.dim() + 1 or noise.shape[0] != x.shape[0] or noise.shape[2:] != x.shape[1:]:
         raise ValueError(f"noise must have shape [B, m, *shape] = [{x.shape[0]}, m, "
                          f"{', '.join(map(str, x.shape[1:]))}], got {tuple(noise.shape)}")
@@ -106,8 +104,15 @@ def smoothed_log_probs(model: Callable, x: torch.Tensor, noise: torch.Tensor, de
     logits = model(_estimate(denoiser, y, differentiable))
     if logits.dim() != 2 or logits.shape[0] != b * m:
         raise ValueError(f"model must return logits [batch, K], got {tuple(logits.shape)}")
-    logp = F.log_softmax(logits, dim=1).view(b, m, -1)
-    return torch.logsumexp(logp, dim=1) - math.log(m)
+    return F.log_softmax(logits, dim=1).view(b, m, -1)
+
+
+def smoothed_log_probs(model: Callable, x: torch.Tensor, noise: torch.Tensor, denoiser=None,
+                       differentiable: bool = False) -> torch.Tensor:
+    """log Π(x, θ) of eq. 14: x [B, *shape], noise [B, m, *shape] (from :func:`draw_noise`)
+    -> [B, K], log of the mean over j of softmax H(x̂(x + ε_j)) (computed by logsumexp)."""
+    logp = _draw_log_probs(model, x, noise, denoiser, differentiable)
+    return torch.logsumexp(logp, dim=1) - math.log(logp.shape[1])
 
 
 def smoothed_nll(model: Callable, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, denoiser=None,
@@ -121,13 +126,8 @@ def augmentation_nll(model: Callable, x: torch.Tensor, y: torch.Tensor, noise: t
     """Gaussian data augmentation (Lecture 14 eq. 8): (1/m) Σ_j −log softmax H(x̂(x_i + ε_j))_{y_i}
     per example, [B]: the log inside the mean (an unbiased estimate of eq. 8's expectation, where
     :func:`smoothed_nll` is the plug-in estimate of eq. 9). Equal to it when m = 1."""
-    if noise.dim() != x.dim() + 1 or noise.shape[0] != x.shape[0] or noise.shape[2:] != x.shape[1:]:
-        raise ValueError(f"noise must have shape [B, m, *shape] = [{x.shape[0]}, m, "
-                         f"{', '.join(map(str, x.shape[1:]))}], got {tuple(noise.shape)}")
-    b, m = noise.shape[:2]
-    z = (x.unsqueeze(1) + noise).reshape((b * m,) + tuple(x.shape[1:]))
-    logits = model(_estimate(denoiser, z, False))
-    return F.cross_entropy(logits, y.repeat_interleave(m), reduction="none").view(b, m).mean(1)
+    logp = _draw_log_probs(model, x, noise, denoiser, False)
+    return -logp.gather(2, y.view(-1, 1, 1).expand(-1, logp.shape[1], 1))[..., 0].mean(1)
 
 
 def _row_norms(t: torch.Tensor) -> torch.Tensor:

@@ -306,6 +306,8 @@ class Smooth:
         of memory: the draws are already made, so the votes -- and the log -- do not change."""
         rows = self._max_rows or batch.shape[0]
         try:
+            if rows >= batch.shape[0]:  # the usual case: one call, no copy
+                return self._votes(batch)
             return torch.cat([self._votes(batch[i:i + rows]) for i in range(0, batch.shape[0], rows)])
         except torch.OutOfMemoryError:
             if rows == 1:
