@@ -10,7 +10,7 @@ their names are re-exported here for the notebooks (``ex.table_finding``, ``ex.w
 """
 from .methods import (  # noqa: F401
     Setup, Pipeline, Method, annealing_kwargs, METHODS, register_method, method_label, build_pipeline,
-    build_smooth, model_summary,
+    build_smooth, smooth_of, model_summary,
 )
 from .runs import (  # noqa: F401
     TestSubset, test_subset, log_path, certify_method, certify_grid, measure_throughput, make_smooth, smooth_factory,

@@ -46,7 +46,7 @@ from lib.smoothing.smooth import Smooth
 from lib.utils import config_hash, get_device
 
 __all__ = ["Setup", "Pipeline", "Method", "METHODS", "register_method", "method_label", "build_pipeline",
-           "build_smooth", "annealing_kwargs", "model_summary"]
+           "build_smooth", "smooth_of", "annealing_kwargs", "model_summary"]
 
 # ====================================================================== setup and models
 @dataclass
@@ -176,7 +176,8 @@ class Setup:
 
 @dataclass
 class Pipeline:
-    """What ``Smooth`` needs: classifier [B, *shape] -> logits, denoiser (or None), and
+    """What ``Smooth`` needs: classifier [B, *shape] -> logits, denoiser (or None), rejector
+    [B, *shape] -> reject logits [B, K] (or None: Cohen's certificate; else Theorem 3.1), and
     ``config``, a JSON dict identifying every model in it (hashed into the log name)."""
 
     classifier: Callable
@@ -184,6 +185,7 @@ class Pipeline:
     num_classes: int
     config: dict
     info: dict = field(default_factory=dict)
+    rejector: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -339,10 +341,14 @@ def build_pipeline(method: str, noise, setup: Setup, sigma: float | None = None)
 
 
 def build_smooth(method: str, noise, setup: Setup, sigma: float | None = None) -> tuple[Smooth, Pipeline]:
-    """``(Smooth(classifier, K, noise, denoiser), pipeline)`` for a registered method."""
+    """``(Smooth(classifier, K, noise, denoiser, rejector), pipeline)`` for a registered method."""
     noise = _as_noise(noise, sigma)
-    pipe = build_pipeline(method, noise, setup)
-    return Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser,
+    return smooth_of(build_pipeline(method, noise, setup), noise, setup)
+
+
+def smooth_of(pipe: Pipeline, noise: NoiseDistribution, setup: Setup) -> tuple[Smooth, Pipeline]:
+    """``(Smooth, pipe)`` of an already built pipeline."""
+    return Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser, rejector=pipe.rejector,
                   device=setup.torch_device), pipe
 
 

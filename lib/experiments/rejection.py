@@ -14,9 +14,8 @@ mse_stab_rejector   the MSE+Stab denoiser + its rejector
 one_step_rejector   the one-step score denoiser (Lee eq. 3) + its rejector (beyond the paper)
 ==================  =====================================================================================
 
-A rejector method is certified with Theorem 3.1 (``Smooth(..., rejector=...)``); the registry's
-:class:`Pipeline` has no rejector slot, so :class:`RejectionPipeline` adds one and
-:func:`certify_rejection` builds the smoothed classifier with it. Its logs carry two columns after
+A rejector method is certified with Theorem 3.1 (``Smooth(..., rejector=...)``, from the rejector
+slot of its :class:`Pipeline`), through the same ``certify_method`` as every method. Its logs carry two columns after
 Cohen's six: ``n_a`` (votes for c_A among the n) and ``n_r`` (votes for the reject class R; 0 without
 a rejector), from which :func:`theorem_3_1_radii` recomputes every radius (notebook 08's test) and
 Figure 6 is drawn.
@@ -25,16 +24,15 @@ Model settings come from ``lib.profiles.model_settings("rejector" | "stability",
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from lib.experiments import Method, Pipeline, Setup, TestSubset, method_label, register_method
-from lib.utils import check_alpha, check_count, config_hash
+from lib.experiments import Method, Pipeline, Setup, TestSubset, method_label, register_method, smooth_of
+from lib.utils import config_hash
 
 __all__ = ["RejectionPipeline", "REJECTOR_BASES", "PAPER_EPOCHS", "stability_model", "rejector_model",
            "build_rejection_smooth", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
@@ -48,11 +46,8 @@ _MEMO: dict = {}
 PAPER_EPOCHS = {"mse": 90, "stab_finetune": 20, "rejector": 20, "stab": 600}
 
 
-@dataclass
-class RejectionPipeline(Pipeline):
-    """A :class:`Pipeline` with an optional rejector ``[B, *shape] -> reject logits [B, K]``."""
-
-    rejector: Callable | None = None
+#: kept for callers of the earlier name: the registry's Pipeline now has the rejector slot
+RejectionPipeline = Pipeline
 
 
 def _settings(family: str, profile: str) -> dict:
@@ -152,23 +147,24 @@ for _m in (
 
 
 # ---------------------------------------------------------------------- certification
+def rejection_pipeline(method: str, noise, setup: Setup, rejector_overrides: Mapping | None = None) -> Pipeline:
+    """The pipeline of a registered method, or of a rejector variant with ``rejector_overrides``."""
+    from lib.experiments import METHODS, build_pipeline
+
+    if rejector_overrides and method in REJECTOR_BASES:
+        return _rejector_builder(REJECTOR_BASES[method], rejector_overrides)(setup, noise)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    return build_pipeline(method, noise, setup)
+
+
 def build_rejection_smooth(method: str, noise, setup: Setup, rejector_overrides: Mapping | None = None):
     """``(Smooth(classifier, K, noise, denoiser, rejector), pipeline)`` of a registered method; the
     rejector (if the method has one) is passed to ``Smooth`` so CERTIFY uses Theorem 3.1."""
-    from lib.experiments import METHODS, build_pipeline
-    from lib.smoothing import Smooth, make_noise
+    from lib.smoothing import make_noise
 
     noise = make_noise("gaussian", noise) if isinstance(noise, (int, float)) else noise
-    if rejector_overrides and method in REJECTOR_BASES:
-        pipe = _rejector_builder(REJECTOR_BASES[method], rejector_overrides)(setup, noise)
-    else:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-        pipe = build_pipeline(method, noise, setup)
-    rej = getattr(pipe, "rejector", None)
-    smooth = Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser, rejector=rej,
-                    device=setup.torch_device)
-    return smooth, pipe
+    return smooth_of(rejection_pipeline(method, noise, setup, rejector_overrides), noise, setup)
 
 
 def _certify_with_counts(smooth):
@@ -187,23 +183,15 @@ def certify_rejection(method: str, sigma: float, setup: Setup, subset: TestSubse
     """CERTIFY ``subset`` with ``method`` under Gaussian noise ``sigma`` (Theorem 3.1 when the method
     has a rejector, Cohen's bound otherwise) and return the log path. The log has the columns
     ``n_a`` and ``n_r`` after Cohen's six; it is reused when complete and resumed when partial."""
-    from lib.smoothing import Gaussian, find_log, log_key, log_path
-    from lib.smoothing.certify import certify_dataset
+    from lib.experiments.runs import certify_method
+    from lib.smoothing import Gaussian
 
-    n0, n, alpha = check_count("n0", n0), check_count("n", n), check_alpha(alpha)
-    if subset.dataset != setup.dataset:
-        raise ValueError(f"subset is from {subset.dataset!r} but setup.dataset is {setup.dataset!r}")
     noise = Gaussian(sigma)
-    smooth, pipe = build_rejection_smooth(method, noise, setup, rejector_overrides)
-    key = log_key(method, noise, pipe.config, subset.key, n0, n, alpha, setup.seed)
-    path = find_log(log_path(str(notebook), setup.dataset, method, noise, setup.profile, key, tag))
-    chunk = max(1, min(64, (1 << 16) // n))
-    settings = {"method": method, "method_label": method_label(method), "dataset": setup.dataset,
-                "split": subset.split, "subset": subset.key, "profile": setup.profile, "log_key": key,
-                "models": pipe.config, "certificate": "theorem_3_1" if smooth.rejector is not None else "cohen"}
-    certify_dataset(smooth, subset.xs, subset.ys, n0, n, alpha, path, indices=subset.indices, seed=setup.seed,
-                    chunk=chunk, batch_size=batch_size, settings=settings, progress=progress,
-                    certify=_certify_with_counts(smooth), columns=["n_a", "n_r"])
+    pipe = rejection_pipeline(method, noise, setup, rejector_overrides)
+    certificate = "theorem_3_1" if pipe.rejector is not None else "cohen"
+    path = certify_method(method, noise, setup, subset, n0, n, alpha, notebook, tag=tag, batch_size=batch_size,
+                          progress=progress, procedure=_certify_with_counts, columns=["n_a", "n_r"],
+                          settings={"certificate": certificate}, pipeline=pipe)
     return path
 
 

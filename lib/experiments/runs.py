@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lib.experiments.methods import Setup, _as_noise, _method, build_smooth, method_label
+from lib.experiments.methods import Setup, _as_noise, _method, build_smooth, method_label, smooth_of
 from lib.smoothing import logs as logs_lib
 from lib.smoothing.logs import log_seconds
 from lib.smoothing.noise import NoiseDistribution
@@ -83,7 +83,8 @@ def log_path(notebook: str, dataset: str, method: str, noise: NoiseDistribution,
 def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int, n: int, alpha: float,
                    notebook: str, sigma: float | None = None, batch_size: int | None = None,
                    chunk: int | None = None, tag: str = "", progress: bool = True, procedure=None,
-                   columns: Sequence[str] = (), settings: dict | None = None, executor=None) -> Path:
+                   columns: Sequence[str] = (), settings: dict | None = None, executor=None,
+                   pipeline=None) -> Path:
     """CERTIFY every point of ``subset`` with ``method`` under ``noise``; return the log path.
 
     ``executor``: where the blocks run (default: this process), e.g.
@@ -93,7 +94,8 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     ``procedure(smooth)`` (optional) returns the ``certify`` function of
     :func:`lib.smoothing.certify_dataset` (e.g. sequential CERTIFY, or one that counts work) and
     ``columns`` its extra log columns; ``settings`` are added to the sidecar. Give such runs their
-    own ``tag``: the log name does not see the procedure.
+    own ``tag``: the log name does not see the procedure. ``pipeline``: an already built
+    :class:`Pipeline` of ``method`` (e.g. a variant with other settings), else the registry's.
 
     The log (Cohen's TSV: ``idx label predict radius correct time``) is reused when it is
     complete, resumed when it is partial, and written otherwise. Its sidecar JSON records
@@ -108,7 +110,7 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
         raise TypeError(f"subset must be a TestSubset (lib.experiments.test_subset), got {type(subset).__name__}")
     if subset.dataset != setup.dataset:
         raise ValueError(f"subset is from {subset.dataset!r} but setup.dataset is {setup.dataset!r}")
-    smooth, pipe = build_smooth(method, noise, setup)
+    smooth, pipe = build_smooth(method, noise, setup) if pipeline is None else smooth_of(pipeline, noise, setup)
     key = _log_key(method, noise, pipe.config, subset.key, n0, n, alpha, setup.seed)
     path = log_path(notebook, setup.dataset, method, noise, setup.profile, key, tag)
     if chunk is None:  # keep blocks small enough for frequent checkpoints, big enough for batching
