@@ -173,7 +173,12 @@ TINY_SIZE_KEYS = frozenset({
 TINY_CAPS = {"num_points": 2, "n": 10, "n0": 10, "iters": 3, "scratch_iters": 3, "epochs": 1, "steps": 2,
              "draws": 2, "n_train": 32, "train_limit": 64, "test_limit": 32, "n_eval": 16, "batch_size": 8, "n_images": 4,
              "n_val": 4, "val_points": 8, "h_points": 8, "pi_points": 2, "pi_n": 100, "recipe_points": 8,
-             "probe_samples": 16, "warmup": 1}
+             "probe_samples": 16, "warmup": 1, "steps_n": 10, "n_max_04": 200, "points_04": 2, "n_max_05": 40,
+             "points_05": 2}
+
+# lists cut to their two ends under tiny full (07: the annealing levels L = 1 and Lee's L = 32; the training-budget
+# multipliers x1 and the largest), so that the first and the last choice still run
+TINY_ENDS = frozenset({"levels", "multipliers"})
 
 
 def tiny() -> bool:
@@ -189,8 +194,10 @@ def _tiny(full: dict, smoke: dict) -> dict:
             out[k] = _cap(k, copy.deepcopy(smoke[k]))
         elif k in TINY_CAPS and isinstance(v, int):
             out[k] = _cap(k, v)
-        elif isinstance(v, dict) and isinstance(smoke.get(k), dict):
-            out[k] = _tiny(v, smoke[k])
+        elif k in TINY_ENDS and isinstance(v, list) and len(v) > 2:
+            out[k] = [v[0], v[-1]]
+        elif isinstance(v, dict):  # nested settings (also those smoke lacks, e.g. full's per-data-set overrides)
+            out[k] = _tiny(v, smoke[k] if isinstance(smoke.get(k), dict) else {})
         else:
             out[k] = v
     return out

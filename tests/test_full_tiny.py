@@ -25,14 +25,10 @@ from conftest import ROOT, run_notebook_script
 from test_data import write_cifar_archive
 
 NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
-# run by the test (the others: see RUN_LATER); each with the data sets it supports
+# every notebook, each with the data sets it supports
 # (05 on CIFAR-10: ResNet-110 and the U-Net on 3x32x32, trained and certified; the MNIST path of the
 # same models runs in 02, 03, 06 and 08; CIFAR-10 for every notebook would double the test's time)
-RUN = {nb: ["cifar10"] if nb.startswith("05") else [None] for nb in NOTEBOOKS if not nb.startswith("07")}
-RUN_LATER = {  # 07: one of its cells ran > 4 min on the CPU under tiny full (its sequential / budget sections
-    # still use full-sized work somewhere): open in issue 16. Shown as a skip with its reason, never silent.
-    nb: "issue 16: 07 is too slow under tiny full on a CPU (a cell ran > 4 min); not yet exercised"
-    for nb in NOTEBOOKS if nb not in RUN}
+RUN = {nb: ["cifar10"] if nb.startswith("05") else [None] for nb in NOTEBOOKS}
 
 
 # ---------------------------------------------------------------- the CPU guard
@@ -85,6 +81,11 @@ def test_tiny_keeps_full_choices_and_shrinks_sizes(nb, monkeypatch):
             if k in profiles.TINY_SIZE_KEYS or k in profiles.TINY_CAPS:
                 if isinstance(v, int) and isinstance(t[k], int):
                     assert t[k] <= v, f"{where}.{k}"
+                if k in profiles.TINY_CAPS and isinstance(t[k], int) and not isinstance(t[k], bool):
+                    assert t[k] <= profiles.TINY_CAPS[k], f"{where}.{k}: above its tiny cap"
+            elif k in profiles.TINY_ENDS and isinstance(v, list):
+                ends = v[:1] + v[-1:] if len(v) > 2 else v
+                assert t[k] == ends, f"{where}.{k}: not cut to its ends"
             elif isinstance(v, dict):
                 walk(v, t[k], f"{where}.{k}")
             else:
@@ -140,8 +141,6 @@ def tiny_data(tmp_path_factory):
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb", NOTEBOOKS)
 def test_notebook_runs_tiny_full(nb, tiny_data, tmp_path):
-    if nb not in RUN:
-        pytest.skip(RUN_LATER[nb])
     for dataset in RUN[nb]:
         params = {"profile": "full"} | ({"dataset": dataset} if dataset else {})
         outputs = tmp_path / "outputs"
