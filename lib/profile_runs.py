@@ -133,7 +133,19 @@ _REJ_08 = {
                  "T = 20, head f(D(x+ε))": {"head": "noisy"}}},
              "note": "paper sizes: n=10,000, alpha=0.01, the whole test set, T=20, 20 rejector epochs"},
 }
+# section 9 of notebook 08: the rejector against the budget (is its effect an artefact of our sizes?), one
+# case (MNIST, the MSE DnCNN, the largest sigma), its budget grown in the rejector's training and in n together;
+# "budget" = the multiplier of the rejector's training (images x epochs), the first (x1) the notebook's own run
+_REJ_BUDGET = {
+    "smoke": {"x1": {"budget": 1, "n": 60, "rejector": {}}, "x2": {"budget": 2, "n": 120, "rejector": {"n_train": 512}}},
+    "quick": {"x1": {"budget": 1, "n": 100, "rejector": {}},
+              "x4": {"budget": 4, "n": 1000, "rejector": {"n_train": 4000}}},
+    "full": {"x1": {"budget": 1, "n": 10_000, "rejector": {}},
+             "x2": {"budget": 2, "n": 100_000, "rejector": {"epochs": 40, "adam_epochs": 10, "sgd_step": 10}}},
+}
 for _p in PROFILES:
+    _REJ_08[_p]["budget"] = {"dataset": "mnist", "method": "mse_rejector", "sigma": 1.0,
+                             "radius": 0.5 if _p == "smoke" else 1.0, "budgets": _REJ_BUDGET[_p]}
     _REJ_08[_p]["curve_grid"] = [round(0.05 * i, 2) for i in range(61)]
     _REJ_08[_p]["model_note"] = _DS[_p]["model_note"] + "; DnCNN MSE / MSE+Stab denoisers; rejectors (family 'rejector')"
 

@@ -174,7 +174,7 @@ TINY_CAPS = {"num_points": 2, "n": 10, "n0": 10, "iters": 3, "scratch_iters": 3,
              "draws": 2, "n_train": 32, "train_limit": 64, "test_limit": 32, "n_eval": 16, "batch_size": 8, "n_images": 4,
              "n_val": 4, "val_points": 8, "h_points": 8, "pi_points": 2, "pi_n": 100, "recipe_points": 8,
              "probe_samples": 16, "warmup": 1, "steps_n": 10, "n_max_04": 200, "points_04": 2, "n_max_05": 40,
-             "points_05": 2}
+             "points_05": 2, "adam_epochs": 1}
 
 # lists cut to their two ends under tiny full (07: the annealing levels L = 1 and Lee's L = 32; the training-budget
 # multipliers x1 and the largest), so that the first and the last choice still run

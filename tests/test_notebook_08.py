@@ -113,3 +113,30 @@ def test_ablation_rejectors_have_the_requested_settings(nb08):
         rej = read_settings(path)["models"]["rejector"]
         want = {**default, **cfg["t_ablation"]["variants"][label]}
         assert (rej["draws"], rej["head"], rej["sigma"]) == (want["draws"], want["head"], cfg["t_ablation"]["sigma"])
+
+
+def test_budget_section_grows_the_budget_on_the_same_points(nb08):
+    """Section 9: every step's rejector has the step's overrides, every log the step's n and the same
+    test points, every radius is Theorem 3.1 (with) / Cohen (without) of its own counts at its own n, and
+    the recorded verdict is the one recomputed from the logs."""
+    from lib.reporting import BUDGET_VERDICTS, budget_comparison
+    from lib.smoothing import read_settings
+
+    cfg = lib.profiles.get("08", "smoke")
+    b = nb08["budget"]
+    steps = sorted(cfg["budget"]["budgets"].values(), key=lambda st: st["budget"])
+    assert [r["budget"] for r in b["runs"]] == [float(st["budget"]) for st in steps]
+    default = lib.profiles.model_settings("rejector", "smoke")
+    idx = None
+    for run, st in zip(b["runs"], steps):
+        rej = read_settings(run["a"])["models"]["rejector"]
+        assert all(rej[k] == v for k, v in {**default, **st["rejector"]}.items() if k != "net"), st
+        for path, rejector in ((run["a"], True), (run["b"], False)):
+            df = read_log(path)
+            assert read_settings(path)["n"] == st["n"]
+            idx = df["idx"].tolist() if idx is None else idx
+            assert df["idx"].tolist() == idx  # the same test points at every budget
+            want = _expected_radius(df["n_a"], df["n_r"], st["n"], cfg["alpha"], cfg["budget"]["sigma"], rejector)
+            np.testing.assert_allclose(df["radius"].to_numpy(), want, atol=2e-6, err_msg=path)
+    assert b["verdict"] in BUDGET_VERDICTS
+    assert b["verdict"] == budget_comparison(b["runs"], cfg["budget"]["radius"])[0]["verdict"]

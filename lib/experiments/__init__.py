@@ -33,6 +33,6 @@ from .xhat import (  # noqa: F401  (registers XHAT_ε, XHAT_0, SmoothAdv_ε; not
 from .rejection import (  # noqa: F401  (registers mse_stab, mse_stab_query, stab and the rejector methods; notebook 08)
     RejectionPipeline, REJECTOR_BASES, build_rejection_smooth, certify_rejection, certify_rejection_grid,
     theorem_3_1_radii, training_histories, training_time_table, rejector_gains, claim_check, count_histograms,
-    rejector_variants, curve_styles,
+    rejector_variants, rejector_budget, curve_styles,
 )
 from . import ablations  # noqa: F401,E402  (notebook 07's sections; imports the names above)

@@ -37,7 +37,7 @@ from lib.utils import config_hash
 __all__ = ["RejectionPipeline", "REJECTOR_BASES", "PAPER_EPOCHS", "stability_model", "rejector_model",
            "build_rejection_smooth", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
            "training_histories", "training_time_table", "rejector_gains", "claim_check", "count_histograms",
-           "rejector_variants", "curve_styles"]
+           "rejector_variants", "rejector_budget", "curve_styles"]
 
 #: rejector method -> the method whose (classifier, denoiser) it is trained for
 REJECTOR_BASES = {"mse_rejector": "mse", "mse_stab_rejector": "mse_stab", "one_step_rejector": "one_step"}
@@ -369,16 +369,60 @@ def rejector_variants(setup: Setup, subset: TestSubset, method: str, sigma: floa
     (e.g. ``{"T = 4": {"draws": 4}}``, ``{"head f(D(x+e))": {"head": "noisy"}}``), a rejector of
     ``method`` trained with those settings (all else equal), certified on ``subset`` at ``sigma``.
     Returns {label: log path}."""
-    import re
-
     if method not in REJECTOR_BASES:
         raise ValueError(f"method must be a rejector method {sorted(REJECTOR_BASES)}, got {method!r}")
-    out = {}
-    for label, over in variants.items():
-        tag = re.sub(r"[^A-Za-z0-9_.]", "", "_".join(f"{k}{v}" for k, v in sorted(dict(over).items())))
-        out[label] = certify_rejection(method, sigma, setup, subset, n0, n, alpha, notebook,
-                                       rejector_overrides=dict(over), tag=tag)
-    return out
+    return {label: certify_rejection(method, sigma, setup, subset, n0, n, alpha, notebook,
+                                     rejector_overrides=dict(over), tag=_overrides_tag(over))
+            for label, over in variants.items()}
+
+
+def _overrides_tag(overrides: Mapping) -> str:
+    """A log-name tag for rejector overrides ({"draws": 8} -> "draws8")."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.]", "", "_".join(f"{k}{v}" for k, v in sorted(dict(overrides).items())))
+
+
+def rejector_budget(setup: Setup, subset: TestSubset, b: Mapping, n0: int, alpha: float, profile: str,
+                    model_note: str, notebook: str, radii: Sequence[float]) -> dict:
+    """Is the rejector's effect an artefact of our budgets? Certify ``b["method"]`` (a rejector method,
+    A) and its base method (B) at ``b["sigma"]`` on the same ``subset`` at growing budgets
+    ``b["budgets"]`` = {label: {"budget": k (ascending, the first 1 = the notebook's own), "n": votes,
+    "rejector": overrides of the rejector's training settings (e.g. more images)}}, and register the
+    table with its budget finding (:func:`lib.reporting.budget_finding`: shrinks, holds or grows, with
+    paired intervals) against the paper's claim that the rejector raises the certified accuracy.
+    Returns {"runs", "comparison" (:func:`lib.reporting.budget_comparison`), "stem"}."""
+    from lib.experiments import table_settings
+    from lib.reporting import budget_comparison, register_table
+
+    method, sigma, radius = b["method"], float(b["sigma"]), float(b["radius"])
+    if method not in REJECTOR_BASES:
+        raise ValueError(f"method must be a rejector method {sorted(REJECTOR_BASES)}, got {method!r}")
+    steps = sorted(b["budgets"].items(), key=lambda kv: float(kv[1]["budget"]))
+    if len(steps) < 2 or float(steps[0][1]["budget"]) != 1.0:
+        raise ValueError(f"budgets need at least two steps, the first at budget 1, got {dict(b['budgets'])}")
+    base, runs, rows = REJECTOR_BASES[method], [], {}
+    for _, st in steps:
+        over, n = dict(st.get("rejector", {})), int(st["n"])
+        a = certify_rejection(method, sigma, setup, subset, n0, n, alpha, notebook, rejector_overrides=over,
+                              tag=_overrides_tag(over))
+        o = certify_rejection(base, sigma, setup, subset, n0, n, alpha, notebook)
+        what = f"n = {n:,}" + (", rejector " + ", ".join(f"{k}={v}" for k, v in over.items()) if over else "")
+        runs.append({"sigma": sigma, "budget": float(st["budget"]), "a": str(a), "b": str(o), "iters": what})
+        rows[f"A = {method_label(method)}, ×{float(st['budget']):g} ({what})"] = [a]
+        rows[f"B = {method_label(base)}, ×{float(st['budget']):g} (n = {n:,})"] = [o]
+    stem = f"rejector_budget_{setup.dataset}"
+    finding = {"kind": "budget", "a": method_label(method), "b": method_label(base), "radius": radius,
+               "claim": "Sheikholeslami et al.: the rejector raises the certified accuracy of cheaply trained "
+                        "denoisers, most at large sigma", "kind_of_claim": "at least as good", "runs": runs,
+               "budget_unit": "the rejector's training budget and the votes n grown together (see the rows)"}
+    register_table(notebook, stem, rows, radii,
+                   title=f"Against the budget: {method_label(method)} vs {method_label(base)} ({setup.dataset}, "
+                         f"sigma={sigma:g})",
+                   settings=table_settings(subset, profile, model_note, sigma, n0, [int(st["n"]) for _, st in steps],
+                                           alpha, certificate="Theorem 3.1 with a rejector, Cohen et al. without"),
+                   reference_source="none: the paper publishes curves for CIFAR-10 only", finding=finding)
+    return {"runs": runs, "comparison": budget_comparison(runs, radius), "stem": stem}
 
 
 def curve_styles(methods: Sequence[str]) -> dict:

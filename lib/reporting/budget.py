@@ -105,7 +105,8 @@ def _trend(change: Mapping) -> str:
 def budget_finding(spec: Mapping) -> str:
     """The finding line of a registered budget table: ``spec["finding"]`` = {"kind": "budget", "a", "b"
     (labels), "claim" (text), "kind_of_claim" (:data:`CLAIMS`), "radius", "runs": [{"sigma", "budget",
-    "iters", "a", "b"}]}; computed from the logs."""
+    "iters", "a", "b"}], optional "budget_unit" (what ×k means; default: k times the score network's
+    training steps)}; computed from the logs."""
     f = spec["finding"]
     kind = f.get("kind_of_claim", "at least as good")
     radius = float(f["radius"])
@@ -127,5 +128,5 @@ def budget_finding(spec: Mapping) -> str:
     points = comparisons[0]["budgets"][0]["acr"]["points"]
     when = "lies below 0" if kind == "at least as good" else "does not lie above 0"
     return (f"A = {f['a']}, B = {f['b']}; {f['claim']}. Contradicted at a budget when the 95% paired t interval "
-            f"of the ACR difference A−B {when} ({points} test points, the same at every budget; ×k = k times "
-            f"the score network's training steps). " + " ".join(parts))
+            f"of the ACR difference A−B {when} ({points} test points, the same at every budget; ×k = "
+            f"{f.get('budget_unit', 'k times the score network’s training steps')}). " + " ".join(parts))
