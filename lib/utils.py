@@ -83,15 +83,39 @@ def seed_everything(seed: int) -> torch.Generator:
 THREADS_ENV = "COMPANION_THREADS"
 
 
-def free_cores() -> int:
-    """CPU cores not busy with other processes: the cores usable by this process minus the
-    one-minute load average (rounded), at least 1."""
+def free_cores(window: float = 0.2) -> int:
+    """CPU cores not busy with other processes, at least 1: the cores usable by this process minus
+    the cores busy now (rounded), measured from ``/proc/stat`` over ``window`` seconds on Linux (the
+    one-minute load average elsewhere). The instantaneous measure matters in ``run_all.sh``: each
+    notebook's kernel starts seconds after the previous one ended, whose work would still fill the
+    load average and cost the idle machine half its cores."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = _busy_cores(window)
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            busy = 0.0
+    return max(1, min(cores, cores - int(busy + 0.5)))
+
+
+def _busy_cores(window: float) -> float | None:
+    """Busy cores over ``window`` seconds from the aggregate line of ``/proc/stat`` (None if unreadable)."""
+    def sample():
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+        ticks = [int(v) for v in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return sum(ticks), ticks[3] + ticks[4], sum(line.startswith("cpu") for line in lines) - 1
+
     try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        load = 0.0
-    return max(1, min(cores, cores - int(load + 0.5)))
+        total0, idle0, ncpu = sample()
+        time.sleep(window)
+        total1, idle1, _ = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return ncpu * (1.0 - (idle1 - idle0) / (total1 - total0))
 
 
 def configure_threads(threads: int | None = None) -> int:

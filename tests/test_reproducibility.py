@@ -105,3 +105,22 @@ def test_configure_threads_reads_the_environment(monkeypatch):
         assert lib.utils.configure_threads() == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("busy, want", [(0.1, 2), (0.9, 1), (1.7, 1), (None, None)])
+def test_free_cores_subtracts_the_busy_cores(monkeypatch, busy, want):
+    """Cores now busy (``/proc/stat``) are not offered to torch; without that reading, the load average."""
+    monkeypatch.setattr(lib.utils.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(lib.utils, "_busy_cores", lambda window: busy)
+    monkeypatch.setattr(lib.utils.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    assert lib.utils.free_cores() == (want if want is not None else 1)  # load average 1.2 on 2 cores: 1 free
+
+
+def test_busy_cores_reads_proc_stat():
+    import os
+
+    busy = lib.utils._busy_cores(0.05)
+    if not os.path.exists("/proc/stat"):
+        assert busy is None
+    else:
+        assert busy is not None and 0.0 <= busy <= (os.cpu_count() or 1) + 1e-9
