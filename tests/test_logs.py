@@ -98,6 +98,21 @@ def test_resume_after_a_torn_line_gives_the_uninterrupted_rows(tmp_path):
     pd.testing.assert_frame_equal(resumed.drop(columns="time"), full.drop(columns="time"))
 
 
+def test_a_complete_log_is_reused_without_drawing(tmp_path):
+    """10 points in blocks of 4: the last block is partial; rerunning a complete log must not redo it."""
+    path = tmp_path / "log.tsv"
+    first = _run(path)
+    calls = []
+
+    def certify(x, n0, n, alpha, batch_size=None, generator=None):
+        calls.append(len(x))
+        raise AssertionError("a complete log was certified again")
+
+    again = _run(path, certify=certify)
+    assert calls == []
+    pd.testing.assert_frame_equal(again, first)
+
+
 @pytest.mark.parametrize("damage, line", [
     (lambda ls: ls[:3] + ls[4:], 4),                              # a middle row lost: idx 2 then 4
     (lambda ls: ls[:3] + ["x\t1\t1\t0.5\t1\t0:00:00\n"] + ls[3:], 4),  # a junk row with six fields

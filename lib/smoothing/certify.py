@@ -106,7 +106,9 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
 
     with logs.log_lock(log):
         done = logs.prepare_log(log, meta, indices, logs.LOG_COLUMNS + columns)
-        blocks = range(done // chunk, (len(indices) + chunk - 1) // chunk)
+        # resume at the block holding the first missing row (its draws are redone, its written rows
+        # skipped); a complete log runs no block at all
+        blocks = range(done // chunk, (len(indices) + chunk - 1) // chunk) if done < len(indices) else range(0)
         bar = progress_bar(total=len(indices), initial=done, desc=log.stem,
                            disable=not progress or done >= len(indices))
         cpu, written = 0.0, 0
