@@ -249,7 +249,7 @@ SETTINGS: dict[str, dict[str, dict]] = {
                   "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, "tau": 5},
                   "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "n_train": 4000,
                           "iters": 300, "hidden": 64, "depth": 2, "n_eval": 2000}},
-        "quick": {"sigmas": [0.25, 0.5, 1.0], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 500,
+        "quick": {"sigmas": [0.25, 0.5, 1.0], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 300,
                   "n_val": 200, "batch_size": 250, "unseen_sigmas": [0.33, 0.67], "grid_images": 8,
                   "annealed": {"steps_per_level": 1, "tune_step_sizes": [1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6]},
                   "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, "tau": 100},
