@@ -81,8 +81,8 @@ _SEQ_07 = {"smoke": {"n_max_04": 2000, "points_04": 10, "n_max_05": 300, "points
 # appears and the radius of its McNemar test. quick adds one x3 multi-scale network (3,600 steps), one x3 single-sigma
 # network (900 steps) and four certifications of 150 points at n = 200 (two multi-step). Measured in CPU seconds on the
 # shared machine (1 thread, load 2-5): training 314 + 63, a multi-step run 140, a one-step run ~5, i.e. ~660 CPU-s:
-# about 11 min on one idle core, an estimated 6-8 min with 2 threads on an idle 2-core CPU; multipliers [1, 2] cut
-# it by about a third
+# about 11 min on one idle core; measured idle with 2 threads inside the whole quick run (session 4): the budget
+# cell 5.6 min of 07's 9.2 min; multipliers [1, 2] would cut it by about a third
 _BUDGET_07 = {p: {**{k: _DS_SIZES[p][k] for k in ("num_points", "n0", "n", "alpha")},
                   "multipliers": {"smoke": [1, 2], "quick": [1, 3], "full": [1, 2, 4]}[p],
                   "radii": [0.25, 0.5, 0.75],
@@ -107,7 +107,8 @@ for _p in PROFILES:
 # (rejectors with other T, all else equal) and the head of eq. 9 (f(x_i), the paper's, against f(D(x_i + eps))),
 # as overrides of the rejector settings. The quick sizes are for a 2-core CPU; measured on the shared
 # machine (load 8-10): 18 min from a cold cache, 6.6 min with every model but the rejectors cached, 76 s with
-# everything cached (logs too); on an idle machine expect about half (estimate).
+# everything cached (logs too); on the idle 2-core CPU inside the whole quick run (session 4): 289 s, of which
+# 44 s are the budget check (section 9).
 _REJ_METHODS = ["white_box", "mse", "mse_rejector", "mse_stab", "mse_stab_rejector", "one_step", "one_step_rejector"]
 _REJ_08 = {
     "smoke": {"sigmas": [0.25, 1.0], "num_points": 12, "n0": 10, "n": 60, "alpha": 0.01, "radii": [0.25, 0.5, 1.0],
@@ -310,8 +311,8 @@ SETTINGS: dict[str, dict[str, dict]] = {
                   "attack": {"num_points": 25, "steps": 8, "m": 4, "n": 500, "alpha": 0.001},
                   "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3, "tau": 10, "num_points": 20,
                                 "n0": 20, "n": 200},
-                  "note": ("quick: 7.5 min measured on the shared 2-core CPU under heavy load with the sigma=0.6 DEEN and "
-                           "models cached; about 10 min there from an empty cache, less on an idle machine")},
+                  "note": ("quick: 93 s on the idle 2-core CPU inside the whole quick run (notebook 04's DEENs cached); "
+                           "7.5 min on the shared CPU under heavy load")},
         "full": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "num_points": None,
                  "n0": 100, "n": 1_000_000, "alpha": 0.001, "curve_grid": [round(0.05 * i, 2) for i in range(61)],
                  "nc_sweep": {"ns": [1000, 10_000, 100_000, 1_000_000], "num_points": 500},
