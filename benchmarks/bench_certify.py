@@ -52,7 +52,8 @@ from lib.models import LinearClassifier, SmallCNN  # noqa: E402
 from lib.smoothing import Gaussian  # noqa: E402
 from lib.reporting.tables import markdown_table  # noqa: E402
 from lib.smoothing import Smooth, default_batch_size  # noqa: E402
-from lib.smoothing.noise import LogitGaussian, _Streams  # noqa: E402
+from lib.smoothing._sampler import _Streams  # noqa: E402
+from lib.smoothing.noise import LogitGaussian  # noqa: E402
 from lib.utils import atomic_write_json, atomic_write_text, get_device  # noqa: E402
 
 SIGMA, ALPHA, N0 = 0.6, 0.001, 100

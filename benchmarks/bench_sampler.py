@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib import paths  # noqa: E402
 from lib.reporting import markdown_table  # noqa: E402
 from lib.smoothing import Gaussian, Laplace, Uniform  # noqa: E402
-from lib.smoothing.noise import PART  # noqa: E402
+from lib.smoothing._sampler import PART  # noqa: E402
 from lib.utils import atomic_write_json, atomic_write_text  # noqa: E402
 
 SIGMA = 0.5

@@ -15,8 +15,6 @@ The library is grouped by the families of the papers, one folder each:
 The names below are the stable public surface.
 """
 from lib import paths, profiles, utils  # noqa: F401
-
-utils.configure_threads()  # torch threads from COMPANION_THREADS or the free cores (no oversubscription)
 from lib.smoothing import (  # noqa: F401
     ABSTAIN, Gaussian, Laplace, NoiseDistribution, Smooth, Uniform, certify_dataset, lower_confidence_bound,
     make_noise,

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
+import lib.utils
+
 ROOT = Path(__file__).resolve().parents[1]
+
+lib.utils.configure_threads()  # torch threads: COMPANION_THREADS, else the free cores
 
 
 def _load_script(name: str):

@@ -16,7 +16,7 @@ import torch
 from scipy import stats as st
 
 from lib.smoothing import Gaussian, Laplace, Uniform
-from lib.smoothing.noise import PART, _Streams
+from lib.smoothing._sampler import PART, _Streams
 
 FAMILIES = [Gaussian, Laplace, Uniform]
 SIGMA = 0.7

@@ -16,94 +16,23 @@ All radii are 0 where ``p <= 1/2`` (the smoothed classifier abstains there). The
 holds for the top class whenever ``p`` is a valid lower bound of its probability: the
 runner-up is then bounded by ``1 - p``, which is how CERTIFY uses it.
 
-Sampling on the CPU. Each family has one sampling hook, ``_fill(out, generator)``, which fills
-a tensor in place. Torch's CPU generator (Mersenne twister) is sequential, so a large CPU draw
-(more than ``PART`` floats, e.g. one chunk of CERTIFY) is cut into parts of ``PART`` floats,
-each filled by its own Mersenne-twister stream in a thread pool (one thread per torch thread):
-on two cores the Gaussian draw takes ~1.5 ns per float instead of ~2.5-3.3 (see
-``benchmarks/bench_sampler.py``). The streams are a function of ``generator`` alone: one call
-draws a 124-bit key from ``generator``, and part ``i`` gets a full 19,968-bit twister state
-expanded from ``key`` by NumPy's Philox counter-based generator (torch's own ``manual_seed`` keeps only 32
-bits, so seeds drawn per part would collide within a long run). The parts are fixed by the
-size of the draw, never by the thread count, so the same generator state gives the same noise
-on any machine, and a block of certify_dataset seeded with ``(seed, j)`` draws the same noise
-whether or not a run was resumed. Every part is an exact i.i.d. draw of the family's law
-(tests/test_sampler.py checks moments, a KS test and independence between parts).
+Sampling: ``sample`` fills a tensor with the family's ``_fill`` hook; large CPU draws go
+through the fast sampler of :mod:`lib.smoothing._sampler` (same law, same noise on any machine).
 """
 from __future__ import annotations
 
 import math
-import os
-import threading
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
 import torch
 from scipy.stats import norm as _std_normal
 
+from lib.smoothing import _sampler
 from lib.utils import check_sigma
 
-__all__ = ["NoiseDistribution", "Gaussian", "Laplace", "Uniform", "LogitGaussian", "make_noise", "NOISES", "PART"]
-
-#: floats per independently seeded part of a large CPU draw (fixed: the noise must not depend on
-#: the thread count); 2^17 floats cost ~330 us to draw against ~8-15 us to seed a part's stream,
-#: and one CPU chunk of CERTIFY (2^18 floats) makes two parts, one per core of a 2-core CPU
-PART = 1 << 17
-
-
-class _Streams:
-    """Seeded Mersenne-twister streams for the parts of one draw, and the pool that fills them."""
-
-    _lock = threading.Lock()
-    _pool: ThreadPoolExecutor | None = None
-    _pool_key: tuple = ()
-    _template: torch.Tensor | None = None
-    _layout_ok: bool | None = None
-
-    @classmethod
-    def available(cls) -> bool:
-        """Whether torch's CPU generator state has the layout written by :meth:`generators`
-        (checked once against torch's own seeding; otherwise draws stay single-stream)."""
-        if cls._layout_ok is None:
-            g = torch.Generator().manual_seed(7)
-            st = g.get_state().numpy()
-            words = np.zeros(624, dtype=np.uint64)
-            words[0] = 7
-            for j in range(1, 624):  # the twister's init_genrand, as torch seeds it
-                p = int(words[j - 1])
-                words[j] = (1812433253 * (p ^ (p >> 30)) + j) & 0xFFFFFFFF
-            cls._layout_ok = bool(st.size == 5056 and np.array_equal(st[24:24 + 624 * 8].view(np.uint64), words))
-            cls._template = g.get_state()
-        return cls._layout_ok
-
-    @classmethod
-    def generators(cls, generator: torch.Generator | None, parts: int) -> list[torch.Generator]:
-        """``parts`` CPU generators with full random states expanded from a key drawn from ``generator``
-        (624 words of Philox4x64 output keyed by 124 bits per call: states never repeat in practice)."""
-        key = torch.randint(0, 1 << 62, (2,), generator=generator, dtype=torch.int64).numpy().astype(np.uint64)
-        words = np.random.Philox(key=key).random_raw(312 * parts).view(np.uint32).reshape(parts, 624)
-        states = np.tile(cls._template.numpy(), (parts, 1))
-        states[:, 24:24 + 624 * 8].view(np.uint64)[:] = words
-        states[:, 8:12].view(np.int32)[:] = 1  # left = 1: regenerate the twister before the first draw
-        states[:, 16:24] = 0  # next = 0
-        out = []
-        for row in states:
-            g = torch.Generator()
-            g.set_state(torch.from_numpy(row))
-            out.append(g)
-        return out
-
-    @classmethod
-    def pool(cls, workers: int) -> ThreadPoolExecutor:
-        """A thread pool of ``workers`` threads (rebuilt after a fork or a change of size)."""
-        with cls._lock:
-            key = (os.getpid(), workers)
-            if cls._pool is None or cls._pool_key != key:
-                cls._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="noise")
-                cls._pool_key = key
-            return cls._pool
+__all__ = ["NoiseDistribution", "Gaussian", "Laplace", "Uniform", "LogitGaussian", "make_noise", "NOISES"]
 
 
 def _as_array(p):
@@ -154,25 +83,7 @@ class NoiseDistribution(ABC):
             raise ValueError(f"generator is on {generator.device} but noise is requested on {device}; "
                              "create the generator on the model's device")
         out = torch.empty(tuple(shape), device=device, dtype=dtype)
-        flat = out.view(-1)
-        parts = -(-flat.numel() // PART)
-        if device.type != "cpu" or parts < 2 or not _Streams.available():
-            self._fill(flat, generator)
-            return out
-        gens = _Streams.generators(generator, parts)
-        pieces = [flat[i * PART:(i + 1) * PART] for i in range(parts)]
-        workers = min(parts, max(1, torch.get_num_threads()))
-        if workers == 1:
-            for piece, g in zip(pieces, gens):
-                self._fill(piece, g)
-        else:
-            mode = torch.is_inference_mode_enabled()  # thread-local: the workers must share the caller's
-
-            def fill(piece, g):
-                with torch.inference_mode(mode):
-                    self._fill(piece, g)
-
-            list(_Streams.pool(workers).map(fill, pieces, gens))
+        _sampler.fill(self._fill, out.view(-1), generator)
         return out
 
     @abstractmethod
@@ -340,7 +251,7 @@ class LogitGaussian(Gaussian):
     W W^T too): K floats per noisy sample instead of d (MNIST: 10 instead of 784). Use it as the
     noise of ``Smooth(torch.nn.Identity(), K, LogitGaussian(sigma, W))`` and certify the clean logits
     ``f(x)`` [B, K]: the certificate is the input-space one (l2 radius sigma Phi^-1(p_A), ``sigma``
-    the input-space std), since the votes have the same distribution (issue 14, item 1).
+    the input-space std), since the votes have the same distribution.
 
     weight: [K, d] tensor (``nn.Linear.weight``). ``sample(shape)`` needs ``shape[-1] == K``.
     """

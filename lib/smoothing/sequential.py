@@ -47,6 +47,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from lib.smoothing._checks import ABSTAIN, PROGRESS_SAMPLES, check_inputs, check_work
 from lib.smoothing.certificates import Certificate, make_certificate
 from lib.utils import check_alpha, check_count
 
@@ -241,13 +242,11 @@ def certify_sequential(smooth, xs: torch.Tensor, n0: int, n_max: int, alpha: flo
     ``return_counts=True`` returns ``{"samples": LongTensor[B]}`` as the third element instead, the
     extra log column of ``certify_dataset(..., certify=..., columns=["samples"])``.
     """
-    from lib.smoothing.smooth import ABSTAIN, PROGRESS_SAMPLES  # smooth imports this module lazily
-
     n0, n_max = check_count("n0", n0), check_count("n_max", n_max)
     alpha = check_alpha(alpha)
     certificate = make_certificate(smooth.noise, smooth.rejector is not None, bool(two_sided))
-    xs = smooth._check_inputs(xs, "xs", generator)
-    smooth._check_work(xs.shape[0] * (n0 + n_max), allow_large)
+    xs = check_inputs(smooth, xs, "xs", generator)
+    check_work(xs.shape[0] * (n0 + n_max), allow_large)
     if progress is None:  # as certify_batch: a bar per round when the call may be long
         progress = xs.shape[0] * (n0 + n_max) > PROGRESS_SAMPLES
     candidates = smooth.select(xs, n0, batch_size, generator, progress=progress)

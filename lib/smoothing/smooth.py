@@ -7,84 +7,36 @@ The smoothed classifier of a base classifier f under noise q is
 where D is an optional denoiser (denoised smoothing, Salman et al. 2020; Lee 2021) or the
 identity. With p_A a lower bound on the top-class probability, g is constant on the ball
 of radius ``noise.radius(p_A)`` in ``noise.norm`` (Gaussian: l2, Laplace/uniform: l1).
+With a rejector h (Sheikholeslami et al. 2021) the base classifier gets a reject class R that
+g never returns; CERTIFY then uses their Theorem 3.1 (:mod:`lib.smoothing.certificates`).
 
-With a rejector h (Sheikholeslami et al. 2021, sample rejection) the base classifier gets a
-reject class R: f_R(y) = R when h_k(D(y)) > 0 for k = f(D(y)), else k; g never returns R and
-CERTIFY uses Theorem 3.1 (lib.smoothing.certificates.WithRejection). How counts become a class
-and a radius is one of the certificates of :mod:`lib.smoothing.certificates`; sequential
-CERTIFY (:meth:`Smooth.certify_sequential`) is in :mod:`lib.smoothing.sequential`.
-
-Guarantees (over the randomness of the Monte-Carlo draws, for every input x):
-
-* CERTIFY returns a class c and radius R > 0 that are *wrong* (g(x') != c for some x' in
-  the ball, or g(x) != c) with probability at most alpha.
-* PREDICT returns a class other than g(x) with probability at most alpha.
-
-Speed: noise is drawn on the model's device, the base classifier runs under
-``torch.inference_mode`` on chunks of at most ``batch_size`` noisy samples (whole groups of
-copies of several inputs, or slices of one input's copies), and the votes are counted on the
-device with one ``scatter_add_`` per chunk.
-
-Checks (each O(chunk), one device sync per chunk): logits, reject logits and denoised batches
-must be finite, else a ValueError names the stage (a NaN row would otherwise vote for class 0);
-one call may draw at most ``MAX_SAMPLES`` noisy samples unless ``allow_large=True``; calls
-drawing more than ``PROGRESS_SAMPLES`` show a progress bar.
+Guarantees (over the Monte-Carlo draws, for every input x): CERTIFY returns a class c and
+radius R > 0 that are wrong with probability at most alpha; PREDICT returns a class other than
+g(x) with probability at most alpha. Input checks are in :mod:`lib.smoothing._checks`, the
+batch sizes and out-of-memory recovery in :mod:`lib.smoothing._batching`.
 """
 from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-import warnings
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from lib.smoothing import _batching
+from lib.smoothing._batching import MEMORY_FRACTION, default_batch_size, rows_for_memory
+from lib.smoothing._checks import (ABSTAIN, MAX_SAMPLES, PROGRESS_SAMPLES, check_all_finite, check_generator,
+                                   check_inputs, check_scores, check_work, first_param, same_device)
 from lib.smoothing.certificates import make_certificate
 from lib.smoothing.noise import Gaussian, NoiseDistribution
+from lib.smoothing.sequential import certify_sequential
 from lib.smoothing.stats import binomial_pvalue
-from lib.utils import check_alpha, check_count, check_finite, progress_bar
+from lib.utils import check_alpha, check_count, progress_bar
 
-__all__ = ["ABSTAIN", "Smooth", "default_batch_size", "rows_for_memory", "MEMORY_FRACTION", "MAX_SAMPLES", "PROGRESS_SAMPLES"]
-
-#: the label returned when the smoothed classifier abstains
-ABSTAIN = -1
-
-#: noisy-sample floats per chunk on the CPU (1 MB: the chunk and the activations stay in cache;
-#: measured: denoisers run 1.5-2.5x faster at 256 MNIST images per call than at 2674)
-_CPU_CHUNK_FLOATS = 1 << 18
-#: ... and on a GPU, where bigger batches keep the device busy
-_GPU_CHUNK_FLOATS = 1 << 26
-#: one call (all inputs, n0 + n votes each) may draw at most this many noisy samples unless
-#: ``allow_large=True``. 10^9 is 10^4 inputs at Cohen's n = 10^5 (certify_dataset calls hold 16) and
-#: ~40 min for the linear MNIST model on one core (~4e5 samples/s, measured); n = 10^12 would take a month
-MAX_SAMPLES = 10**9
-#: calls drawing more noisy samples than this show a progress bar (``progress=None``)
-PROGRESS_SAMPLES = 10**7
-#: no draw of any noise family exceeds this many sigma in magnitude (Gaussian < 9, Laplace < 27 in
-#: float64): sigma * _NOISE_SPAN + max|x| must be finite in the input's dtype
-_NOISE_SPAN = 64.0
-
-
-def default_batch_size(input_numel: int, device: torch.device) -> int:
-    """Noisy samples per classifier call: ~1 MB of inputs on the CPU, ~256 MB on a GPU.
-
-    On a GPU, ``Smooth`` further caps it by :func:`rows_for_memory` of the whole pipeline."""
-    budget = _GPU_CHUNK_FLOATS if device.type == "cuda" else _CPU_CHUNK_FLOATS
-    return max(1, budget // max(1, input_numel))
-
-
-#: share of the free device memory one pipeline call (denoiser + classifier + rejector) may use
-MEMORY_FRACTION = 0.5
-
-
-def rows_for_memory(per_sample_bytes: float, free_bytes: float, fraction: float = MEMORY_FRACTION) -> int:
-    """Noisy samples per pipeline call that fit in ``fraction`` of ``free_bytes``, given the peak
-    memory of one sample through the pipeline (measured by :meth:`Smooth.memory_batch_size`)."""
-    if not per_sample_bytes > 0 or not free_bytes > 0:
-        raise ValueError(f"per-sample and free memory must be positive, got {per_sample_bytes}, {free_bytes}")
-    return max(1, int(fraction * free_bytes // per_sample_bytes))
+__all__ = ["ABSTAIN", "Smooth", "default_batch_size", "rows_for_memory", "MEMORY_FRACTION", "MAX_SAMPLES",
+           "PROGRESS_SAMPLES"]
 
 
 class Smooth:
@@ -95,7 +47,7 @@ class Smooth:
     classifier : callable, batch [B, *input_shape] -> logits [B, num_classes]
         Put into ``eval()`` mode when it is an ``nn.Module``.
     num_classes : int
-    noise : lib.noise.NoiseDistribution
+    noise : lib.smoothing.NoiseDistribution
         Gaussian, Laplace or Uniform; noise is added in input space.
     denoiser : callable or None, noisy batch [B, *input_shape] -> denoised batch (same shape)
         Applied to every noisy batch before the classifier. A denoiser that needs autograd
@@ -127,7 +79,7 @@ class Smooth:
             raise TypeError("classifier must be callable: batch [B, *input_shape] -> logits [B, num_classes]")
         self.num_classes = check_count("num_classes", num_classes, minimum=2)
         if not isinstance(noise, NoiseDistribution):
-            raise TypeError(f"noise must be a lib.noise.NoiseDistribution, got {type(noise).__name__}")
+            raise TypeError(f"noise must be a lib.smoothing.NoiseDistribution, got {type(noise).__name__}")
         for name, fn in (("denoiser", denoiser), ("rejector", rejector)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
@@ -140,11 +92,11 @@ class Smooth:
             if isinstance(fn, nn.Module):
                 fn.eval()
         if device is None:
-            device = _param(classifier).device if _param(classifier) is not None else torch.device("cpu")
+            device = first_param(classifier).device if first_param(classifier) is not None else torch.device("cpu")
         self.device = torch.device(device)
         for name, fn in (("classifier", classifier), ("denoiser", denoiser), ("rejector", rejector)):
-            p = _param(fn)
-            if p is not None and not _same_device(p.device, self.device):
+            p = first_param(fn)
+            if p is not None and not same_device(p.device, self.device):
                 raise ValueError(f"the {name}'s parameters are on {p.device} but device={self.device}; "
                                  f"move the {name} there (.to(device)) or pass device={str(p.device)!r}")
         self.input_shape = tuple(input_shape) if input_shape is not None else None
@@ -162,8 +114,8 @@ class Smooth:
         """
         n = check_count("n", n)
         alpha = check_alpha(alpha)
-        xs = self._check_inputs(x.unsqueeze(0) if isinstance(x, torch.Tensor) else x, "x", generator)
-        self._check_work(n, allow_large)
+        xs = check_inputs(self, x.unsqueeze(0) if isinstance(x, torch.Tensor) else x, "x", generator)
+        check_work(n, allow_large, MAX_SAMPLES)
         counts = self.sample_counts(xs, n, batch_size, generator)[0, :self.num_classes].cpu()
         top2 = torch.topk(counts, 2)
         n_a, n_b = int(top2.values[0]), int(top2.values[1])
@@ -208,8 +160,8 @@ class Smooth:
         n = check_count("n", n)
         alpha = check_alpha(alpha)
         certificate = make_certificate(self.noise, self.rejector is not None, bool(two_sided))
-        xs = self._check_inputs(xs, "xs", generator)
-        self._check_work(xs.shape[0] * (n0 + n), allow_large)
+        xs = check_inputs(self, xs, "xs", generator)
+        check_work(xs.shape[0] * (n0 + n), allow_large, MAX_SAMPLES)
         if progress is None:
             progress = xs.shape[0] * (n0 + n) > PROGRESS_SAMPLES
         candidates = self.select(xs, n0, batch_size, generator, progress=progress)
@@ -230,7 +182,6 @@ class Smooth:
 
         Returns (preds LongTensor[B], radii float64 Tensor[B], samples LongTensor[B]).
         """
-        from lib.smoothing.sequential import certify_sequential
         return certify_sequential(self, xs, n0, n_max, alpha, targets, batch_size, generator, **options)
 
     def select(self, xs: torch.Tensor, n0: int, batch_size: int | None = None,
@@ -251,7 +202,7 @@ class Smooth:
         copied), else consecutive slices of one input's ``num`` copies.
         """
         num = check_count("num", num)
-        _check_generator(generator)
+        check_generator(generator)
         xs = xs.to(self.device)
         b, shape = xs.shape[0], tuple(xs.shape[1:])
         if batch_size is None:
@@ -262,7 +213,7 @@ class Smooth:
         counts = torch.zeros(b, self.num_outcomes, dtype=torch.long, device=self.device)
         per_chunk = max(1, batch_size // num)  # inputs per chunk (1 when num >= batch_size)
         bar = progress_bar(total=b * num, desc="noisy samples", disable=not progress)
-        with self._mode(), bar:
+        with self.mode(), bar:
             for i0 in range(0, b, per_chunk):
                 group = xs[i0:i0 + per_chunk].unsqueeze(1)  # [m, 1, *shape]
                 m = group.shape[0]
@@ -276,52 +227,15 @@ class Smooth:
         return counts
 
     def memory_batch_size(self, x: torch.Tensor, probe: int = 64, free_bytes: float | None = None) -> int:
-        """Noisy samples per pipeline call that fit in the device's free memory.
+        """Noisy samples per pipeline call that fit in the device's free memory (the default chunk on
+        the CPU): :func:`lib.smoothing._batching.memory_batch_size`."""
+        return _batching.memory_batch_size(self, x, probe, free_bytes)
 
-        Runs the whole pipeline (denoiser, classifier, rejector) once on ``probe`` noisy copies of
-        x [*input_shape], reads the peak memory per sample, and sizes the call to
-        ``MEMORY_FRACTION`` of the free memory (``free_bytes`` overrides the device's reading).
-        Cached per input shape. On the CPU (no allocator statistics) it returns the default size.
-        """
-        key = (tuple(x.shape), x.dtype)
-        if key in self._memory_rows:
-            return self._memory_rows[key]
-        if self.device.type != "cuda":
-            return default_batch_size(x.numel(), self.device)
-        torch.cuda.synchronize(self.device)
-        base = torch.cuda.memory_allocated(self.device)
-        torch.cuda.reset_peak_memory_stats(self.device)
-        with self._mode():
-            batch = x.to(self.device).expand((probe,) + tuple(x.shape)).clone()
-            self._votes(batch)
-        torch.cuda.synchronize(self.device)
-        per_sample = max(1.0, (torch.cuda.max_memory_allocated(self.device) - base) / probe)
-        free = torch.cuda.mem_get_info(self.device)[0] if free_bytes is None else free_bytes
-        self._memory_rows[key] = rows_for_memory(per_sample, free)
-        return self._memory_rows[key]
-
-    # ------------------------------------------------------------------ helpers
-    def _votes_fitting(self, batch: torch.Tensor) -> torch.Tensor:
-        """:meth:`_votes` of a drawn chunk, split into halves (recursively) when the device runs out
-        of memory: the draws are already made, so the votes -- and the log -- do not change."""
-        rows = self._max_rows or batch.shape[0]
-        try:
-            if rows >= batch.shape[0]:  # the usual case: one call, no copy
-                return self._votes(batch)
-            return torch.cat([self._votes(batch[i:i + rows]) for i in range(0, batch.shape[0], rows)])
-        except torch.OutOfMemoryError:
-            if rows == 1:
-                raise
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            self._max_rows = max(1, rows // 2)
-            warnings.warn(f"out of memory at {rows} samples per call; continuing with {self._max_rows}")
-            return self._votes_fitting(batch)
-
-    def _votes(self, batch: torch.Tensor, call=None) -> torch.Tensor:
+    # ------------------------------------------------------------------ the base classifier's votes
+    def votes(self, batch: torch.Tensor, call=None) -> torch.Tensor:
         """Votes in 0..num_outcomes-1 of f_R(D(batch)) for a batch [rows, *shape]: LongTensor[rows].
 
-        ``call(stage, fn, batch)`` runs one stage (the probe wraps it to name a failing stage)."""
+        ``call(stage, fn, batch)`` runs one stage (the input probe wraps it to name a failing stage)."""
         call = call or (lambda stage, fn, arg: fn(arg))
         rows = batch.shape[0]
         if self.denoiser is not None:
@@ -330,108 +244,22 @@ class Smooth:
             if not isinstance(batch, torch.Tensor) or batch.shape != shape:
                 got = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
                 raise ValueError(f"denoiser must return a batch of its input's shape {tuple(shape)}; got {got}")
-            _check_all_finite("denoiser", "outputs", batch)
+            check_all_finite("denoiser", "outputs", batch)
         logits = call("classifier", self.classifier, batch)
-        self._check_scores("classifier", "logits", logits, rows)
+        check_scores("classifier", "logits", logits, rows, self.num_classes)
         votes = logits.argmax(1)
         if self.rejector is not None:
             reject = call("rejector", self.rejector, batch)
-            self._check_scores("rejector", "reject logits", reject, rows)
+            check_scores("rejector", "reject logits", reject, rows, self.num_classes)
             rejected = reject.gather(1, votes[:, None])[:, 0] > 0  # head f(x) decides (eq. 1)
             votes = votes.masked_fill(rejected, self.num_classes)
         return votes
 
-    def _mode(self):
+    def mode(self):
+        """The autograd mode of a pipeline call: inference mode unless the denoiser needs autograd."""
         if self.denoiser is not None and getattr(self.denoiser, "requires_grad", False):
             return nullcontext()  # already under no_grad; the denoiser enables grad itself
         return torch.inference_mode()
 
-    def _check_scores(self, stage, what, scores, rows):
-        if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or scores.shape[0] != rows:
-            shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-            raise ValueError(f"{stage} must return {what} of shape [batch, num_classes]; got {shape}")
-        if scores.shape[1] != self.num_classes:
-            raise ValueError(f"{stage} output has width {scores.shape[1]} but num_classes={self.num_classes}")
-        _check_all_finite(stage, what, scores)
-
-    def _check_work(self, samples: int, allow_large: bool):
-        if samples > MAX_SAMPLES and not allow_large:
-            raise ValueError(f"this call would draw {samples:.3g} noisy samples, more than MAX_SAMPLES = "
-                             f"{MAX_SAMPLES:.0e} (hours to weeks of work); split the inputs or n, or pass "
-                             "allow_large=True")
-
-    def _check_inputs(self, xs, name, generator=None):
-        if not isinstance(xs, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(xs).__name__}")
-        if not xs.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {xs.dtype}")
-        if xs.dim() < 2 or xs.shape[0] == 0:
-            raise ValueError(f"{name} must have shape [B, *input_shape] with B >= 1, got {tuple(xs.shape)}")
-        if self.input_shape is not None and tuple(xs.shape[1:]) != self.input_shape:
-            raise ValueError(f"{name} has input shape {tuple(xs.shape[1:])}, expected {self.input_shape}")
-        _check_generator(generator, self.device)
-        p = _param(self.classifier, buffers=False)  # buffers may be constants of another dtype
-        if p is not None and p.is_floating_point() and p.dtype != xs.dtype:
-            raise TypeError(f"{name} has dtype {xs.dtype} but the classifier's parameters are {p.dtype}; "
-                            f"convert the inputs ({name}.to({p.dtype}))")
-        if xs.device != self.device:
-            try:
-                xs = xs.to(self.device)
-            except (RuntimeError, NotImplementedError) as err:
-                raise ValueError(f"{name} is on {xs.device} and cannot be copied to the model's device "
-                                 f"{self.device}: {err}") from None
-        check_finite(name, xs)
-        span = self.noise.sigma * _NOISE_SPAN + float(xs.abs().max())
-        if not span < torch.finfo(xs.dtype).max:
-            raise ValueError(f"sigma = {self.noise.sigma:g} overflows {xs.dtype}: noisy inputs would not be "
-                             f"finite (|x| + {_NOISE_SPAN:g} sigma > {torch.finfo(xs.dtype).max:.3g})")
-        self._probe(xs[:1])
-        return xs
-
-    def _probe(self, x1):
-        """Run the whole pipeline once on one clean input: shape, dtype and NaN errors surface
-        before any sampling, naming the stage that failed."""
-        def call(stage, fn, batch):
-            try:
-                return fn(batch)
-            except (RuntimeError, TypeError, ValueError, IndexError) as err:
-                raise ValueError(f"the {stage} failed on a clean input of shape {tuple(batch.shape)} "
-                                 f"({batch.dtype}, {batch.device}): {err}. Inputs must be [B, *input_shape]; "
-                                 "pass input_shape= to Smooth to have shapes checked up front") from err
-        with torch.no_grad(), self._mode():
-            self._votes(x1, call)
-
-
-def _param(fn, buffers: bool = True) -> torch.Tensor | None:
-    """The first parameter (or, with ``buffers``, buffer) of an nn.Module, else None."""
-    if isinstance(fn, nn.Module):
-        for t in fn.parameters():
-            return t
-        for t in fn.buffers() if buffers else ():
-            return t
-    return None
-
-
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
-
-
-def _check_generator(generator, device=None):
-    if generator is None:
-        return
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__} "
-                        "(seed one with torch.Generator(device).manual_seed(seed))")
-    if device is not None and generator.device.type != device.type:
-        raise ValueError(f"generator is on {generator.device} but noise is drawn on {device}; "
-                         "create the generator on the model's device")
-
-
-def _check_all_finite(stage, what, t):
-    # fast path (~1 us per chunk): a NaN or inf anywhere makes the sum non-finite; a finite sum
-    # proves every entry finite. Only an overflowing sum of finite entries takes the exact check.
-    if math.isfinite(t.sum().item()):
-        return
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"the {stage} returned non-finite {what} (NaN or inf): a NaN row would vote for class 0; "
-                         f"check the {stage}'s weights and inputs (sigma too large?)")
+    def _votes_fitting(self, batch: torch.Tensor) -> torch.Tensor:
+        return _batching.votes_fitting(self, batch)

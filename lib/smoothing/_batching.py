@@ -1,0 +1,76 @@
+"""How many noisy samples one pipeline call takes: a default chunk per device, a probe of the
+pipeline's peak memory on a GPU, and halving after an out-of-memory error.
+
+None of it changes a vote: the draws are made before the chunk is split, so the counts and the
+logs are the same whatever the batch size.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+#: noisy-sample floats per chunk on the CPU (1 MB: the chunk and the activations stay in cache)
+CPU_CHUNK_FLOATS = 1 << 18
+#: ... and on a GPU, where bigger batches keep the device busy
+GPU_CHUNK_FLOATS = 1 << 26
+#: share of the free device memory one pipeline call (denoiser + classifier + rejector) may use
+MEMORY_FRACTION = 0.5
+
+
+def default_batch_size(input_numel: int, device: torch.device) -> int:
+    """Noisy samples per classifier call: ~1 MB of inputs on the CPU, ~256 MB on a GPU.
+
+    On a GPU, ``Smooth`` further caps it by :func:`rows_for_memory` of the whole pipeline."""
+    budget = GPU_CHUNK_FLOATS if device.type == "cuda" else CPU_CHUNK_FLOATS
+    return max(1, budget // max(1, input_numel))
+
+
+def rows_for_memory(per_sample_bytes: float, free_bytes: float, fraction: float = MEMORY_FRACTION) -> int:
+    """Noisy samples per pipeline call that fit in ``fraction`` of ``free_bytes``, given the peak
+    memory of one sample through the pipeline (measured by :func:`memory_batch_size`)."""
+    if not per_sample_bytes > 0 or not free_bytes > 0:
+        raise ValueError(f"per-sample and free memory must be positive, got {per_sample_bytes}, {free_bytes}")
+    return max(1, int(fraction * free_bytes // per_sample_bytes))
+
+
+def memory_batch_size(smooth, x: torch.Tensor, probe: int = 64, free_bytes: float | None = None) -> int:
+    """Noisy samples per pipeline call of ``smooth`` that fit in the device's free memory.
+
+    Runs the pipeline once on ``probe`` copies of x [*input_shape], reads the peak memory per sample
+    and sizes the call to ``MEMORY_FRACTION`` of the free memory (``free_bytes`` overrides the
+    device's reading). Cached per input shape; on the CPU the default size."""
+    key = (tuple(x.shape), x.dtype)
+    if key in smooth._memory_rows:
+        return smooth._memory_rows[key]
+    if smooth.device.type != "cuda":
+        return default_batch_size(x.numel(), smooth.device)
+    torch.cuda.synchronize(smooth.device)
+    base = torch.cuda.memory_allocated(smooth.device)
+    torch.cuda.reset_peak_memory_stats(smooth.device)
+    with smooth.mode():
+        batch = x.to(smooth.device).expand((probe,) + tuple(x.shape)).clone()
+        smooth.votes(batch)
+    torch.cuda.synchronize(smooth.device)
+    per_sample = max(1.0, (torch.cuda.max_memory_allocated(smooth.device) - base) / probe)
+    free = torch.cuda.mem_get_info(smooth.device)[0] if free_bytes is None else free_bytes
+    smooth._memory_rows[key] = rows_for_memory(per_sample, free)
+    return smooth._memory_rows[key]
+
+
+def votes_fitting(smooth, batch: torch.Tensor) -> torch.Tensor:
+    """``smooth.votes`` of a drawn chunk [rows, *shape], split into halves (recursively) when the
+    device runs out of memory; ``smooth._max_rows`` remembers the size that fits."""
+    rows = smooth._max_rows or batch.shape[0]
+    try:
+        if rows >= batch.shape[0]:  # the usual case: one call, no copy
+            return smooth.votes(batch)
+        return torch.cat([smooth.votes(batch[i:i + rows]) for i in range(0, batch.shape[0], rows)])
+    except torch.OutOfMemoryError:
+        if rows == 1:
+            raise
+        if smooth.device.type == "cuda":
+            torch.cuda.empty_cache()
+        smooth._max_rows = max(1, rows // 2)
+        warnings.warn(f"out of memory at {rows} samples per call; continuing with {smooth._max_rows}")
+        return votes_fitting(smooth, batch)
