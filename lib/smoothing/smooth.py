@@ -31,6 +31,7 @@ from lib.smoothing._checks import (ABSTAIN, MAX_SAMPLES, PROGRESS_SAMPLES, check
                                    check_inputs, check_scores, check_work, first_param, same_device)
 from lib.smoothing.certificates import make_certificate
 from lib.smoothing.noise import Gaussian, NoiseDistribution
+from lib.smoothing.decision import certify_decisions
 from lib.smoothing.sequential import certify_sequential
 from lib.smoothing.stats import binomial_pvalue
 from lib.utils import check_alpha, check_count, progress_bar
@@ -183,6 +184,14 @@ class Smooth:
         Returns (preds LongTensor[B], radii float64 Tensor[B], samples LongTensor[B]).
         """
         return certify_sequential(self, xs, n0, n_max, alpha, targets, batch_size, generator, **options)
+
+    def certify_decisions(self, xs: torch.Tensor, radii, n0: int, n_max: int, alpha: float,
+                          batch_size: int | None = None, generator: torch.Generator | None = None, **options):
+        """Decision-mode certification at the table ``radii``: see :func:`lib.smoothing.decision.certify_decisions`.
+
+        Returns (preds LongTensor[B], largest certified table radius float64 Tensor[B], samples LongTensor[B]).
+        """
+        return certify_decisions(self, xs, radii, n0, n_max, alpha, batch_size, generator, **options)
 
     def select(self, xs: torch.Tensor, n0: int, batch_size: int | None = None,
                generator: torch.Generator | None = None, progress: bool = False) -> np.ndarray:
