@@ -1,41 +1,55 @@
 #!/usr/bin/env bash
 # Rerun every notebook headlessly and rewrite figures/ (tables, figures) and outputs/ (executed
-# notebooks, per-example logs, metrics).
+# notebooks, per-example logs, metrics, run times); optionally build the browsable book.
 #
-#   ./run_all.sh                    # the default profile: quick (a 2-core CPU)
+#   ./run_all.sh                    # the default profile: quick (a CPU)
 #   ./run_all.sh --profile smoke    # seconds per notebook
 #   ./run_all.sh --profile full     # paper scale, meant for a GPU
 #   COMPANION_PROFILE=smoke ./run_all.sh --only 00 04
+#   ./run_all.sh --profile smoke --book                  # run, then build the book in outputs/book/smoke/
+#   ./run_all.sh --book                                  # only rebuild the book from the last run
 #   ./run_all.sh --profile smoke --only 00 01 --slides   # then lecture slides, viewable offline
 #   ./run_all.sh --profile full --dataset cifar10  # CIFAR-10 in every notebook with a `dataset` parameter
 #   ./run_all.sh --profile full --tiny --allow-cpu # full's choices at tiny sizes, on a CPU (what CI runs)
 #
-# Options: --profile P, --only NN..., --slides; --dataset D (mnist, fashion_mnist, cifar10: passed to the
-# notebooks whose parameters cell has `dataset`, and fetched first); --tiny (COMPANION_TINY=1: the full
-# profile's architectures, sigma grids and test-set indexing at tiny sizes, lib/profiles.py); --allow-cpu
+# Options: --profile P, --only NN..., --slides; --book (after the run, build the static HTML book
+# of the executed notebooks, scripts/book.py; given alone, only rebuild it from the last run's
+# executed notebooks); --dataset D (mnist, fashion_mnist, cifar10: passed to the notebooks whose
+# parameters cell has `dataset`, and fetched first); --tiny (COMPANION_TINY=1: the full profile's
+# architectures, sigma grids and test-set indexing at tiny sizes, lib/profiles.py); --allow-cpu
 # (COMPANION_ALLOW_CPU=1: without it `full` stops with an error when no GPU is usable).
 #
-# It creates or reuses the environment (.venv), fetches the data, then executes the notebooks
-# in numeric order with papermill (scripts/run_notebook.py: figures inline, quiet text progress
-# bars), passing the profile into each notebook's parameters cell. --slides renders the lecture
-# notebooks 00 and 01 from their executed copies to outputs/slides/<profile>/ (scripts/slides.py).
+# One run at a time: the run takes a lock on the outputs folder and on the data folder (trained-model
+# cache) before any work (scripts/run_lock.sh); a second ./run_all.sh on the same checkout is refused
+# at once, naming the first one's PID, start time and command.
+# It creates or reuses the environment (.venv), fetches the data, prints an estimate of the run's
+# total for this machine (scripts/run_times.py), then executes the notebooks in numeric order with
+# papermill (scripts/run_notebook.py), passing the profile into each notebook's parameters cell, and
+# records each notebook's wall time with the machine, date and commit in outputs/run_times.json.
+# --slides renders the lecture notebooks 00 and 01 from their executed copies to
+# outputs/slides/<profile>/ (scripts/slides.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 PROFILE="${COMPANION_PROFILE:-quick}"
 ONLY=()
 SLIDES=0
+BOOK=0
 DATASET=""
+COMMAND_LINE="./run_all.sh${*:+ $*}"
+BOOK_ONLY=0
+[ "$*" = "--book" ] && BOOK_ONLY=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
     --only) shift; while [ $# -gt 0 ] && [[ "$1" != --* ]]; do ONLY+=("$1"); shift; done ;;
     --slides) SLIDES=1; shift ;;
+    --book) BOOK=1; shift ;;
     --dataset) DATASET="$2"; shift 2 ;;
     --dataset=*) DATASET="${1#*=}"; shift ;;
     --tiny) export COMPANION_TINY=1; shift ;;
     --allow-cpu) export COMPANION_ALLOW_CPU=1; shift ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,7 +67,17 @@ if [ ${#ONLY[@]} -gt 0 ]; then
   [ ${#NOTEBOOKS[@]} -gt 0 ] || { echo "no notebook matches --only ${ONLY[*]}" >&2; exit 2; }
 fi
 
+# one run at a time on these outputs and this model cache: refused here, before any work
+source scripts/run_lock.sh
+companion_run_lock "$COMMAND_LINE" "${COMPANION_OUTPUTS:-outputs}" "${COMPANION_DATA:-data}" || exit 1
+
 source scripts/setup_env.sh
+if [ "$BOOK_ONLY" = 1 ]; then
+  PROFILE="$(python scripts/run_times.py last-profile)" || exit 1
+  echo "[run_all] rebuilding the book of the last run (profile $PROFILE) from its executed notebooks"
+  python scripts/book.py build --profile "$PROFILE"
+  exit $?
+fi
 # headless: lib.utils.progress_bar draws quiet text bars (no widgets) in the executed notebooks
 export COMPANION_HEADLESS=1
 if [ -n "$DATASET" ]; then python -m lib.data fetch mnist "$DATASET"; else python -m lib.data fetch; fi
@@ -70,13 +94,15 @@ OUT="${COMPANION_OUTPUTS:-outputs}/notebooks/$PROFILE"
 mkdir -p "$OUT" figures
 total=${#NOTEBOOKS[@]}
 echo "[run_all] profile=$PROFILE${COMPANION_TINY:+ (tiny)}${DATASET:+, dataset=$DATASET}, $total notebooks -> $OUT, figures/"
+python scripts/run_times.py start --profile "$PROFILE" ${COMPANION_TINY:+--tiny} ${DATASET:+--dataset "$DATASET"} \
+  --command "$COMMAND_LINE" "${NOTEBOOKS[@]##*/}"
 start_all=$(date +%s)
 i=0
 for nb in "${NOTEBOOKS[@]}"; do
   i=$((i + 1))
   name="$(basename "$nb" .ipynb)"
   echo "[run_all] ($i/$total) $name ..."
-  t0=$(date +%s)
+  t0=$(date +%s.%N)
   params=(-p profile "$PROFILE")
   # the data set goes only to notebooks whose parameters cell declares one (the others are MNIST-specific)
   if [ -n "$DATASET" ] && python -c "import json,sys; nb=json.load(open(sys.argv[1])); sys.exit(0 if any('parameters' in c['metadata'].get('tags', []) and 'dataset =' in ''.join(c['source']) for c in nb['cells']) else 1)" "$nb"; then
@@ -87,7 +113,9 @@ for nb in "${NOTEBOOKS[@]}"; do
     echo "[run_all] FAILED: $name (profile $PROFILE); the executed copy with the error is $OUT/$name.ipynb" >&2
     exit 1
   fi
-  echo "[run_all] ($i/$total) $name done in $(( $(date +%s) - t0 )) s"
+  seconds=$(python -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):.1f}')" "$(date +%s.%N)" "$t0")
+  python scripts/run_times.py record --profile "$PROFILE" --notebook "$name" --seconds "$seconds"
+  echo "[run_all] ($i/$total) $name done in $seconds s (recorded in ${COMPANION_OUTPUTS:-outputs}/run_times.json)"
 done
 ran_tables=0
 for nb in "${NOTEBOOKS[@]}"; do [[ "$(basename "$nb")" == 10_* ]] && ran_tables=1; done
@@ -101,4 +129,7 @@ if [ "$SLIDES" = 1 ]; then
   python scripts/slides.py fetch --quiet
   python scripts/slides.py render --profile "$PROFILE" 00 01
   echo "[run_all] slides in outputs/slides/$PROFILE/ (open the .slides.html files in a browser; no network needed)"
+fi
+if [ "$BOOK" = 1 ]; then
+  python scripts/book.py build --profile "$PROFILE"
 fi

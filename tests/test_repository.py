@@ -177,3 +177,60 @@ def test_every_environment_variable_is_in_the_readme_table():
 def test_run_all_rejects_an_only_that_matches_no_notebook():
     out = subprocess.run([str(ROOT / "run_all.sh"), "--only", "99"], capture_output=True, text=True)
     assert out.returncode == 2 and "no notebook matches --only 99" in out.stderr
+
+
+# ------------------------------------------------------------------ no development history in the product
+#: what a reader of the product should never meet: the history of its development and paths outside it
+HISTORY = {
+    "a session number": re.compile(r"\bsessions? [0-9]", re.I),
+    "an issue number": re.compile(r"\bissues? #?[0-9]+", re.I),
+    "a remark on a former version or name": re.compile(r"\bearlier (version|name)s?\b", re.I),
+    "a path outside the repository": re.compile(r"shared/seeds|\.\./shared/"),
+    # 7-12 hex digits with at least one letter and one digit, standing alone (not part of a path or word)
+    "a commit hash": re.compile(r"(?<![\w/.#-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,12}(?![\w/-])"),
+}
+
+
+def _prose(path: Path) -> str:
+    """The text a reader sees: a notebook's cell sources (not its cell ids), else the file itself."""
+    if path.suffix == ".ipynb":
+        return "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+    return path.read_text()
+
+
+def history_hits(files: list[str]) -> list[str]:
+    hits = []
+    for name in files:
+        path = ROOT / name
+        if name.startswith(".ci/") or not path.is_file():
+            continue
+        try:
+            text = _prose(path)
+        except (UnicodeDecodeError, ValueError):
+            continue  # binary files
+        for number, line in enumerate(text.splitlines(), 1):
+            for what, pattern in HISTORY.items():
+                if m := pattern.search(line):
+                    hits.append(f"{name}:{number}: {what} ({m.group(0)!r})")
+    return hits
+
+
+def test_history_patterns_catch_what_they_should_and_nothing_else(tmp_path):
+    # (written in pieces, so that this file does not trip its own scan)
+    s, i, e, d = "session", "issue", "earlier", "shared"
+    bad = [f"as measured in {s} 4", f"see {i} 14", f"kept for callers of the {e} name",
+           f"Lee (`../{d}/seeds/001_x.txt`)", "the run at commit " + "c930" + "d73 took", f"{i.title()} #12 fixed this"]
+    good = ["scope='session'", "sha256 of the file: " + "ab12" * 16, "notebooks/05_x.ipynb", "σ = 0.25",
+            "1e-3 and 0x7f", "the earlier section", "an issue with the shapes", "seed 20240101"]
+    for text in bad:
+        assert any(p.search(text) for p in HISTORY.values()), text
+    for text in good:
+        assert not any(p.search(text) for p in HISTORY.values()), text
+
+
+def test_no_development_history_in_tracked_files():
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert len(files) > 50
+    hits = history_hits(files)
+    assert not hits, f"{len(hits)} traces of development history (say what the code does, cite papers as papers):\n" \
+        + "\n".join(hits[:40])

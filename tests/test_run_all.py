@@ -1,0 +1,65 @@
+"""./run_all.sh takes one lock for the whole run (outputs and model cache) before any work: a second
+run on the same checkout is refused at once, naming the first one (PID, start time, command).
+The first holder here is a shell holding the lock through the same helper run_all.sh uses;
+no notebook runs."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HOLD = 'source scripts/run_lock.sh && companion_run_lock "$0" "$1" "$2" && echo locked && exec sleep 300'
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    outputs, data = tmp_path / "outputs", tmp_path / "data"
+    env = {**os.environ, "COMPANION_OUTPUTS": str(outputs), "COMPANION_DATA": str(data),
+           "COMPANION_NO_APT": "1", "COMPANION_NO_SLIDES": "1"}
+    return outputs, data, env
+
+
+def _hold(outputs: Path, data: Path, command: str) -> subprocess.Popen:
+    holder = subprocess.Popen(["bash", "-c", HOLD, command, str(outputs), str(data)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def _stop(holder: subprocess.Popen) -> None:
+    os.killpg(holder.pid, signal.SIGTERM)
+    holder.wait(timeout=30)
+
+
+@pytest.mark.parametrize("held", ["outputs", "data"])
+def test_a_second_run_is_refused_at_once_naming_the_first(dirs, held):
+    outputs, data, env = dirs
+    other = Path(str(outputs if held == "data" else data) + "-elsewhere")
+    holder = _hold(outputs if held == "outputs" else other, data if held == "data" else other,
+                   "./run_all.sh --profile quick (first run)")
+    try:
+        out = subprocess.run([str(ROOT / "run_all.sh"), "--profile", "smoke", "--only", "00"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        _stop(holder)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"pid {holder.pid}" in out.stderr and "./run_all.sh --profile quick (first run)" in out.stderr
+    assert "started 20" in out.stderr and ".run_all.lock" in out.stderr
+    # refused before any work: no environment step, no data, no executed notebook, no recorded time
+    assert "[env]" not in out.stdout and "[run_all]" not in out.stdout, out.stdout
+    assert not (outputs / "notebooks").exists() and not (outputs / "run_times.json").exists()
+
+
+def test_the_lock_is_released_when_the_holder_ends(dirs):
+    outputs, data, _ = dirs
+    first = _hold(outputs, data, "first")
+    _stop(first)
+    second = _hold(outputs, data, "second")      # prints no "locked" (an assertion fails) if still held
+    try:
+        assert (outputs / ".run_all.lock").read_text().startswith(f"pid {second.pid},")
+    finally:
+        _stop(second)
