@@ -20,15 +20,18 @@ from .lecture import (  # noqa: F401
 )
 from .certification import (  # noqa: F401
     certify_statistics, certificate_reference, abstention_simulation, sample_noise_norms, PROTOCOL_KEYS,
-    LECTURE_TABLE_METHODS, lecture_table_logs, same_protocol_table,
+    LECTURE_TABLE_METHODS, lecture_table_logs, same_protocol_table, plugin_vs_certify, plugin_verdict,
+    abstain_thresholds,
 )
 from .smoothing_training import (  # noqa: F401
     TOY_EPS, TOY_PGD_STEPS, TOY_EVAL_PGD_STEPS, OBJECTIVES, smoothing_toy, train_smoothing_classifier, smoothing_objectives, smoothing_comparison, paired_tests,
+    LECTURE_CLAIMS, training_verdict,
 )
 from .empirical_bayes import (  # noqa: F401
     bayes_shrinkage, linear_eb_pa, linear_eb_radius, mog_bayes_estimator, train_dsm_mlp, train_mse_denoiser_mlp,
     lee_recovery_bound, approx_map_gd, gaussian_map_error, linear_eb_experiment, estimator_errors, lee_experiment,
-    mixture_mode, strong_convexity, lee_mixture_experiment,
+    mixture_mode, strong_convexity, lee_mixture_experiment, lee_counterexample, lee_counterexample_summary,
+    lee_counterexample_verdict, StronglyLogConcave, lee_corrected_check,
 )
 from .plots import (  # noqa: F401
     CLASS_COLORS, set_style, plot_regions, plot_certified, plot_certify_toy, plot_weierstrass_1d,

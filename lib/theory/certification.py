@@ -19,7 +19,8 @@ from .common import LinearBinaryClassifier, _probabilities
 from .lecture import max_certifiable_radius
 
 __all__ = ["certify_statistics", "certificate_reference", "abstention_simulation", "sample_noise_norms",
-           "PROTOCOL_KEYS", "LECTURE_TABLE_METHODS", "lecture_table_logs", "same_protocol_table"]
+           "PROTOCOL_KEYS", "LECTURE_TABLE_METHODS", "lecture_table_logs", "same_protocol_table", "plugin_vs_certify",
+           "plugin_verdict", "abstain_thresholds"]
 
 
 def certify_statistics(p_a, n: int, alpha: float, sigma: float = 1.0, n0: int | None = None) -> pd.DataFrame:
@@ -183,3 +184,54 @@ def same_protocol_table(logs: Mapping[str, object], radii: Sequence[float]) -> p
                                 axis=0)
             for label, ps in paths_of.items()}
     return pd.DataFrame(rows, index=[float(r) for r in radii]).T.rename_axis(columns="l2 radius (MNIST)")
+
+
+def plugin_vs_certify(p_a: Sequence[float], sigma: float, n0: int, n: int, alpha: float, copies: int,
+                      generator: torch.Generator | None = None) -> pd.DataFrame:
+    """The plug-in certificate of Lecture 14 §1.1 against CERTIFY (Cohen et al.), on a 1-D point whose
+    true radius is known: the threshold classifier 1[z > 0] at x = sigma Phi^-1(p_A) has p_A exactly
+    and true radius R = sigma Phi^-1(p_A) (= x, the distance to the boundary).
+
+    plug-in: sigma/2 (Phi^-1(p_a_hat) - Phi^-1(p_b_hat)) from n votes (no confidence bound);
+    CERTIFY: ``Smooth.certify_batch`` (n0, n, alpha), a lower confidence bound on the radius.
+    A certificate fails when it returns a radius larger than R. Columns: p_a, true_radius,
+    plugin_fail, certify_fail (fractions of ``copies``), se_plugin, se_certify (binomial standard errors),
+    certify_tolerance (the 1e-3 binomial quantile of a failure rate alpha)."""
+    from .common import binomial_tolerance  # noqa: PLC0415 (local: keeps the module's import list short)
+    copies = check_count("copies", copies)
+    sigma = check_sigma(sigma)
+    smooth = Smooth(LinearBinaryClassifier([1.0], 0.0), 2, Gaussian(sigma))
+    rows = []
+    for p in p_a:
+        true_r = sigma * float(norm.ppf(p))
+        xs = torch.full((copies, 1), true_r, dtype=torch.float64)
+        counts = smooth.sample_counts(xs, n, generator=generator).cpu().numpy()
+        top = counts.max(1)
+        with np.errstate(divide="ignore"):
+            plug = 0.5 * sigma * (norm.ppf(top / n) - norm.ppf((n - top) / n))
+        preds, radii = smooth.certify_batch(xs, n0, n, alpha, generator=generator)
+        plug_fail = float(np.mean(plug > true_r))
+        cert_fail = float(((preds >= 0) & (radii > true_r)).double().mean())
+        rows.append((float(p), true_r, plug_fail, cert_fail, math.sqrt(max(plug_fail * (1 - plug_fail), 1 / copies) / copies),
+                     math.sqrt(max(cert_fail * (1 - cert_fail), 1 / copies) / copies),
+                     binomial_tolerance(copies, alpha)))
+    return pd.DataFrame(rows, columns=["p_a", "true_radius", "plugin_fail", "certify_fail", "se_plugin", "se_certify",
+                                       "certify_tolerance"])
+
+
+def plugin_verdict(df: pd.DataFrame, alpha: float) -> str:
+    """The sentence notebook 00 prints about :func:`plugin_vs_certify`."""
+    worst = df.loc[df.plugin_fail.idxmax()]
+    cert_ok = bool((df.certify_fail <= df.certify_tolerance).all())
+    return (f"The plug-in radius exceeds the true radius in {df.plugin_fail.min():.1%}-{df.plugin_fail.max():.1%} "
+            f"of the copies (worst at p_A = {worst.p_a:g}); CERTIFY in at most {df.certify_fail.max():.2%} "
+            f"(alpha = {alpha:g}): CERTIFY's failure rate is "
+            + ("within" if cert_ok else "NOT within") + " the binomial tolerance of alpha at every p_A, "
+            + ("and the plug-in's is above alpha at every p_A." if bool((df.plugin_fail > alpha).all())
+               else "and the plug-in's is at or below alpha at some p_A."))
+
+
+def abstain_thresholds(frames: Mapping[str, pd.DataFrame], level: float = 0.01) -> pd.Series:
+    """The smallest p_A with P(abstain) <= ``level`` in each :func:`certify_statistics` frame (NaN if none)."""
+    return pd.Series({label: (df.p_a[df.abstain <= level].min() if (df.abstain <= level).any() else np.nan)
+                      for label, df in frames.items()}, name=f"smallest p_A with P(abstain) <= {level:g}")

@@ -9,7 +9,7 @@ experiment drivers that compare closed forms with estimates.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,8 @@ from .common import (LinearBinaryClassifier, ToyMLP, _Phi, _like, _one_thread, _
 __all__ = ["bayes_shrinkage", "linear_eb_pa", "linear_eb_radius", "mog_bayes_estimator",
            "train_dsm_mlp", "train_mse_denoiser_mlp", "lee_recovery_bound", "approx_map_gd",
            "gaussian_map_error", "linear_eb_experiment", "estimator_errors", "lee_experiment",
-           "mixture_mode", "strong_convexity", "lee_mixture_experiment"]
+           "mixture_mode", "strong_convexity", "lee_mixture_experiment", "lee_counterexample",
+           "lee_counterexample_summary", "lee_counterexample_verdict", "StronglyLogConcave", "lee_corrected_check"]
 
 
 # =============================================================================== empirical Bayes
@@ -352,3 +353,96 @@ def lee_mixture_experiment(mix, sigmas: Sequence[float], sigma_tildes: Sequence[
                              float(resid)))
     return pd.DataFrame(rows, columns=["sigma", "sigma_tilde", "mu", "measured", "se", "bound", "outside",
                                        "gd_residual"])
+
+
+def lee_counterexample(mix, sigma: float, sigma_tilde: float, num: int, reps: int, steps: int,
+                       generator: torch.Generator | None = None, radius: float | None = None) -> pd.DataFrame:
+    """Theorem A.2 as stated, repeated: ``reps`` independent runs of :func:`lee_mixture_experiment` at one
+    (sigma, sigma_tilde), each with ``num`` noisy y = x* + u. The hypothesis (-log p mu-strongly convex on
+    B_r(x*), mu > 0) is verified inside each run. Columns: rep, mu, measured, se, bound (eq. 16), outside."""
+    rows = []
+    for rep in range(check_count("reps", reps)):
+        df = lee_mixture_experiment(mix, [sigma], [sigma_tilde], num, steps, generator, radius)
+        rows.append(df.assign(rep=rep))
+    return pd.concat(rows, ignore_index=True)[["rep", "sigma", "sigma_tilde", "mu", "measured", "se", "bound",
+                                               "outside"]]
+
+
+def lee_counterexample_summary(runs: pd.DataFrame) -> dict:
+    """Pool the repetitions of :func:`lee_counterexample`: measured = the mean over all runs, se = the
+    standard deviation of the per-run means over sqrt(reps) (independent of the per-run se), z =
+    (measured - bound) / se, min_mu = the smallest strong-convexity constant found on B_r(x*), reps_above
+    = the number of runs whose mean exceeds the bound."""
+    reps = len(runs)
+    se = float(runs.measured.std(ddof=1) / math.sqrt(reps)) if reps > 1 else float(runs.se.iloc[0])
+    measured, bound = float(runs.measured.mean()), float(runs.bound.iloc[0])
+    return {"sigma": float(runs.sigma.iloc[0]), "sigma_tilde": float(runs.sigma_tilde.iloc[0]), "reps": reps,
+            "min_mu": float(runs.mu.min()), "measured": measured, "se": se, "bound": bound,
+            "z": (measured - bound) / se, "reps_above": int((runs.measured > bound).sum())}
+
+
+def lee_counterexample_verdict(s: Mapping, z_level: float = 4.0) -> str:
+    """The sentence the notebook prints about Theorem A.2 from :func:`lee_counterexample_summary`."""
+    hyp = (f"its hypothesis holds (-log p is mu-strongly convex on B_r(x*) with mu = {s['min_mu']:.3g} > 0)"
+           if s["min_mu"] > 0 else f"its hypothesis does not hold (mu = {s['min_mu']:.3g} <= 0 on B_r(x*))")
+    head = (f"sigma = {s['sigma']:g}, sigma~ = {s['sigma_tilde']:g}: E||x_hat - x*|| = {s['measured']:.4f} "
+            f"+- {s['se']:.4f} over {s['reps']} repetitions ({s['reps_above']} of them above the bound) against "
+            f"the bound (16) = {s['bound']:.4f}, z = {s['z']:+.1f}; {hyp}.")
+    if s["min_mu"] > 0 and s["z"] > z_level:
+        return head + f" z > {z_level:g}: a counterexample to Theorem A.2 as stated."
+    if s["z"] > z_level:
+        return head + f" z > {z_level:g}, but the theorem does not claim the bound here."
+    return head + f" z <= {z_level:g}: no violation of the bound shown at this size."
+
+
+class StronglyLogConcave:
+    """A non-Gaussian, globally strongly log-concave density on R^d (for the corrected Theorem A.2):
+
+        -log p(x) = ||x||^2 / (2 s0^2) + a^-2 sum_i log cosh(a (x_i - c_i)) + const,
+
+    mu-strongly convex on all of R^d with mu = 1 / s0^2 (the log cosh terms are convex, curvature in
+    [0, 1]). ``score(x)`` = grad log p, x [B, d] -> [B, d]; ``mode()`` its unique maximiser [d]."""
+
+    def __init__(self, c, s0: float = 1.0, a: float = 2.0):
+        self.c = torch.as_tensor(c, dtype=torch.float64)
+        self.s0 = check_sigma(s0, "s0")
+        self.a = check_sigma(a, "a")
+        self.dim = self.c.shape[0]
+        self.mu = 1.0 / self.s0**2
+        self.max_curvature = self.mu + 1.0
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        return -x / self.s0**2 - torch.tanh(self.a * (x - self.c)) / self.a
+
+    def mode(self, steps: int = 5000) -> torch.Tensor:
+        x = torch.zeros(1, self.dim, dtype=torch.float64)
+        for _ in range(check_count("steps", steps)):
+            x = x + self.score(x) / self.max_curvature
+        return x[0]
+
+
+def lee_corrected_check(density: StronglyLogConcave, sigmas: Sequence[float], num: int, steps: int,
+                        generator: torch.Generator | None = None, mu: float | None = None) -> pd.DataFrame:
+    """The corrected Theorem A.2 at sigma_tilde = 0: if -log p is mu-strongly convex on all of R^d, the
+    minimiser x_hat of -log p(x) + ||y - x||^2 / (2 sigma^2) satisfies, for every y = x* + u,
+
+        ||x_hat - x*|| <= ||u|| / (1 + mu sigma^2)      (hence E||x_hat - x*|| <= sigma sqrt(d) / (1 + mu sigma^2)),
+
+    (first-order conditions at x_hat and x*, strong monotonicity of -grad log p; Cauchy-Schwarz gives
+    ||y - x*|| = ||u||). Checked pathwise on ``num`` draws per sigma. ``mu`` defaults to the density's.
+    Columns: sigma, mu, max_excess (max of ||x_hat - x*|| - ||u|| / (1 + mu sigma^2); <= 0 if the statement
+    holds), max_ratio (max ||x_hat - x*|| (1 + mu sigma^2) / ||u||), measured, bound, gd_residual."""
+    mu = density.mu if mu is None else float(mu)
+    x_star = density.mode()
+    rows = []
+    with _one_thread():
+        for sigma in sigmas:
+            u = torch.randn(check_count("num", num), density.dim, generator=generator, dtype=torch.float64) * sigma
+            y = x_star + u
+            xh = approx_map_gd(y, density.score, sigma, 1.0 / (density.max_curvature + 1 / sigma**2), steps)
+            resid = float((density.score(xh) + (y - xh) / sigma**2).norm(dim=1).max())
+            err, un = (xh - x_star).norm(dim=1), u.norm(dim=1)
+            c = 1.0 / (1.0 + mu * sigma**2)
+            rows.append((sigma, mu, float((err - c * un).max()), float((err / un).max() / c), float(err.mean()),
+                         sigma * math.sqrt(density.dim) * c, resid))
+    return pd.DataFrame(rows, columns=["sigma", "mu", "max_excess", "max_ratio", "measured", "bound", "gd_residual"])

@@ -29,7 +29,7 @@ from lib.utils import check_count, check_sigma
 from .common import ToyMLP, _one_thread, _seeded_init
 
 __all__ = ["TOY_EPS", "TOY_PGD_STEPS", "TOY_EVAL_PGD_STEPS", "OBJECTIVES", "smoothing_toy", "train_smoothing_classifier", "smoothing_objectives",
-           "smoothing_comparison", "paired_tests"]
+           "smoothing_comparison", "paired_tests", "LECTURE_CLAIMS", "training_verdict"]
 
 #: the toy's attack radius, PGD steps in training and in evaluation (SmoothAdv uses more steps to evaluate)
 TOY_EPS, TOY_PGD_STEPS, TOY_EVAL_PGD_STEPS = 0.5, 4, 10
@@ -155,3 +155,28 @@ def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], radii: Sequ
             rows.append((a, b, f"certified accuracy at r = {r:g} (McNemar, two-sided)", ca.mean(), cb.mean(),
                          float(mcnemar(table, exact=True).pvalue)))
     return pd.DataFrame(rows, columns=["a", "b", "quantity", "mean_a", "mean_b", "p_value"])
+
+
+#: the lecture's claims about §3, as (a, b): "training a improves the smoothed classifier's certified accuracy over b"
+LECTURE_CLAIMS = {("smoothed", "augment"): "(9) should make the smoothed classifier better than (8)",
+                  ("adversarial", "augment"): "adversarial training should boost certified accuracy over (8)",
+                  ("adversarial", "smoothed"): "adversarial training should improve on (9)"}
+
+
+def training_verdict(tests: pd.DataFrame, names: Mapping[str, str], level: float = 0.05) -> list[str]:
+    """One sentence per method pair and radius from the McNemar rows of :func:`paired_tests`: the two
+    certified accuracies, the p-value, and whether the lecture's claim (:data:`LECTURE_CLAIMS`, a higher
+    certified accuracy for a) is supported (a higher, p <= level), contradicted (a lower, p <= level),
+    or not decided at this size (p > level)."""
+    out = []
+    for row in tests[tests.quantity.str.startswith("certified accuracy")].itertuples():
+        r = row.quantity.split("r = ")[1].split(" ")[0]
+        diff = row.mean_a - row.mean_b
+        if row.p_value <= level:
+            outcome = ("supported" if diff > 0 else "contradicted") + f" (p <= {level:g})"
+        else:
+            outcome = f"not decided at this size (p > {level:g})"
+        claim = LECTURE_CLAIMS.get((row.a, row.b), f"{row.a} should beat {row.b}")
+        out.append(f"r = {r}: certified accuracy {names.get(row.a, row.a)} {row.mean_a:.3f} vs {names.get(row.b, row.b)} "
+                   f"{row.mean_b:.3f} ({diff:+.3f}, McNemar p = {row.p_value:.3g}); lecture: {claim} -> {outcome}.")
+    return out
