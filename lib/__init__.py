@@ -7,9 +7,11 @@ The library is grouped by the families of the papers, one folder each:
 * ``lib.data``        MNIST, Fashion-MNIST, CIFAR-10 (fetch, verify, load) and synthetic densities
 * ``lib.models``      classifiers, the training loop, the model cache
 * ``lib.denoising``   score networks, energy (DEEN) models, denoisers (Tweedie, annealed MAP, walk-jump, MSE)
-* ``lib.experiments`` the method registry and certification grids used by the notebooks
+* ``lib.methods``     the method registry (every built-in method in one place), certification runs and
+  their summaries
 * ``lib.reporting``   tables, figures and metrics derived from the logs
 * ``lib.theory``      closed forms and checks of the theory notebooks
+* ``lib.experiments`` the notebooks' studies, one module per topic, built on the families above
 * ``lib.profiles``, ``lib.paths``, ``lib.utils``
 
 The names below are the stable public surface.

@@ -144,7 +144,8 @@ def test_config_xhat0_is_xhat_with_eps_zero():
 
 def test_walk_jump_score_dispatches_by_sigma_and_previous_rows_need_logs(tmp_path, monkeypatch):
     from lib import paths
-    from lib.experiments.xhat import TwoLevelEnergyScore, previous_rows
+    from lib.experiments.learned_empirical_bayes import previous_rows
+    from lib.methods import TwoLevelEnergyScore
 
     hi, lo = EnergyMLP(6, 0.5, hidden=(8,)), EnergyMLP(6, 0.05, hidden=(8,))
     score = TwoLevelEnergyScore({0.5: hi, 0.05: lo})
@@ -228,7 +229,7 @@ def test_walk_jump_log_resumes_identically_only_with_the_block_generator(tmp_pat
     with the walk's own generator (the old behaviour) it does not: the check can fail."""
     import pandas as pd
 
-    from lib.experiments.xhat import walk_jump_procedure
+    from lib.experiments.learned_empirical_bayes import walk_jump_procedure
     from lib.smoothing import certify_dataset
 
     xs = 2.0 * torch.randn(8, 4, generator=torch.Generator().manual_seed(1))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lib.experiments as ex
-from lib.experiments import methods
+from lib.methods import registry as methods
 from lib import paths
 import lib.reporting as results
 from lib.smoothing.logs import log_key

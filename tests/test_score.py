@@ -276,7 +276,7 @@ def test_as_score_adapts_objects_with_a_score_method():
 
 def test_count_macs_counts_linear_and_conv_layers():
     """The cost of a score evaluation is counted (the same on every machine), not timed."""
-    from lib.denoising import study
+    from lib.experiments import denoisers as study
 
     class Tiny(score.ScoreModel):
         def __init__(self):
@@ -294,7 +294,7 @@ def test_count_macs_counts_linear_and_conv_layers():
 def test_choose_architecture_follows_the_stated_rule():
     import pandas as pd
 
-    from lib.denoising import study
+    from lib.experiments import denoisers as study
 
     table = pd.DataFrame({"mean ratio": [0.30, 0.31, 0.50], "MMAC per image": [6.0, 4.0, 0.3]},
                          index=["U-Net", "MLP + conv", "MLP"])

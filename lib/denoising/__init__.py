@@ -17,12 +17,6 @@ from .denoise import (  # noqa: F401
     Identity, tweedie, annealed_map, walk_jump, identity, train_mse, mse_loss,
     mse_config, mse_denoiser, evaluate_denoiser, evaluate_denoisers, tune_step_size,
 )
-from .study import (  # noqa: F401
-    per_sigma_table, inference_seconds, compare_architectures, count_macs, choose_architecture, image_grid,
-    plot_loss_curves, plot_per_sigma, unseen_sigma_ratios, langevin_figure,
-    toy_score_study, plot_score_field, score_models, tune_annealed, denoiser_suite, compare_denoisers,
-    unseen_sigma_table, plot_metric_vs_sigma, denoised_images, denoiser_grid,
-)
-from .stability import (  # noqa: F401  (Salman et al.'s stability objective: MSE+Stab, Stab; notebooks 05, 08)
+from .stability import (  # noqa: F401  (Salman et al.'s stability objective: MSE+Stab, Stab)
     frozen, stability_loss, stability_config, train_stability, stability_denoiser,
 )

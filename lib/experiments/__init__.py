@@ -1,38 +1,34 @@
-"""Experiments: the method registry, certification runs over grids, summaries of their logs.
+"""The studies of the notebooks, one module per topic, built on the library (never used by it).
 
-* ``methods``    ``Setup`` (which trained models), ``Method`` / ``METHODS`` / ``register_method``,
-                 ``build_smooth``
-* ``runs``       fixed test subsets, ``certify_method`` (one log), ``certify_grid``
-* ``summaries``  per-log numbers, timing / cost tables, rows by method, paired tables, metrics
+* ``denoisers``                score networks compared, every denoiser on every noise (02, 03)
+* ``fidelity``                 the empirical-Bayes classifier g[π] against Saremi & Srivastava (04)
+* ``ablations``                Lee's ablations, the cost of certification, sequential CERTIFY (07)
+* ``budget``                   gaps between methods against the training budget (07, 08)
+* ``rejection``                sample rejection against stability denoisers (08)
+* ``learned_empirical_bayes``  XHAT_ε, SmoothAdv, walk-jump, the lecture's Tables 1-2 on MNIST (09)
 
-The figures, registered tables, published numbers and ``RESULTS.md`` live in ``lib.reporting``;
-their names are re-exported here for the notebooks (``ex.table_finding``, ``ex.write_results``).
+The notebooks reach everything through this one namespace (``import lib.experiments as ex``):
+the names of the studies below, and, listed explicitly, the run and reporting names they call
+(from :mod:`lib.methods`, :mod:`lib.reporting`, :mod:`lib.smoothing.logs`).
 """
-from .methods import (  # noqa: F401
-    Setup, Pipeline, Method, annealing_kwargs, METHODS, register_method, method_label, build_pipeline,
-    build_smooth, smooth_of, model_summary,
+from lib.methods import (  # noqa: F401  (the runs the notebooks call)
+    METHODS, REJECTOR_BASES, Method, Pipeline, Setup, TestSubset, annealing_kwargs, build_pipeline, build_smooth, certify_grid,
+    certify_method, cost_table, grid_metrics, log_path, log_summary, measure_throughput, method_label, model_summary,
+    paired_table, register_method, register_walk_jump, rows_by_method, table_settings, test_subset, timing_table,
 )
-from .runs import (  # noqa: F401
-    TestSubset, test_subset, log_path, certify_method, certify_grid, measure_throughput, make_smooth, smooth_factory,
-    estimate_certification,
+from lib.reporting import (  # noqa: F401  (the tables and findings the notebooks call)
+    EXPECTED_TABLES, PUBLISHED, paired_difference, plot_certified_curves, published_rows, rebuild_table,
+    settings_line, table_finding, table_numbers, write_results,
 )
-from .summaries import (  # noqa: F401
-    average_certified_radius, log_summary, table_settings, timing_table, rows_by_method, paired_table,
-    grid_metrics, cost_table,
+from lib.smoothing.logs import find_log, log_cpu_seconds, log_seconds  # noqa: F401
+
+from . import ablations, budget, denoisers, fidelity  # noqa: F401
+from .learned_empirical_bayes import (  # noqa: F401
+    XHAT_KEYS, PUBLISHED_TABLE2, empirical_robust_accuracy, robust_summary, previous_rows, model_table, budget_notes,
+    xhat0_identity, walk_jump_procedure, LECTURE_KEYS, LECTURE_RADII, LECTURE_REFERENCE, lecture_table,
+    lecture_metrics,
 )
-from lib.smoothing.logs import log_seconds, log_cpu_seconds, find_log  # noqa: F401
-from lib.reporting import (  # noqa: F401
-    paired_difference, plot_cost, plot_certified_curves, certified_curves_figure, PUBLISHED, published_rows,
-    EXPECTED_TABLES, table_numbers, table_finding, settings_line, rebuild_table, results_markdown, write_results,
+from .rejection import (  # noqa: F401
+    certify_rejection, certify_rejection_grid, theorem_3_1_radii, training_histories, training_time_table,
+    rejector_gains, claim_check, count_histograms, rejector_variants, rejector_budget, curve_styles,
 )
-from .xhat import (  # noqa: F401  (registers XHAT_ε, XHAT_0, SmoothAdv_ε; notebook 09)
-    XHAT_KEYS, PUBLISHED_TABLE2, register_walk_jump, empirical_robust_accuracy, robust_summary, previous_rows,
-    model_table, budget_notes, xhat0_identity, walk_jump_procedure, LECTURE_KEYS, LECTURE_RADII, LECTURE_REFERENCE,
-    lecture_table, lecture_metrics,
-)
-from .rejection import (  # noqa: F401  (registers mse_stab, mse_stab_query, stab and the rejector methods; notebook 08)
-    RejectionPipeline, REJECTOR_BASES, build_rejection_smooth, certify_rejection, certify_rejection_grid,
-    theorem_3_1_radii, training_histories, training_time_table, rejector_gains, claim_check, count_histograms,
-    rejector_variants, rejector_budget, curve_styles,
-)
-from . import ablations  # noqa: F401,E402  (notebook 07's sections; imports the names above)

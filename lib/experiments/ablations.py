@@ -18,12 +18,19 @@ import math
 from contextlib import contextmanager
 from typing import Mapping
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
-from lib.experiments import (certify_grid, certify_method, cost_table, grid_metrics, method_label, paired_table,
-                             table_settings, test_subset)
-from lib.reporting import plot_certified_curves, plot_cost, read_log, register_table, save_table
+from lib.data import load
+from lib.denoising import dsm_loss_per_sigma
+from lib.methods import (certify_grid, certify_method, cost_table, grid_metrics, method_label, paired_table,
+                         table_settings, test_subset)
+from lib.reporting import (certified_accuracy_table, paired_difference, plot_certified_curves, plot_cost, read_log,
+                           register_table, save_table)
+from lib.smoothing import Gaussian, log_seconds, make_certificate, read_settings
+from lib.utils import config_hash
 
 __all__ = ["WorkCounter", "counting_procedure", "WORK_COLUMNS", "d1_denoising_mse", "d1_multiscale", "d2_classifiers",
            "cost_samples", "cost_levels", "work_summary", "cost_figure", "findings", "metrics", "d1_figure",
@@ -117,8 +124,6 @@ def work_summary(logs: Mapping[str, object]) -> pd.DataFrame:
 def d1_denoising_mse(setup, d1: Mapping, seed: int, notebook: str) -> tuple[pd.DataFrame, str]:
     """Held-out DSM loss (one-step MSE / sigma^2) of the multi-scale and single-sigma networks per
     sigma, saved as a table, and a line stating the training budgets compared."""
-    from lib.data import load
-    from lib.denoising import dsm_loss_per_sigma
 
     multi, multi_cfg, _ = setup.score_model()
     xval, _ = load(setup.dataset, "val", limit=d1["val_points"])
@@ -160,8 +165,6 @@ def d1_multiscale(setup, d1: Mapping, profile: str, model_note: str, notebook: s
 
 def d1_figure(d1: Mapping, logs: Mapping):
     """One panel per sigma: certified accuracy of the multi-scale and the single-sigma denoiser."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(d1["sigmas"]), figsize=(5.5 * len(d1["sigmas"]), 4.5), sharey=True)
     for ax, s in zip(np.atleast_1d(axes), d1["sigmas"]):
         plot_certified_curves({"multi-scale": [logs[("one_step", s)]], "single-σ": [logs[("one_step_single", s)]]},
@@ -190,8 +193,6 @@ def d2_classifiers(setup, d2: Mapping, profile: str, notebook: str) -> dict:
                                            d2["n0"], d2["n"], d2["alpha"]),
                    reference_source="Lee (2021) appendix D.2 shows this only as curves (Figure 3, CIFAR-10: ResNet-110, ResNet-18, WRN-40-10, WRN-28-10), with no numbers")
     best = {a: grid_metrics(logs[a], d2["radii"], d2["radii"])["best_over_sigma"]["one_step"] for a in order}
-    from scipy.stats import spearmanr
-
     rho = {r: float(spearmanr([accs[a] for a in order], [best[a][r] for a in order]).statistic) for r in best[order[0]]}
     return {"rows": rows, "accs": accs, "order": order, "best": best,
             "spearman": {r: (None if v != v else v) for r, v in rho.items()}}
@@ -200,8 +201,6 @@ def d2_classifiers(setup, d2: Mapping, profile: str, notebook: str) -> dict:
 # ====================================================================== cost: samples and levels
 def cost_samples(setup, c: Mapping, profile: str, model_note: str, notebook: str) -> dict:
     """Certified accuracy, time and counted work against the number of samples n (``c["n_grid"]``)."""
-    from lib.smoothing import Gaussian
-
     sub = test_subset(setup.dataset, c["num_points"])
     noise = Gaussian(c["sigma"])
     logs = {f"n={n}": _counted_run(c["n_method"], noise, setup, sub, c, n, notebook, f"work_n{n}") for n in c["n_grid"]}
@@ -219,8 +218,6 @@ def cost_samples(setup, c: Mapping, profile: str, model_note: str, notebook: str
 def cost_levels(setup, c: Mapping, profile: str, model_note: str, notebook: str) -> dict:
     """The multi-step denoiser against its number of annealing levels L (T = 1), with the one-step
     denoiser beside it, at each sigma of ``c["steps_sigmas"]``: {sigma: {"logs", "table"}}."""
-    from lib.smoothing import Gaussian
-
     sub = test_subset(setup.dataset, c["num_points"])
     out = {}
     for s in c["steps_sigmas"]:
@@ -243,8 +240,6 @@ def cost_levels(setup, c: Mapping, profile: str, model_note: str, notebook: str)
 
 def cost_figure(c: Mapping, samples: Mapping, levels: Mapping):
     """Accuracy and time against n (left) and against L at each sigma (right)."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 1 + len(levels), figsize=(7 * (1 + len(levels)), 5))
     rk = f"r={c['radii'][len(c['radii']) // 2]}"
     plot_cost(samples["table"], c["n_grid"], "samples n", rk, ax=axes[0])
@@ -282,8 +277,6 @@ def compare_logs(logs: Mapping[str, object], base: str, radii) -> pd.DataFrame:
     n0 + n), wall seconds; and, against the log ``base``, the largest |difference| of certified accuracy
     over the radii and the smallest McNemar p-value (paired, per radius): p >= 0.05 at every radius means
     "equal within sampling error"."""
-    from lib.reporting import certified_accuracy_table, paired_difference
-    from lib.smoothing import log_seconds, read_settings
 
     frames = {k: read_log(p) for k, p in logs.items()}
     table = certified_accuracy_table(frames, list(radii), interval=True)
@@ -311,8 +304,6 @@ def sequential_vs_fixed(setup, method: str, sigma: float, radii, n0: int, n_max:
     Returns {"logs", "table" (:func:`compare_logs`), "ratio" {label: fixed samples / sequential samples},
     "within_error" {label: McNemar p >= 0.05 at every radius}, "max_samples" {label: most samples of a point},
     "n_max", "n0"}."""
-    from lib.smoothing import Gaussian
-    from lib.utils import config_hash
 
     sub = test_subset(setup.dataset, num_points)
     noise = Gaussian(sigma)
@@ -335,8 +326,6 @@ def sequential_vs_fixed(setup, method: str, sigma: float, radii, n0: int, n_max:
 def two_sided_vs_one_sided(setup, c: Mapping, notebook: str, one_sided_log) -> pd.DataFrame:
     """Fixed-n CERTIFY with the two-sided radius on the points, method, sigma and largest n of the
     cost section, against the one-sided log of that run (``one_sided_log``): :func:`compare_logs`."""
-    from lib.smoothing import Gaussian
-
     n = max(c["n_grid"])
     sub = test_subset(setup.dataset, c["num_points"])
     two = certify_method(c["n_method"], Gaussian(c["sigma"]), setup, sub, c["n0"], n, c["alpha"], notebook,
@@ -371,8 +360,6 @@ def sequential_runs(seq_cfg: Mapping, cfg04: Mapping, cfg05: Mapping, setup04, s
 
 def samples_histogram(runs: Mapping[str, Mapping]):
     """Histogram of the samples each point used, one panel per run of :func:`sequential_vs_fixed`."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.2), squeeze=False)
     for ax, (name, run) in zip(axes[0], runs.items()):
         top = run["n_max"] + run["n0"]
@@ -392,8 +379,6 @@ def two_sided_gain(sigma: float, n: int, alpha: float, num_classes: int = 10, gr
     and the runner-up's share s = p_B / (1 - p_A) of the remaining mass (the rest spread evenly over
     the other K - 2 classes): index s, columns p_A. Positive where bounding p_B on its own pays for
     splitting alpha."""
-    from lib.smoothing import Gaussian, make_certificate
-
     noise = Gaussian(sigma)
     p_a = np.linspace(0.51, 0.999, grid)
     shares = np.linspace(1.0 / (num_classes - 1), 1.0, grid)
@@ -411,8 +396,6 @@ def two_sided_gain(sigma: float, n: int, alpha: float, num_classes: int = 10, gr
 
 def two_sided_figure(gain: pd.DataFrame, sigma: float, n: int, alpha: float):
     """Heat map of :func:`two_sided_gain` (red: the two-sided radius is larger)."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(7, 5))
     lim = float(np.nanmax(np.abs(gain.to_numpy()))) or 1.0
     im = ax.pcolormesh(gain.columns, gain.index, gain.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, shading="auto")

@@ -17,11 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from lib.experiments.methods import method_label
-from lib.experiments.runs import certify_grid, test_subset
-from lib.experiments.summaries import table_settings
+from lib.methods import certify_grid, method_label, table_settings, test_subset
 from lib.reporting import budget_comparison, load_table_spec, register_table, table_finding
 from lib.smoothing.logs import read_settings
 
@@ -122,8 +121,6 @@ def budget_table(res: Mapping) -> pd.DataFrame:
 
 def budget_figure(res: Mapping):
     """ACR A - B with its 95% paired t interval against the budget multiplier, one panel per claim."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(res), figsize=(5.5 * len(res), 4.5), squeeze=False, layout="constrained")
     for ax, (name, r) in zip(axes[0], res.items()):
         for c in r["comparison"]:

@@ -4,7 +4,7 @@
   h(x) = W vec(x) + b under N(0, sigma^2 I), h(x + u) = h(x) + W u with W u ~ N(0, sigma^2 W W^T),
   so the votes have exactly the law of the input-space sampler (``lib.smoothing.noise.LogitGaussian``)
   and the certificate is the same; 10 floats per noisy sample instead of 784. A ``procedure`` of
-  :func:`lib.experiments.certify_method`: the log is Cohen's TSV, named and resumable as any other.
+  :func:`lib.methods.certify_method`: the log is Cohen's TSV, named and resumable as any other.
 * :func:`wiener_mse` -- the linear shrinkage (Wiener) floor of denoising: the best *linear*
   estimator of x from y = x + N(0, sigma^2 I), computed from the training covariance.
 * :func:`deen_sweep` -- the DEEN architecture by measured denoising MSE at equal CPU budget.
@@ -18,13 +18,20 @@ import math
 import time
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from statsmodels.stats.proportion import proportion_confint
 
-from lib.experiments.runs import certify_method
-from lib.smoothing.logs import read_log
+from lib.data import datasets
+from lib.denoising.energy import EnergyMLP, deen_loss, get_energy_model
+from lib.experiments.ablations import sequential_procedure
+from lib.methods import certify_method
+from lib.profiles import model_settings
+from lib.reporting.figures import COLORS, certified_curves_figure, denoising_figure, figure_style, save_figure
+from lib.reporting.tables import best_over
+from lib.smoothing.logs import read_log, read_settings
 from lib.smoothing.noise import Gaussian, LogitGaussian
 from lib.smoothing.smooth import Smooth
 
@@ -91,8 +98,6 @@ def wiener_mse(train_x: torch.Tensor, test_x: torch.Tensor, sigma: float) -> flo
 def _cpu_seconds_per_step(dataset: str, sigma: float, hidden: Sequence[int], batch_size: int, lr: float,
                           probe_steps: int = 20) -> float:
     """CPU seconds of one DEEN training step (forward, double backward, Adam) of this width."""
-    from lib.data import datasets
-    from lib.denoising.energy import EnergyMLP, deen_loss
 
     x = datasets.load(dataset, "train", limit=batch_size * (probe_steps + 3))[0]
     model = EnergyMLP(x[0].numel(), sigma, hidden)
@@ -118,8 +123,6 @@ def deen_sweep(dataset: str, sigma: float, profile: str, candidates: Mapping[str
     its epochs are the budget's (measured MSE per CPU-second). Models are trained through the
     ``deen`` family's cache (``lib.denoising.get_energy_model``), so the winner is reused as is.
     """
-    from lib.denoising.energy import get_energy_model
-    from lib.profiles import model_settings
 
     base = model_settings("deen", profile)
     steps_per_epoch = math.ceil(train_size / base["batch_size"])
@@ -138,9 +141,6 @@ def deen_sweep(dataset: str, sigma: float, profile: str, candidates: Mapping[str
 def deen_curves(deen: Mapping[float, tuple], floors: Mapping[float, float], ax=None):
     """Training curves of the DEENs {sigma: (model, config, history)}: per-epoch training MSE per
     pixel (fresh noise every step) and the final held-out MSE, against the Wiener floor {sigma: MSE}."""
-    import matplotlib.pyplot as plt
-
-    from lib.reporting.figures import COLORS, figure_style
 
     with figure_style():
         if ax is None:
@@ -167,8 +167,6 @@ def recipe_sensitivity(recipes: Mapping[str, Mapping], setup, subset, sigmas: Se
     """Certify g[h] (logit-space, :func:`logit_procedure`) for linear classifiers trained by each
     recipe (label -> overrides of the ``linear_h`` family) on the same points. Returns
     (table: test accuracy and certified accuracy best over sigma per radius, {label: [log paths]})."""
-    from lib.reporting.tables import best_over
-
     rows, logs = {}, {}
     for label, over in recipes.items():
         s = setup.replace(classifier_overrides={setup.classifier_arch: {**setup.classifier_overrides.get(
@@ -202,8 +200,6 @@ def certify_pi_sequential(setup, subset, sigmas: Sequence[float], n0: int, n_max
                           method: str = "empirical_bayes") -> dict:
     """Sequential CERTIFY (:meth:`Smooth.certify_sequential`, anytime-valid Clopper-Pearson) of
     ``method`` at each sigma, with :func:`sequential_targets` as targets. {(method, sigma): log}."""
-    from lib.experiments.ablations import sequential_procedure
-
     out = {}
     for s in sigmas:
         targets = sequential_targets(radii, s, n_max, alpha, step)
@@ -238,8 +234,6 @@ def fig4_count(log_h, log_pi, grid: Sequence[float]) -> dict:
 def certified_with_ci(logs: Sequence, radii: Sequence[float], alpha: float = 0.05) -> pd.DataFrame:
     """Certified accuracy (best over the logs, in %) at each radius with a (1 - alpha) Clopper-Pearson
     interval over the test points: columns radius, acc, lo, hi, points."""
-    from lib.reporting.tables import best_over
-
     frames = [read_log(p) for p in logs]
     num = len(frames[0])
     acc = best_over(frames, radii)
@@ -286,8 +280,6 @@ def figure2(logs: Mapping[tuple, object], names: Mapping[str, str], sigmas: Sequ
     """Saremi & Srivastava's Figure 2: one panel per sigma, g[h] dashed, g[pi] solid, the r_max cap of
     g[h] dotted grey ({panel title: radius}), that of g[pi] dotted in its colour ({sigma: radius}), and 95%
     Clopper-Pearson error bars (over test points) on each curve at the radii ``bars`` {sigma: radii}."""
-    from lib.reporting.figures import certified_curves_figure
-
     panels = {f"σ = {s:g}": {names[m]: [logs[(m, float(s))]] for m in names} for s in sigmas}
     fig = certified_curves_figure(panels, max_radius=max_radius, title=title, radius_caps=radius_caps,
                                   styles={names["none"]: {"ls": "--"}})
@@ -322,9 +314,6 @@ def fig3_fig4(logs: Mapping[tuple, object], x_test: torch.Tensor, energy, sigma:
               samples: int, seed: int, notebook: str) -> dict:
     """Print the Figure 4 count at ``sigma`` (:func:`fig4_count`) and draw Figure 3 for the first point
     both classify correctly, and the Figure 4 case for the first counted point (if any). Returns the count."""
-    import matplotlib.pyplot as plt
-
-    from lib.reporting.figures import denoising_figure, save_figure
 
     f4 = fig4_count(logs[("none", float(sigma))], logs[("empirical_bayes", float(sigma))], grid)
     print(f"σ = {sigma:g}: g[h] certifies more than g[π] (both correct) on {f4['grid_count']} of {f4['points']} points "
@@ -345,8 +334,6 @@ def fig3_fig4(logs: Mapping[tuple, object], x_test: torch.Tensor, energy, sigma:
 def notebook_metrics(logs: Mapping[tuple, object], grids: Mapping[float, Sequence[float]], recipes: pd.DataFrame,
                      deen: Mapping[float, tuple], floors: Mapping[float, float], comparison: pd.DataFrame) -> dict:
     """The run-dependent numbers notebook 04 records for its smoke test (besides the sizes)."""
-    from lib.smoothing.logs import read_settings
-
     seq = {s: read_log(p)["samples"] for (m, s), p in logs.items() if m == "empirical_bayes"}
     return {"pi_grid": {f"{s:g}": list(g) for s, g in grids.items()},
             "pi_mean_votes": {f"{s:g}": float(v.mean()) for s, v in seq.items()},

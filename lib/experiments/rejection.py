@@ -1,19 +1,8 @@
-"""Denoised smoothing with sample rejection (Sheikholeslami et al.) and Salman et al.'s stability
-denoisers, as methods of the registry (notebooks 05 and 08).
+"""Sample rejection (Sheikholeslami et al.) against Salman et al.'s stability denoisers: certification
+with vote counts, Theorem 3.1 radii recomputed from the logs, training costs and the rejector's gains.
 
-==================  =====================================================================================
-key                 (classifier, denoiser, rejector)
-==================  =====================================================================================
-mse_stab            standard classifier behind the MSE DnCNN fine-tuned with the stability loss through
-                    that classifier ("MSE+Stab", Salman et al.'s *full access*; Lee Table 1 "Full Access")
-mse_stab_query      as mse_stab, but the stability gradient comes from a *surrogate* classifier of another
-                    architecture (Salman et al.'s *query access*; Lee Table 1 "Query Access")
-stab                a DnCNN trained with the stability loss only, from scratch (full access)
-mse_rejector        the MSE denoiser + a rejector trained for it (Sheikholeslami et al. eq. 7-9)
-mse_stab_rejector   the MSE+Stab denoiser + its rejector
-one_step_rejector   the one-step score denoiser (Lee eq. 3) + its rejector (beyond the paper)
-==================  =====================================================================================
-
+The methods themselves (``mse_stab``, ``mse_stab_query``, ``stab``, ``mse_rejector``,
+``mse_stab_rejector``, ``one_step_rejector``) are in :mod:`lib.methods.registry`.
 A rejector method is certified with Theorem 3.1 (``Smooth(..., rejector=...)``, from the rejector
 slot of its :class:`Pipeline`), through the same ``certify_method`` as every method. Its logs carry two columns after
 Cohen's six: ``n_a`` (votes for c_A among the n) and ``n_r`` (votes for the reject class R; 0 without
@@ -24,147 +13,35 @@ Model settings come from ``lib.profiles.model_settings("rejector" | "stability",
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import beta, norm
 
-from lib.experiments import Method, Pipeline, Setup, TestSubset, method_label, register_method, smooth_of
-from lib.utils import config_hash
+from lib.data import load
+from lib.methods import (Pipeline, REJECTOR_BASES, Setup, TestSubset, build_pipeline, certify_method, method_label,
+                         rejector_model, rejector_pipeline, stability_model, table_settings)
+from lib.reporting import budget_comparison, certified_accuracy, paired_difference, register_table
+from lib.smoothing import Gaussian, log_seconds, read_log
 
-__all__ = ["RejectionPipeline", "REJECTOR_BASES", "PAPER_EPOCHS", "stability_model", "rejector_model",
-           "build_rejection_smooth", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
+__all__ = ["PAPER_EPOCHS", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
            "training_histories", "training_time_table", "rejector_gains", "claim_check", "count_histograms",
            "rejector_variants", "rejector_budget", "curve_styles"]
 
-#: rejector method -> the method whose (classifier, denoiser) it is trained for
-REJECTOR_BASES = {"mse_rejector": "mse", "mse_stab_rejector": "mse_stab", "one_step_rejector": "one_step"}
-_MEMO: dict = {}
 #: training epochs of Sheikholeslami et al. Table 1 (DnCNN rows), for projecting our per-epoch costs
 PAPER_EPOCHS = {"mse": 90, "stab_finetune": 20, "rejector": 20, "stab": 600}
 
 
-#: kept for callers of the earlier name: the registry's Pipeline now has the rejector slot
-RejectionPipeline = Pipeline
-
-
-def _settings(family: str, profile: str) -> dict:
-    from lib import profiles
-
-    return profiles.model_settings(family, profile)
-
-
-def _memo(key, load):
-    if key not in _MEMO:
-        _MEMO[key] = load()
-    return _MEMO[key]
-
-
-# ---------------------------------------------------------------------- models
-def stability_model(setup: Setup, sigma: float, init: str = "mse", access: str = "full"):
-    """(stability-trained DnCNN denoiser, its config) for ``setup`` at ``sigma`` (cached).
-
-    ``access="query"`` trains through a surrogate classifier (``surrogate_arch`` of the stability
-    settings, with the setup's training budget for that architecture)."""
-    from lib.denoising.stability import stability_denoiser
-
-    settings = _settings("stability", setup.profile)
-    arch = settings["surrogate_arch"] if access == "query" else None
-    clf, clf_cfg, _ = setup.classifier(arch=arch)
-    key = ("stab", str(setup.torch_device), float(sigma), init, access, config_hash(clf_cfg), config_hash(settings),
-           setup.profile, setup.seed)
-
-    def load():
-        den = stability_denoiser(setup.dataset, sigma, clf, clf_cfg, settings, init=init, access=access,
-                                 profile=setup.profile, seed=setup.seed, device=setup.torch_device,
-                                 **setup.mse)
-        return den, den.config
-
-    return _memo(key, load)
-
-
-def rejector_model(setup: Setup, base: str, noise, overrides: Mapping | None = None):
-    """(rejector, its config, the base pipeline) trained for the (classifier, denoiser) of method
-    ``base`` at this noise; ``overrides`` change rejector settings (e.g. ``{"draws": 4}``, Figure 9)."""
-    from lib.experiments import build_pipeline
-    from lib.models.rejector import get_rejector
-
-    pipe = build_pipeline(base, noise, setup)
-    settings = {**_settings("rejector", setup.profile), **dict(overrides or {})}
-    clf_cfg, den_cfg = pipe.config["classifier"], pipe.config.get("denoiser")
-    key = ("rej", str(setup.torch_device), base, noise.sigma, config_hash(pipe.config), config_hash(settings),
-           setup.dataset, setup.seed)
-
-    def load():
-        rej = get_rejector(setup.dataset, noise.sigma, pipe.classifier, clf_cfg, pipe.denoiser, den_cfg, settings,
-                           seed=setup.seed, device=setup.torch_device, progress=setup.mse.get("progress", True))
-        return rej, rej.config
-
-    rej, cfg = _memo(key, load)
-    return rej, cfg, pipe
-
-
-# ---------------------------------------------------------------------- methods
-def _stab_builder(init: str, access: str):
-    def build(setup: Setup, noise) -> Pipeline:
-        from lib.experiments import build_pipeline
-
-        den, cfg = stability_model(setup, noise.sigma, init, access)
-        base = build_pipeline("none", noise, setup)  # the standard classifier
-        return RejectionPipeline(base.classifier, den, base.num_classes,
-                                 {"classifier": base.config["classifier"],
-                                  "denoiser": {"kind": "mse_stab" if init == "mse" else "stab", "model": cfg}},
-                                 {**base.info, "denoiser_history": getattr(den, "history", {})})
-    return build
-
-
-def _rejector_builder(base: str, overrides: Mapping | None = None):
-    def build(setup: Setup, noise) -> Pipeline:
-        rej, cfg, pipe = rejector_model(setup, base, noise, overrides)
-        return RejectionPipeline(pipe.classifier, pipe.denoiser, pipe.num_classes,
-                                 {**pipe.config, "rejector": cfg},
-                                 {**pipe.info, "rejector_history": rej.history}, rejector=rej)
-    return build
-
-
-for _m in (
-    Method("mse_stab", "MSE+Stab denoiser (full access)", _stab_builder("mse", "full"), noises=("gaussian",),
-           reference="Salman et al. 2020 (MSE then stability fine-tuning, gradients of f)"),
-    Method("mse_stab_query", "MSE+Stab denoiser (query access)", _stab_builder("mse", "query"), noises=("gaussian",),
-           reference="Salman et al. 2020 (stability fine-tuning through a surrogate classifier)"),
-    Method("stab", "Stab denoiser (full access)", _stab_builder("scratch", "full"), noises=("gaussian",),
-           reference="Salman et al. 2020 (stability objective alone)"),
-    Method("mse_rejector", "MSE denoiser + rejector", _rejector_builder("mse"), noises=("gaussian",),
-           reference="Sheikholeslami et al. (Theorem 3.1, eq. 7-9)"),
-    Method("mse_stab_rejector", "MSE+Stab denoiser + rejector", _rejector_builder("mse_stab"), noises=("gaussian",),
-           reference="Sheikholeslami et al. (Theorem 3.1, eq. 7-9)"),
-    Method("one_step_rejector", "one-step score + rejector", _rejector_builder("one_step"), noises=("gaussian",),
-           reference="Lee eq. 3 + Sheikholeslami et al. rejector (beyond both papers)"),
-):
-    register_method(_m, replace=True)
-
-
-# ---------------------------------------------------------------------- certification
-def rejection_pipeline(method: str, noise, setup: Setup, rejector_overrides: Mapping | None = None) -> Pipeline:
+def _pipeline(method: str, noise, setup: Setup, rejector_overrides: Mapping | None = None) -> Pipeline:
     """The pipeline of a registered method, or of a rejector variant with ``rejector_overrides``."""
-    from lib.experiments import METHODS, build_pipeline
-
     if rejector_overrides and method in REJECTOR_BASES:
-        return _rejector_builder(REJECTOR_BASES[method], rejector_overrides)(setup, noise)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+        return rejector_pipeline(method, noise, setup, rejector_overrides)
     return build_pipeline(method, noise, setup)
-
-
-def build_rejection_smooth(method: str, noise, setup: Setup, rejector_overrides: Mapping | None = None):
-    """``(Smooth(classifier, K, noise, denoiser, rejector), pipeline)`` of a registered method; the
-    rejector (if the method has one) is passed to ``Smooth`` so CERTIFY uses Theorem 3.1."""
-    from lib.smoothing import make_noise
-
-    noise = make_noise("gaussian", noise) if isinstance(noise, (int, float)) else noise
-    return smooth_of(rejection_pipeline(method, noise, setup, rejector_overrides), noise, setup)
 
 
 def _certify_with_counts(smooth):
@@ -183,11 +60,8 @@ def certify_rejection(method: str, sigma: float, setup: Setup, subset: TestSubse
     """CERTIFY ``subset`` with ``method`` under Gaussian noise ``sigma`` (Theorem 3.1 when the method
     has a rejector, Cohen's bound otherwise) and return the log path. The log has the columns
     ``n_a`` and ``n_r`` after Cohen's six; it is reused when complete and resumed when partial."""
-    from lib.experiments.runs import certify_method
-    from lib.smoothing import Gaussian
-
     noise = Gaussian(sigma)
-    pipe = rejection_pipeline(method, noise, setup, rejector_overrides)
+    pipe = _pipeline(method, noise, setup, rejector_overrides)
     certificate = "theorem_3_1" if pipe.rejector is not None else "cohen"
     path = certify_method(method, noise, setup, subset, n0, n, alpha, notebook, tag=tag, batch_size=batch_size,
                           progress=progress, procedure=_certify_with_counts, columns=["n_a", "n_r"],
@@ -198,8 +72,6 @@ def certify_rejection(method: str, sigma: float, setup: Setup, subset: TestSubse
 def certify_rejection_grid(methods: Sequence[str], sigmas: Sequence[float], setup: Setup, subset: TestSubset,
                            n0: int, n: int, alpha: float, notebook: str, verbose: bool = True, **kwargs) -> dict:
     """:func:`certify_rejection` for every (method, sigma); returns {(method, sigma): log path}."""
-    from lib.smoothing import log_seconds
-
     out = {}
     for m in methods:
         for s in sigmas:
@@ -215,8 +87,6 @@ def theorem_3_1_radii(n_a, n_r, n: int, alpha: float, sigma: float, rejector: bo
     """Radii recomputed from logged counts, independently of ``Smooth``: with a rejector
     sigma/2 (Phi^-1(p_A) + Phi^-1(p_{A+R})) with one-sided Clopper-Pearson bounds at alpha/2 each
     (Theorem 3.1, Algorithm 2); without, Cohen's sigma Phi^-1(p_A) at alpha. 0 where <= 0 (abstain)."""
-    from scipy.stats import beta, norm
-
     n_a, n_r = np.asarray(n_a, dtype=float), np.asarray(n_r, dtype=float)
 
     def lower(k, level):  # one-sided Clopper-Pearson lower bound (the Beta quantile)
@@ -250,10 +120,6 @@ def training_time_table(rows: Mapping[str, Mapping]) -> pd.DataFrame:
 def count_histograms(logs: Mapping[float, str | Path], n: int, title: str = "", bins: int = 20):
     """Figure 6: per sigma, the 2-D histogram of (n_A, n_R) over test points with the n_A + n_R = n
     diagonal. ``logs``: {sigma: log path with n_a / n_r}. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    from lib.smoothing import read_log
-
     fig, axes = plt.subplots(1, len(logs), figsize=(4.2 * len(logs), 4), squeeze=False)
     for ax, (s, p) in zip(axes[0], sorted(logs.items())):
         df = read_log(p)
@@ -275,9 +141,6 @@ def training_histories(setup: Setup, sigma: float, methods: Sequence[str]) -> di
     stability fine-tuning (and Stab from scratch), and each rejector among ``methods``. Every
     history has ``seconds`` and ``epochs`` (passes over the training images; a rejector's epoch
     carries T noise draws per image). Models are loaded (or trained) through the cache."""
-    from lib.data import load
-    from lib.smoothing import Gaussian
-
     noise = Gaussian(sigma)
 
     def images(cfg):  # the size of a model's training set (its config's n_train, None: all)
@@ -302,10 +165,6 @@ def rejector_gains(logs: Mapping[tuple, str | Path], radii: Sequence[float]) -> 
     """For every rejector method and sigma in ``logs`` ({(method, sigma): path}) whose base method
     was certified too: certified accuracy (%) without and with the rejector at r = 0 and ``radii``,
     and the paired difference of the ACR on the same test points with its 95% interval."""
-    from lib.experiments import paired_difference
-    from lib.smoothing import read_log
-
-    from lib.reporting import certified_accuracy
 
     rows = []
     grid = [0.0] + [float(r) for r in radii]
@@ -378,8 +237,6 @@ def rejector_variants(setup: Setup, subset: TestSubset, method: str, sigma: floa
 
 def _overrides_tag(overrides: Mapping) -> str:
     """A log-name tag for rejector overrides ({"draws": 8} -> "draws8")."""
-    import re
-
     return re.sub(r"[^A-Za-z0-9_.]", "", "_".join(f"{k}{v}" for k, v in sorted(dict(overrides).items())))
 
 
@@ -392,8 +249,6 @@ def rejector_budget(setup: Setup, subset: TestSubset, b: Mapping, n0: int, alpha
     table with its budget finding (:func:`lib.reporting.budget_finding`: shrinks, holds or grows, with
     paired intervals) against the paper's claim that the rejector raises the certified accuracy.
     Returns {"runs", "comparison" (:func:`lib.reporting.budget_comparison`), "stem"}."""
-    from lib.experiments import table_settings
-    from lib.reporting import budget_comparison, register_table
 
     method, sigma, radius = b["method"], float(b["sigma"]), float(b["radius"])
     if method not in REJECTOR_BASES:

@@ -322,7 +322,7 @@ def xhat_config(dataset: str, sigma: float, method: str, profile: str, eps: floa
     if method not in XHAT_METHODS:
         raise ValueError(f"method must be one of {sorted(XHAT_METHODS)}, got {method!r}")
     settings = _family_settings(profile)
-    settings.pop("deen_low", None)  # the walk-jump's second DEEN (lib.experiments.xhat), not part of H
+    settings.pop("deen_low", None)  # the walk-jump's second DEEN (lib.methods.register_walk_jump), not part of H
     settings.pop("lecture_m", None)
     if method == "augment":
         if eps is not None and float(eps) != 0:

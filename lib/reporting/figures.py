@@ -142,7 +142,7 @@ def certified_curves_figure(panels: Mapping[str, Mapping[str, Sequence[str | Pat
 
 
 def plot_cost(df, x: Sequence[float], xlabel: str, radius: str, ax=None, logx: bool = True):
-    """Certified accuracy at ``radius`` (a column "r=..." of :func:`lib.experiments.cost_table`, in %)
+    """Certified accuracy at ``radius`` (a column "r=..." of :func:`lib.methods.cost_table`, in %)
     and clean accuracy against ``x`` (samples n or annealing steps), with wall and CPU seconds on a
     second axis. Returns the axes."""
     import matplotlib.pyplot as plt

@@ -242,7 +242,7 @@ def array_hash(*arrays) -> str:
 
 def log_key(method: str, noise, models: Mapping, subset: str, n0: int, n: int, alpha: float, seed: int) -> str:
     """The hash in a log's name: method, noise and sigma, the models' configs, the test subset
-    (:attr:`lib.experiments.TestSubset.key`), n0, n, alpha and the seed."""
+    (:attr:`lib.methods.TestSubset.key`), n0, n, alpha and the seed."""
     return config_hash({"method": method, "noise": noise.name, "sigma": noise.sigma, "models": models,
                         "subset": subset, "n0": int(n0), "n": int(n), "alpha": float(alpha), "seed": int(seed)})
 

@@ -1,4 +1,4 @@
-"""The method registry of the certification experiments (notebooks 04-09).
+"""The method registry: every way the papers build a smoothed classifier, by name.
 
 A *method* of denoised smoothing is a pair (base classifier f, denoiser D) behind the same
 randomized smoothing: the smoothed classifier is
@@ -26,11 +26,23 @@ empirical_bayes linear classifier h behind the empirical Bayes denoiser of a DEE
                 (Saremi & Srivastava 2022, g[pi]); Gaussian noise only
 ==============  =========================================================================
 
-The registry is extended by other modules with :func:`register_method` (e.g. rejection and
-adversarial training in ``lib.experiments.rejection`` / ``xhat``); notebook 04's empirical-Bayes
-classifier g[pi] (Saremi & Srivastava) is ``empirical_bayes``: the linear classifier h behind
-the DEEN denoiser x̂(y) = y - sigma^2 grad phi(y), with ``none`` and ``classifier_arch="linear"``
-giving g[h].
+Stability denoisers and rejectors (Salman et al. 2020; Sheikholeslami et al.):
+
+==================  =====================================================================================
+mse_stab            the MSE DnCNN fine-tuned with the stability loss through the classifier (full access)
+mse_stab_query      as mse_stab, the stability gradient from a surrogate classifier (query access)
+stab                a DnCNN trained with the stability loss only, from scratch (full access)
+mse_rejector        the MSE denoiser + a rejector trained for it (Sheikholeslami et al. eq. 7-9)
+mse_stab_rejector   the MSE+Stab denoiser + its rejector
+one_step_rejector   the one-step score denoiser (Lee eq. 3) + its rejector
+==================  =====================================================================================
+
+Learned empirical Bayes (Saremi & Srivastava §3-4; the classifier H of ``lib.models.adversarial``):
+``xhat_eps`` (XHAT_ε, eq. 13), ``xhat_0`` (ε = 0), ``smoothadv`` (SmoothAdv_ε, Salman et al. 2019),
+the lecture's three objectives ``gaussian_aug``, ``smoothed_obj``, ``smoothadv_lecture``, and the
+walk-jump classifiers ``xhat_wj_tau<T>`` added by :func:`register_walk_jump`.
+
+All built-in methods are listed in :data:`METHODS` below; :func:`register_method` adds others.
 """
 from __future__ import annotations
 
@@ -41,12 +53,21 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
+from lib import profiles
+from lib.data import datasets as data
+from lib.denoising import denoise, energy
+from lib.denoising import score as score_lib
+from lib.denoising.stability import stability_denoiser
+from lib.models import classifiers as models
+from lib.models.adversarial import get_xhat_classifier, xhat_config
+from lib.models.rejector import get_rejector
 from lib.smoothing.noise import NoiseDistribution, make_noise
 from lib.smoothing.smooth import Smooth
-from lib.utils import config_hash, get_device
+from lib.utils import check_count, check_sigma, config_hash, get_device
 
-__all__ = ["Setup", "Pipeline", "Method", "METHODS", "register_method", "method_label", "build_pipeline",
-           "build_smooth", "smooth_of", "annealing_kwargs", "model_summary"]
+__all__ = ["Setup", "Pipeline", "Method", "METHODS", "REJECTOR_BASES", "register_method", "method_label",
+           "build_pipeline", "build_smooth", "smooth_of", "annealing_kwargs", "model_summary", "stability_model",
+           "rejector_model", "rejector_pipeline", "TwoLevelEnergyScore", "walk_jump_key", "register_walk_jump"]
 
 # ====================================================================== setup and models
 @dataclass
@@ -116,8 +137,6 @@ class Setup:
         """(classifier in eval mode, its training config, its history); trained on a cache miss.
 
         ``noise``/``sigma`` select a classifier trained on noisy inputs (white-box smoothing)."""
-        from lib.models import classifiers as models
-
         arch = arch or self.classifier_arch
         over = dict(self.classifier_overrides.get(arch, {}))
         cfg = models.classifier_config(arch, self.dataset, self.profile, noise, sigma, self.seed, **over)
@@ -131,8 +150,6 @@ class Setup:
 
     def score_model(self, schedule: str | None = None, sigma: float | None = None):
         """(score model, its config, its history) from ``lib.denoising.get_score_model``."""
-        from lib.denoising import score as score_lib
-
         kw = dict(self.score)
         if schedule is not None:
             kw["schedule"] = schedule
@@ -149,8 +166,6 @@ class Setup:
 
     def mse_denoiser(self, noise: NoiseDistribution):
         """(MSE-trained DnCNN denoiser for this noise, its config, history) from ``lib.denoising``."""
-        from lib.denoising import denoise as denoise
-
         cfg = denoise.mse_config(self.dataset, noise.sigma, noise.name, profile=self.profile, seed=self.seed)
 
         def load():
@@ -163,8 +178,6 @@ class Setup:
     def energy_model(self, noise: NoiseDistribution):
         """(DEEN energy model for this sigma, its config, history) from ``lib.denoising.get_energy_model``;
         ``model.denoiser()`` is the empirical Bayes estimator x̂(y) = y - sigma^2 grad phi(y)."""
-        from lib.denoising import energy
-
         def load():
             model, hist = energy.get_energy_model(self.dataset, noise.sigma, self.profile, seed=self.seed,
                                                   device=self.torch_device, **self.deen)
@@ -203,8 +216,6 @@ class Method:
 
 
 def _num_classes(dataset: str) -> int:
-    from lib.data import datasets as data
-
     return int(data.num_classes(dataset))
 
 
@@ -233,15 +244,11 @@ def _build_mse(setup: Setup, noise: NoiseDistribution) -> Pipeline:
 
 
 def _build_one_step(setup: Setup, noise: NoiseDistribution) -> Pipeline:
-    from lib.denoising import denoise as denoise
-
     score, cfg, _ = setup.score_model()
     return _with_denoiser(setup, denoise.tweedie(score, noise.sigma), {"kind": "one_step", "score": cfg})
 
 
 def _build_one_step_single(setup: Setup, noise: NoiseDistribution) -> Pipeline:
-    from lib.denoising import denoise as denoise
-
     score, cfg, _ = setup.score_model(schedule="single", sigma=noise.sigma)
     return _with_denoiser(setup, denoise.tweedie(score, noise.sigma), {"kind": "one_step", "score": cfg})
 
@@ -252,17 +259,13 @@ def annealing_kwargs(multi_step: Mapping) -> dict:
     ``num_levels`` (with optional ``sigma_max``, default 1.0, and ``sigma_min``, default 0.01)
     becomes Lee's geometric schedule ``sigmas`` (appendix C.1: 1.0 -> 0.01, L = 32); every
     other key (``step_size``, ``steps_per_level``, ...) is passed through."""
-    from lib.denoising.score import geometric_sigmas
-
     kw = dict(multi_step)
     if "num_levels" in kw:
-        kw["sigmas"] = geometric_sigmas(kw.pop("sigma_max", 1.0), kw.pop("sigma_min", 0.01), kw.pop("num_levels"))
+        kw["sigmas"] = score_lib.geometric_sigmas(kw.pop("sigma_max", 1.0), kw.pop("sigma_min", 0.01), kw.pop("num_levels"))
     return kw
 
 
 def _build_multi_step(setup: Setup, noise: NoiseDistribution) -> Pipeline:
-    from lib.denoising import denoise as denoise
-
     score, cfg, _ = setup.score_model()
     kw = annealing_kwargs(setup.multi_step)
     return _with_denoiser(setup, denoise.annealed_map(score, noise, **kw),
@@ -275,38 +278,209 @@ def _build_empirical_bayes(setup: Setup, noise: NoiseDistribution) -> Pipeline:
                           {"deen_test_mse": hist.get("test_mse"), "deen_noisy_mse": hist.get("noisy_mse")})
 
 
-#: the registry (see the module docstring); extend it with :func:`register_method`
-METHODS: dict[str, Method] = {}
+# ====================================================================== stability denoisers and rejectors
+#: rejector method -> the method whose (classifier, denoiser) it is trained for
+REJECTOR_BASES = {"mse_rejector": "mse", "mse_stab_rejector": "mse_stab", "one_step_rejector": "one_step"}
+_MEMO: dict = {}
+
+
+def _memo(key, load):
+    if key not in _MEMO:
+        _MEMO[key] = load()
+    return _MEMO[key]
+
+
+def stability_model(setup: Setup, sigma: float, init: str = "mse", access: str = "full"):
+    """(stability-trained DnCNN denoiser, its config) for ``setup`` at ``sigma`` (cached).
+
+    ``access="query"`` trains through a surrogate classifier (``surrogate_arch`` of the stability
+    settings, with the setup's training budget for that architecture)."""
+    settings = profiles.model_settings("stability", setup.profile)
+    arch = settings["surrogate_arch"] if access == "query" else None
+    clf, clf_cfg, _ = setup.classifier(arch=arch)
+    key = ("stab", str(setup.torch_device), float(sigma), init, access, config_hash(clf_cfg), config_hash(settings),
+           setup.profile, setup.seed)
+
+    def load():
+        den = stability_denoiser(setup.dataset, sigma, clf, clf_cfg, settings, init=init, access=access,
+                                 profile=setup.profile, seed=setup.seed, device=setup.torch_device,
+                                 **setup.mse)
+        return den, den.config
+
+    return _memo(key, load)
+
+
+def rejector_model(setup: Setup, base: str, noise, overrides: Mapping | None = None):
+    """(rejector, its config, the base pipeline) trained for the (classifier, denoiser) of method
+    ``base`` at this noise; ``overrides`` change rejector settings (e.g. ``{"draws": 4}``)."""
+    pipe = build_pipeline(base, noise, setup)
+    settings = {**profiles.model_settings("rejector", setup.profile), **dict(overrides or {})}
+    clf_cfg, den_cfg = pipe.config["classifier"], pipe.config.get("denoiser")
+    key = ("rej", str(setup.torch_device), base, noise.sigma, config_hash(pipe.config), config_hash(settings),
+           setup.dataset, setup.seed)
+
+    def load():
+        rej = get_rejector(setup.dataset, noise.sigma, pipe.classifier, clf_cfg, pipe.denoiser, den_cfg, settings,
+                           seed=setup.seed, device=setup.torch_device, progress=setup.mse.get("progress", True))
+        return rej, rej.config
+
+    rej, cfg = _memo(key, load)
+    return rej, cfg, pipe
+
+
+def _stab_builder(init: str, access: str):
+    def build(setup: Setup, noise) -> Pipeline:
+        den, cfg = stability_model(setup, noise.sigma, init, access)
+        base = build_pipeline("none", noise, setup)  # the standard classifier
+        return Pipeline(base.classifier, den, base.num_classes,
+                        {"classifier": base.config["classifier"],
+                         "denoiser": {"kind": "mse_stab" if init == "mse" else "stab", "model": cfg}},
+                        {**base.info, "denoiser_history": getattr(den, "history", {})})
+    return build
+
+
+def _rejector_builder(base: str, overrides: Mapping | None = None):
+    def build(setup: Setup, noise) -> Pipeline:
+        rej, cfg, pipe = rejector_model(setup, base, noise, overrides)
+        return Pipeline(pipe.classifier, pipe.denoiser, pipe.num_classes, {**pipe.config, "rejector": cfg},
+                        {**pipe.info, "rejector_history": rej.history}, rejector=rej)
+    return build
+
+
+def rejector_pipeline(method: str, noise: NoiseDistribution, setup: Setup, overrides: Mapping) -> Pipeline:
+    """The pipeline of rejector method ``method`` with its rejector trained under other settings."""
+    if method not in REJECTOR_BASES:
+        raise ValueError(f"rejector settings apply to {sorted(REJECTOR_BASES)}, got {method!r}")
+    return _rejector_builder(REJECTOR_BASES[method], overrides)(setup, noise)
+
+
+# ====================================================================== learned empirical Bayes
+_XHAT_MEMO: dict = {}
+
+
+def _trained(setup: Setup, sigma: float, method: str, eps: float | None, **overrides):
+    """(H, x̂ or None, H's config, history), trained or loaded once per config and device."""
+    cfg = xhat_config(setup.dataset, sigma, method, setup.profile, eps, setup.seed, **overrides)
+    key = (config_hash(cfg), str(setup.torch_device))
+    if key not in _XHAT_MEMO:
+        model, den, hist = get_xhat_classifier(setup.dataset, sigma, method, setup.profile, eps, setup.seed,
+                                               device=setup.torch_device, **overrides)
+        _XHAT_MEMO[key] = (model, den, cfg, hist)
+    return _XHAT_MEMO[key]
+
+
+def _xhat_builder(method: str, eps_zero: bool, lecture: bool = False):
+    """The Pipeline builder of one method; ``lecture``: with m = the family's ``lecture_m``."""
+    def build(setup: Setup, noise) -> Pipeline:
+        over = {"m": profiles.model_settings("xhat", setup.profile)["lecture_m"]} if lecture else {}
+        model, den, cfg, hist = _trained(setup, noise.sigma, method, 0.0 if eps_zero else None, **over)
+        return Pipeline(model, den, model.num_classes, {"classifier": cfg, "denoiser": cfg["deen"]},
+                        {"classifier_test_accuracy_noisy": hist.get("test_accuracy_noisy"),
+                         "train_seconds": hist.get("seconds"), "eps": cfg["eps"], "history": hist})
+    return build
+
+
+class TwoLevelEnergyScore:
+    """score(y, s) = −∇φ_s(y) from one DEEN per noise level (a dict {sigma: EnergyMLP}), for
+    ``lib.denoising.WalkJump``: the first jump uses φ_σ, the walk and last jump φ_σ'.
+    ``requires_grad`` tells ``Smooth`` to keep autograd available (∇φ is taken by autograd)."""
+
+    requires_grad = True
+
+    def __init__(self, energies: dict):
+        self.energies = {float(s): e.eval() for s, e in energies.items()}
+
+    def __call__(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        s = float(sigma)
+        match = [e for k, e in self.energies.items() if abs(k - s) <= 1e-6 * k]
+        if not match:
+            raise ValueError(f"no energy model for sigma={s:g}; have {sorted(self.energies)}")
+        return match[0].score(y)
+
+
+def walk_jump_key(tau: int) -> str:
+    return f"xhat_wj_tau{check_count('tau', tau)}"
+
+
+def register_walk_jump(tau: int, sigma_prime: float = 0.05, delta: float = 1e-3) -> str:
+    """Register the walk-jump smoothed classifier with ``tau`` Langevin steps (key
+    ``xhat_wj_tau<tau>``): base h∘x̂_σ'∘walk∘x̂_σ with H from XHAT_ε at the same σ and
+    φ_σ' a DEEN trained at σ' (same family as φ_σ). Returns the key."""
+    sigma_prime, delta = check_sigma(sigma_prime, "sigma_prime"), check_sigma(delta, "delta")
+
+    def build(setup: Setup, noise) -> Pipeline:
+        model, den, cfg, _ = _trained(setup, noise.sigma, "xhat", None)
+        deen_over = profiles.model_settings("xhat", setup.profile).get("deen_low", {})
+        low, _ = energy.get_energy_model(setup.dataset, sigma_prime, setup.profile, setup.seed,
+                                         device=setup.torch_device, **deen_over)
+        score = TwoLevelEnergyScore({noise.sigma: den.energy, sigma_prime: low})
+        wj = denoise.WalkJump(score, noise.sigma, sigma_prime, delta, tau, seed=setup.seed)
+        den_cfg = {"kind": "walk_jump", "deen": cfg["deen"], "deen_low": low.config, "sigma_prime": sigma_prime,
+                   "delta": delta, "tau": tau}
+        return Pipeline(model, wj, model.num_classes, {"classifier": cfg, "denoiser": den_cfg},
+                        {"score_evaluations_per_sample": tau + 2})
+
+    key = walk_jump_key(tau)
+    register_method(Method(key, f"XHAT_ε + walk-jump (τ={tau})", build, noises=("gaussian",),
+                           reference="Saremi & Srivastava 2020, §4.2 eq. 16-17 (proposed, not evaluated there)"),
+                    replace=True)
+    return key
+
+
+# ====================================================================== the registry
+_G = ("gaussian",)
+#: every built-in method, by key (see the module docstring); :func:`register_method` adds others
+METHODS: dict[str, Method] = {m.key: m for m in (
+    Method("none", "no denoiser", _build_none, reference="Salman et al. 2020 (baseline)"),
+    Method("white_box", "white-box", _build_white_box,
+           reference="Cohen et al. 2019 (Gaussian); Teng et al. 2020, Yang et al. 2020 (Laplace, uniform)"),
+    Method("mse", "MSE denoiser", _build_mse, noises=_G, reference="Salman et al. 2020"),
+    Method("one_step", "one-step score", _build_one_step, noises=_G, reference="Lee 2021, eq. 3"),
+    Method("one_step_single", "one-step score, single-sigma net", _build_one_step_single,
+           noises=_G, reference="Lee 2021, appendix D.1"),
+    Method("multi_step", "multi-step score", _build_multi_step, reference="Lee 2021, Algorithm 1"),
+    Method("empirical_bayes", "empirical Bayes (DEEN)", _build_empirical_bayes, noises=_G,
+           reference="Saremi & Srivastava 2022, g[pi]"),
+    Method("mse_stab", "MSE+Stab denoiser (full access)", _stab_builder("mse", "full"), noises=_G,
+           reference="Salman et al. 2020 (MSE then stability fine-tuning, gradients of f)"),
+    Method("mse_stab_query", "MSE+Stab denoiser (query access)", _stab_builder("mse", "query"), noises=_G,
+           reference="Salman et al. 2020 (stability fine-tuning through a surrogate classifier)"),
+    Method("stab", "Stab denoiser (full access)", _stab_builder("scratch", "full"), noises=_G,
+           reference="Salman et al. 2020 (stability objective alone)"),
+    Method("mse_rejector", "MSE denoiser + rejector", _rejector_builder("mse"), noises=_G,
+           reference="Sheikholeslami et al. (Theorem 3.1, eq. 7-9)"),
+    Method("mse_stab_rejector", "MSE+Stab denoiser + rejector", _rejector_builder("mse_stab"), noises=_G,
+           reference="Sheikholeslami et al. (Theorem 3.1, eq. 7-9)"),
+    Method("one_step_rejector", "one-step score + rejector", _rejector_builder("one_step"), noises=_G,
+           reference="Lee eq. 3 + Sheikholeslami et al. rejector (beyond both papers)"),
+    Method("xhat_eps", "XHAT_ε", _xhat_builder("xhat", False), noises=_G,
+           reference="Saremi & Srivastava 2020, eq. 13"),
+    Method("xhat_0", "XHAT_0", _xhat_builder("xhat", True), noises=_G,
+           reference="Saremi & Srivastava 2020, eq. 13 with ε = 0"),
+    Method("smoothadv", "SmoothAdv_ε", _xhat_builder("smoothadv", False), noises=_G,
+           reference="Salman et al. 2019"),
+    Method("gaussian_aug", "Gaussian augmentation", _xhat_builder("augment", True, True), noises=_G,
+           reference="Cohen et al. 2019; Lecture 14 §3 eq. 8"),
+    Method("smoothed_obj", "smoothed objective", _xhat_builder("smoothadv", True, True), noises=_G,
+           reference="Salman et al. 2019 (ε = 0); Lecture 14 §3 eq. 9, plug-in estimator"),
+    Method("smoothadv_lecture", "SmoothAdv", _xhat_builder("smoothadv", False, True), noises=_G,
+           reference="Salman et al. 2019; Lecture 14 §3 Attempt 3"),
+)}
 
 
 def register_method(method: Method, replace: bool = False) -> Method:
     """Add a method to :data:`METHODS` (``replace=True`` to overwrite an existing key)."""
     if not isinstance(method, Method):
-        raise TypeError(f"method must be a lib.experiments.Method, got {type(method).__name__}")
+        raise TypeError(f"method must be a lib.methods.Method, got {type(method).__name__}")
     if method.key in METHODS and not replace:
         raise ValueError(f"method {method.key!r} is already registered")
     METHODS[method.key] = method
     return method
 
 
-for _m in (
-    Method("none", "no denoiser", _build_none, reference="Salman et al. 2020 (baseline)"),
-    Method("white_box", "white-box", _build_white_box,
-           reference="Cohen et al. 2019 (Gaussian); Teng et al. 2020, Yang et al. 2020 (Laplace, uniform)"),
-    Method("mse", "MSE denoiser", _build_mse, noises=("gaussian",), reference="Salman et al. 2020"),
-    Method("one_step", "one-step score", _build_one_step, noises=("gaussian",), reference="Lee 2021, eq. 3"),
-    Method("one_step_single", "one-step score, single-sigma net", _build_one_step_single,
-           noises=("gaussian",), reference="Lee 2021, appendix D.1"),
-    Method("multi_step", "multi-step score", _build_multi_step, reference="Lee 2021, Algorithm 1"),
-    Method("empirical_bayes", "empirical Bayes (DEEN)", _build_empirical_bayes, noises=("gaussian",),
-           reference="Saremi & Srivastava 2022, g[pi]"),
-):
-    register_method(_m)
-
-
 def _method(name: str) -> Method:
     if not isinstance(name, str):
-        raise TypeError(f"method must be a string key of lib.experiments.METHODS, got {type(name).__name__}")
+        raise TypeError(f"method must be a string key of lib.methods.METHODS, got {type(name).__name__}")
     if name not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {name!r}")
     return METHODS[name]
@@ -336,7 +510,7 @@ def build_pipeline(method: str, noise, setup: Setup, sigma: float | None = None)
     if noise.name not in m.noises:
         raise ValueError(f"method {method!r} supports noise {m.noises}, got {noise.name!r}")
     if not isinstance(setup, Setup):
-        raise TypeError(f"setup must be a lib.experiments.Setup, got {type(setup).__name__}")
+        raise TypeError(f"setup must be a lib.methods.Setup, got {type(setup).__name__}")
     return m.build(setup, noise)
 
 
@@ -350,8 +524,6 @@ def smooth_of(pipe: Pipeline, noise: NoiseDistribution, setup: Setup) -> tuple[S
     """``(Smooth, pipe)`` of an already built pipeline."""
     return Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser, rejector=pipe.rejector,
                   device=setup.torch_device), pipe
-
-
 
 
 def model_summary(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup) -> pd.DataFrame:

@@ -1,6 +1,7 @@
-"""Learned empirical Bayes smoothed classifiers as methods (Saremi & Srivastava §3, §4.2; notebook 09).
+"""Learned empirical Bayes smoothed classifiers (Saremi & Srivastava §3, §4.2): certification, empirical
+robustness, model and budget tables, and the MNIST counterpart of Lecture 14's Tables 1-2.
 
-Registered methods (Gaussian noise; the classifier H is trained by ``lib.models.adversarial``
+The methods (in :mod:`lib.methods.registry`) (Gaussian noise; the classifier H is trained by ``lib.models.adversarial``
 at the smoothing sigma, with ε, m and PGD steps of the ``xhat`` model family of the profile):
 
 ================  ==========================================================================
@@ -10,7 +11,7 @@ xhat_eps          XHAT_ε: H trained on −log Π_k(x + δ) with the PGD attack 
 xhat_0            XHAT_0: the same trainer with ε = 0
 smoothadv         SmoothAdv_ε (Salman et al. 2019): the same min-max without x̂ (base = H)
 xhat_wj_tau<T>    XHAT_ε's H behind walk-jump (eq. 16-17): x̂(y) at σ, T Langevin steps at σ'
-                  on φ_σ', a final jump x̂_σ'; registered by :func:`register_walk_jump`
+                  on φ_σ', a final jump x̂_σ'; registered by ``lib.methods.register_walk_jump``
 gaussian_aug      Lecture 14 §3 Attempt 1 (Cohen et al.): the same trainer with ``objective="augment"``
                   (eq. 8, mean over m draws of −log softmax H(x + ε_j)_k), no x̂, ε = 0
 smoothed_obj      Attempt 2: eq. 9 with the plug-in estimator of m draws (the trainer at ε = 0, no x̂)
@@ -22,7 +23,7 @@ schedule and m (the family's ``lecture_m``) are the same by construction, and
 :func:`lecture_table` certifies them on the same points with the same n0, n, alpha and sigmas for
 the MNIST counterpart of Lecture 14's Tables 1-2 (best over σ, beside the lecture's rows).
 
-Certification goes through the same grid helper as notebooks 05-07 (``certify_grid``). Beside
+Certification goes through ``lib.methods.certify_grid``. Beside
 it, :func:`empirical_robust_accuracy` attacks the smoothed soft classifier with ℓ2 PGD
 (``pgd_attack_smoothed``) and classifies the attacked points with Cohen's PREDICT: an
 *upper* estimate of robust accuracy against which the certified (lower) one is checked.
@@ -37,16 +38,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib import paths
-from lib.experiments import (Method, Pipeline, Setup, TestSubset, build_pipeline, certify_grid, grid_metrics,
-                             register_method, table_settings)
-from lib.models.adversarial import _family_settings, get_xhat_classifier, pgd_attack_smoothed, xhat_config
-from lib.reporting import read_log, register_table
+from lib import paths, profiles
+from lib.methods import Setup, TestSubset, build_pipeline, certify_grid, grid_metrics, table_settings
+from lib.models.adversarial import pgd_attack_smoothed, xhat_config
+from lib.reporting import certified_accuracy, load_table_spec, read_log, register_table
 from lib.smoothing import ABSTAIN, Gaussian, Smooth, read_settings
-from lib.utils import atomic_write_text, check_alpha, check_count, check_sigma, config_hash
+from lib.utils import atomic_write_text, check_alpha, check_count, config_hash
 
-__all__ = ["XHAT_KEYS", "PUBLISHED_TABLE2", "register_walk_jump", "walk_jump_key", "TwoLevelEnergyScore",
-           "empirical_robust_accuracy", "robust_summary", "previous_rows", "model_table", "budget_notes",
+__all__ = ["XHAT_KEYS", "PUBLISHED_TABLE2", "empirical_robust_accuracy", "robust_summary", "previous_rows",
+           "model_table", "budget_notes",
            "PAPER_BUDGET", "METHODS_LABELS", "xhat0_identity", "walk_jump_procedure", "LECTURE_KEYS",
            "LECTURE_RADII", "LECTURE_REFERENCE", "lecture_table", "lecture_metrics"]
 
@@ -60,97 +60,6 @@ PUBLISHED_TABLE2 = {
     "rows": {"Saremi & Srivastava T2: XHAT_ε": [98, 95, 81, 57],
              "Saremi & Srivastava T2: ABS (empirical robust accuracy, not certified)": [92, 85, 80, 67]},
 }
-
-_MEMO: dict = {}
-
-
-def _trained(setup: Setup, sigma: float, method: str, eps: float | None, **overrides):
-    """(H, x̂ or None, H's config, history), trained or loaded once per config and device."""
-    cfg = xhat_config(setup.dataset, sigma, method, setup.profile, eps, setup.seed, **overrides)
-    key = (config_hash(cfg), str(setup.torch_device))
-    if key not in _MEMO:
-        model, den, hist = get_xhat_classifier(setup.dataset, sigma, method, setup.profile, eps, setup.seed,
-                                               device=setup.torch_device, **overrides)
-        _MEMO[key] = (model, den, cfg, hist)
-    return _MEMO[key]
-
-
-def _builder(method: str, eps_zero: bool, lecture: bool = False):
-    """The Pipeline builder of one method; ``lecture``: with m = the family's ``lecture_m``."""
-    def build(setup: Setup, noise) -> Pipeline:
-        over = {"m": _family_settings(setup.profile)["lecture_m"]} if lecture else {}
-        model, den, cfg, hist = _trained(setup, noise.sigma, method, 0.0 if eps_zero else None, **over)
-        return Pipeline(model, den, model.num_classes, {"classifier": cfg, "denoiser": cfg["deen"]},
-                        {"classifier_test_accuracy_noisy": hist.get("test_accuracy_noisy"),
-                         "train_seconds": hist.get("seconds"), "eps": cfg["eps"]})
-    return build
-
-
-for _m in (Method("xhat_eps", "XHAT_ε", _builder("xhat", False), noises=("gaussian",),
-                  reference="Saremi & Srivastava 2020, eq. 13"),
-           Method("xhat_0", "XHAT_0", _builder("xhat", True), noises=("gaussian",),
-                  reference="Saremi & Srivastava 2020, eq. 13 with ε = 0"),
-           Method("smoothadv", "SmoothAdv_ε", _builder("smoothadv", False), noises=("gaussian",),
-                  reference="Salman et al. 2019"),
-           Method("gaussian_aug", "Gaussian augmentation", _builder("augment", True, True), noises=("gaussian",),
-                  reference="Cohen et al. 2019; Lecture 14 §3 eq. 8"),
-           Method("smoothed_obj", "smoothed objective", _builder("smoothadv", True, True), noises=("gaussian",),
-                  reference="Salman et al. 2019 (ε = 0); Lecture 14 §3 eq. 9, plug-in estimator"),
-           Method("smoothadv_lecture", "SmoothAdv", _builder("smoothadv", False, True), noises=("gaussian",),
-                  reference="Salman et al. 2019; Lecture 14 §3 Attempt 3")):
-    register_method(_m, replace=True)
-
-
-# ====================================================================== walk-jump (§4.2, B2)
-class TwoLevelEnergyScore:
-    """score(y, s) = −∇φ_s(y) from one DEEN per noise level (a dict {sigma: EnergyMLP}), for
-    ``lib.denoising.WalkJump``: the first jump uses φ_σ, the walk and last jump φ_σ'.
-    ``requires_grad`` tells ``Smooth`` to keep autograd available (∇φ is taken by autograd)."""
-
-    requires_grad = True
-
-    def __init__(self, energies: dict):
-        self.energies = {float(s): e.eval() for s, e in energies.items()}
-
-    def __call__(self, y: torch.Tensor, sigma) -> torch.Tensor:
-        s = float(sigma)
-        match = [e for k, e in self.energies.items() if abs(k - s) <= 1e-6 * k]
-        if not match:
-            raise ValueError(f"no energy model for sigma={s:g}; have {sorted(self.energies)}")
-        return match[0].score(y)
-
-
-def walk_jump_key(tau: int) -> str:
-    return f"xhat_wj_tau{check_count('tau', tau)}"
-
-
-def register_walk_jump(tau: int, sigma_prime: float = 0.05, delta: float = 1e-3) -> str:
-    """Register the walk-jump smoothed classifier with ``tau`` Langevin steps (key
-    ``xhat_wj_tau<tau>``): base h∘x̂_σ'∘walk∘x̂_σ with H from XHAT_ε at the same σ and
-    φ_σ' a DEEN trained at σ' (same family as φ_σ). Returns the key."""
-    from lib.denoising.denoise import WalkJump
-    from lib.denoising.energy import get_energy_model
-
-    sigma_prime, delta = check_sigma(sigma_prime, "sigma_prime"), check_sigma(delta, "delta")
-
-    def build(setup: Setup, noise) -> Pipeline:
-        model, den, cfg, _ = _trained(setup, noise.sigma, "xhat", None)
-        deen_over = _family_settings(setup.profile).get("deen_low", {})
-        low, _ = get_energy_model(setup.dataset, sigma_prime, setup.profile, setup.seed,
-                                  device=setup.torch_device, **deen_over)
-        score = TwoLevelEnergyScore({noise.sigma: den.energy, sigma_prime: low})
-        wj = WalkJump(score, noise.sigma, sigma_prime, delta, tau, seed=setup.seed)
-        den_cfg = {"kind": "walk_jump", "deen": cfg["deen"], "deen_low": low.config, "sigma_prime": sigma_prime,
-                   "delta": delta, "tau": tau}
-        return Pipeline(model, wj, model.num_classes, {"classifier": cfg, "denoiser": den_cfg},
-                        {"score_evaluations_per_sample": tau + 2})
-
-    key = walk_jump_key(tau)
-    register_method(Method(key, f"XHAT_ε + walk-jump (τ={tau})", build, noises=("gaussian",),
-                           reference="Saremi & Srivastava 2020, §4.2 eq. 16-17 (proposed, not evaluated there)"),
-                    replace=True)
-    return key
-
 
 def walk_jump_procedure(smooth: Smooth):
     """The ``procedure`` of ``certify_method`` / ``certify_grid`` for a walk-jump denoiser: each
@@ -202,7 +111,7 @@ def lecture_table(setup: Setup, subset: TestSubset, sigmas: Sequence[float], n0:
     log}, the table)."""
     logs = certify_grid(list(LECTURE_KEYS), "gaussian", sigmas, setup, subset, n0, n, alpha, notebook)
     rows = {METHODS_LABELS[k]: [logs[(k, float(s))] for s in sigmas] for k in LECTURE_KEYS}
-    fam = _family_settings(setup.profile)
+    fam = profiles.model_settings("xhat", setup.profile)
     model = (f"{fam['arch']} H without x̂, one trainer (lib.models.adversarial): m={fam['lecture_m']} noise draws, "
              f"SmoothAdv ε={fam['eps']:g} with {fam['pgd_steps']} PGD steps")
     settings = table_settings(subset, setup.profile, model, list(sigmas), n0, n, alpha)
@@ -283,8 +192,6 @@ def empirical_robust_accuracy(method: str, sigma: float, setup: Setup, subset: T
 def robust_summary(empirical: pd.DataFrame, certify_log: str | Path, radii: Sequence[float]) -> pd.DataFrame:
     """Per radius (%): certified accuracy (from the log, on the attacked points only) beside the
     empirical robust accuracy under PGD (upper estimate, and abstention = error)."""
-    from lib.reporting import certified_accuracy
-
     cert_df = read_log(certify_log)
     cert = certified_accuracy(cert_df[cert_df["idx"].isin(set(empirical["idx"]))], [float(r) for r in radii])
     out = []
@@ -299,8 +206,6 @@ def previous_rows(notebook: str = "04_empirical_bayes_linear_mnist", stem: str =
                   profile: str | None = None) -> dict:
     """Notebook 04's registered g[h] / g[π] rows (log paths, best over σ) when they exist under
     the same profile, relabelled "<row> (notebook 04, linear h)"; {} otherwise."""
-    from lib.reporting import load_table_spec
-
     try:
         spec = load_table_spec(notebook, stem)
     except (FileNotFoundError, KeyError, ValueError, json.JSONDecodeError):
@@ -323,7 +228,7 @@ def model_table(setup: Setup, sigmas: Sequence[float], methods: Sequence[str] = 
         for s in sigmas:
             pipe = build_pipeline(key, "gaussian", setup, sigma=s)
             c = pipe.config["classifier"]
-            hist = _MEMO[(config_hash(c), str(setup.torch_device))][3]
+            hist = pipe.info["history"]
             rows.append({"method": METHODS_LABELS.get(key, key), "sigma": s, "arch": c["arch"], "ε": c["eps"],
                          "PGD steps": c["pgd_steps"] if c["eps"] > 0 else 0, "m": c["m"],
                          "updates": hist.get("iters"), "batch": c["batch_size"],

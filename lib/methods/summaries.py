@@ -12,8 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from lib.experiments.methods import method_label
-from lib.experiments.runs import TestSubset
+from lib.methods.registry import method_label
+from lib.methods.runs import TestSubset
 from lib.reporting.tables import certified_accuracy, paired_difference
 from lib.smoothing import logs as logs_lib
 from lib.smoothing.logs import log_cpu_seconds, log_seconds, read_log

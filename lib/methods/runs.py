@@ -1,7 +1,7 @@
 """Certification runs: fixed test subsets, one method x noise x sigma into one log, grids of runs.
 
 :func:`certify_method` certifies a fixed test subset with one registered method (see
-:mod:`lib.experiments.methods`), noise and sigma and returns the path of its per-example log
+:mod:`lib.methods.registry`), noise and sigma and returns the path of its per-example log
 (Cohen's TSV format, written by :func:`lib.smoothing.certify_dataset`), named by
 :func:`lib.smoothing.logs.log_path`: ``LOGS/<notebook>/<dataset>-<method>[-<tag>]-<noise>-
 s<sigma>-<profile>-<key>.tsv`` where ``<key>`` hashes everything that determines the rows (model
@@ -11,6 +11,7 @@ resumes) the log -- also one written by another notebook (:func:`lib.smoothing.l
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lib.experiments.methods import Setup, _as_noise, _method, build_smooth, method_label, smooth_of
+from lib.data import datasets as data
+from lib.methods.registry import Setup, _as_noise, _method, build_smooth, method_label, smooth_of
 from lib.smoothing import logs as logs_lib
+from lib.smoothing.certify import certify_dataset
 from lib.smoothing.logs import log_seconds
 from lib.smoothing.noise import NoiseDistribution
 from lib.utils import check_alpha, check_count, config_hash, estimate_seconds, synchronize
@@ -53,8 +56,6 @@ class TestSubset:
 def test_subset(dataset: str, num: int | None, split: str = "test") -> TestSubset:
     """Every ``skip``-th point of the split (Cohen et al.'s ``--skip``), ``num`` points in all;
     ``num=None`` takes the whole split. The same points for every method of a notebook."""
-    from lib.data import datasets as data
-
     x, y = data.load(dataset, split)
     total = len(y)
     if num is None:
@@ -107,7 +108,7 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     if executor is not None and procedure is not None:
         raise ValueError("an executor runs Smooth.certify_batch on its workers; it cannot take a procedure")
     if not isinstance(subset, TestSubset):
-        raise TypeError(f"subset must be a TestSubset (lib.experiments.test_subset), got {type(subset).__name__}")
+        raise TypeError(f"subset must be a TestSubset (lib.methods.test_subset), got {type(subset).__name__}")
     if subset.dataset != setup.dataset:
         raise ValueError(f"subset is from {subset.dataset!r} but setup.dataset is {setup.dataset!r}")
     smooth, pipe = build_smooth(method, noise, setup) if pipeline is None else smooth_of(pipeline, noise, setup)
@@ -118,8 +119,6 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     settings = {"method": method, "method_label": method_label(method), "dataset": setup.dataset,
                 "split": subset.split, "subset": subset.key, "profile": setup.profile, "log_key": key,
                 "models": pipe.config, **(settings or {})}
-    from lib.smoothing.certify import certify_dataset
-
     path = logs_lib.find_log(path)  # the same run written by another notebook (e.g. 06 reusing 05)
     if setup.profile == "full" and executor is None and not path.exists():  # long work: say how long first
         estimate_certification(smooth, subset, n0, n, batch_size, f"{method_label(method)}, {noise.name} "
@@ -153,8 +152,6 @@ def make_smooth(method: str, noise, setup: Setup, sigma: float | None = None):
 def smooth_factory(method: str, noise, setup: Setup, sigma: float | None = None):
     """A picklable factory ``() -> Smooth`` for :class:`lib.smoothing.RayExecutor`: every worker
     builds the same models (trained models come from the cache, keyed by their configs)."""
-    import functools
-
     return functools.partial(make_smooth, method, noise, setup, sigma)
 
 

@@ -20,15 +20,17 @@ Every denoiser of one (noise, σ) sees the same noisy images (``evaluate_denoise
 from __future__ import annotations
 
 import math
+import time
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from lib.denoising import denoise as dn
-from lib.denoising import score as sc
+from lib.data import GaussianMixture, datasets as data
+from lib.denoising import denoise as dn, score as sc
 from lib.models.cache import load_or_train
 from lib.smoothing.noise import Gaussian, make_noise
 from lib.utils import check_count, check_positive
@@ -45,16 +47,12 @@ GAUSS_APPROX = " (Gauss. approx.)"
 def per_sigma_table(models: dict, x: torch.Tensor, sigmas: Sequence[float], seed: int = 0):
     """DataFrame: one row per named model, one column per sigma, of the held-out
     ``MSE(tweedie) / sigma^2`` (:func:`dsm_loss_per_sigma`; 1 = no denoising)."""
-    import pandas as pd
-
     rows = {name: sc.dsm_loss_per_sigma(m, x, sigmas, seed=seed) for name, m in models.items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=[f"{s:g}" for s in sigmas])
 
 
 def inference_seconds(model, x: torch.Tensor, sigma: float = 0.5, repeats: int = 3) -> dict:
     """Wall and process-CPU seconds per image of one score evaluation on the batch ``x``."""
-    import time
-
     x = x.to(model.device)
     with torch.no_grad():
         model.score(x[:2], sigma)  # warm-up
@@ -110,9 +108,6 @@ def compare_architectures(spec: dict, eval_sigmas: Sequence[float], dataset: str
     ``spec["tolerance"]``). The same seed gives the same table except the seconds columns on
     any machine. Models are cached (the steps are in the config).
     """
-    import pandas as pd
-
-    from lib.data import datasets as data
 
     steps, n_eval = check_count("steps", spec["steps"]), check_count("n_eval", spec["n_eval"])
     xv, _ = data.load(dataset, "val", limit=n_eval)
@@ -160,8 +155,6 @@ def image_grid(images: torch.Tensor, nrow: int, pad: int = 1, clip: bool = True)
 # ---------------------------------------------------------------------- notebook 02: figures
 def plot_loss_curves(hists: Mapping[str, dict], title: str = "Training loss"):
     """The training-loss curves (``step``, ``loss`` of :func:`lib.models.train_loop`) of named runs."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(9, 5))
     for name, h in hists.items():
         ax.plot(h["step"], h["loss"], label=name, lw=1.5)
@@ -172,8 +165,6 @@ def plot_loss_curves(hists: Mapping[str, dict], title: str = "Training loss"):
 
 def plot_per_sigma(per_sigma: pd.DataFrame, sigmas: Sequence[float], unseen: Sequence[float] = ()):
     """:func:`per_sigma_table` against σ (log-log), the σ values of ``unseen`` marked by dotted lines."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(9, 5))
     for name in per_sigma.index:
         ax.plot(sigmas, per_sigma.loc[name].to_numpy(), "o-" if "multi" in name or "DEEN" in name else "s--",
@@ -208,8 +199,6 @@ def langevin_figure(models: Mapping, shape: Sequence[int], settings: Mapping, se
     """Annealed Langevin samples (:func:`lib.denoising.annealed_langevin`, geometric 1 -> 0.01 with
     ``settings``: num_levels, steps_per_level, eps, n) of each named model, one panel each.
     Returns ``(figure, True if every sample is finite)``."""
-    import matplotlib.pyplot as plt
-
     levels = sc.geometric_sigmas(1.0, 0.01, settings["num_levels"])
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 6), squeeze=False)
     finite = True
@@ -229,8 +218,6 @@ def toy_score_study(toy: Mapping, seed: int = 0, extra_sigmas: Sequence[float] =
     ``toy``: mu, sigma0, sigmas, iters, hidden, depth, n_train, n_eval) and compare it with the exact
     score at the training levels and ``extra_sigmas``. Returns ``(model, mixture, table)``; the table
     (index σ) holds the relative score error and the one-step MSE, learned vs exact (Bayes)."""
-    from lib.data import GaussianMixture
-
     mixture = GaussianMixture(torch.tensor(toy["mu"]), toy["sigma0"])
     model, _ = sc.fit_toy_score(mixture, toy["sigmas"], iters=toy["iters"], hidden=toy["hidden"], depth=toy["depth"],
                                 n_train=toy["n_train"], seed=seed)
@@ -249,8 +236,6 @@ def toy_score_study(toy: Mapping, seed: int = 0, extra_sigmas: Sequence[float] =
 
 def plot_score_field(model, mixture, sigma: float, lim: float = 2.6):
     """Quiver plot of the learned and exact score of the smoothed 2-D mixture at ``sigma`` over its density."""
-    import matplotlib.pyplot as plt
-
     def grid(k):
         t = torch.linspace(-lim, lim, k)
         return torch.stack(torch.meshgrid(t, t, indexing="xy"), -1).reshape(-1, 2)
@@ -354,8 +339,6 @@ def unseen_sigma_table(nets: Mapping, x: torch.Tensor, sigmas: Sequence[float], 
 
 def plot_metric_vs_sigma(table: pd.DataFrame, noises: Sequence[str], sigmas: Sequence[float], value: str = "psnr"):
     """One panel per noise family: ``value`` of each method of :func:`compare_denoisers` against σ."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(noises), figsize=(6 * len(noises), 5), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], noises):
         for method, grp in table[table.noise == name].groupby("method", sort=False):
@@ -370,8 +353,6 @@ def plot_metric_vs_sigma(table: pd.DataFrame, noises: Sequence[str], sigmas: Seq
 def denoised_images(panels: Mapping[str, Mapping[str, torch.Tensor]], ncol: int):
     """One figure, one panel per title: each panel stacks labelled rows of ``ncol`` images
     (label -> images [ncol, C, H, W]); the row labels are written on the first panel."""
-    import matplotlib.pyplot as plt
-
     nrows = max(len(rows) for rows in panels.values())
     fig, axes = plt.subplots(1, len(panels), figsize=(max(1.5 * ncol, 4.5) * len(panels) + 2, 1.3 * nrows + 1),
                              squeeze=False)

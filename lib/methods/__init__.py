@@ -1,0 +1,20 @@
+"""Methods of (denoised) randomized smoothing and their certification runs.
+
+* ``registry``   ``Setup`` (which trained models), ``Pipeline`` (classifier, denoiser, rejector),
+                 ``Method`` / ``METHODS`` (every built-in method, listed in one place), ``build_smooth``
+* ``runs``       fixed test subsets, ``certify_method`` (one log), ``certify_grid``
+* ``summaries``  per-log numbers, timing / cost tables, rows by method, paired tables, metrics
+"""
+from .registry import (  # noqa: F401
+    Setup, Pipeline, Method, METHODS, REJECTOR_BASES, register_method, method_label, build_pipeline, build_smooth,
+    smooth_of, annealing_kwargs, model_summary, stability_model, rejector_model, rejector_pipeline,
+    TwoLevelEnergyScore, walk_jump_key, register_walk_jump,
+)
+from .runs import (  # noqa: F401
+    TestSubset, test_subset, log_path, certify_method, certify_grid, measure_throughput, make_smooth, smooth_factory,
+    estimate_certification,
+)
+from .summaries import (  # noqa: F401
+    average_certified_radius, log_summary, table_settings, timing_table, rows_by_method, paired_table,
+    grid_metrics, cost_table,
+)
