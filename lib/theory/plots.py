@@ -169,19 +169,20 @@ def plot_radii(p_a: np.ndarray, curves: Mapping[str, np.ndarray], sigma: float):
     return fig
 
 
-def plot_certify_tradeoff(by_n: Mapping[str, pd.DataFrame], by_alpha: Mapping[str, pd.DataFrame]):
-    """Left: P(abstain) against p_A; middle: expected certified radius / sigma; one curve per
-    setting. ``by_n`` and ``by_alpha`` map a label to a :func:`lib.theory.certify_statistics` frame."""
-    fig, axs = plt.subplots(1, 3, figsize=(17, 5.2))
-    for ax_col, groups, ttl in ((0, by_n, r"varying $n$"), (2, by_alpha, r"varying $\alpha$")):
-        ax = axs[ax_col]
-        for i, (label, df) in enumerate(groups.items()):
+def plot_certify_tradeoff(by_n: Mapping[str, pd.DataFrame], by_alpha: Mapping[str, pd.DataFrame],
+                          by_n0: Mapping[str, pd.DataFrame] | None = None):
+    """P(abstain) against p_A for each setting of n, of alpha and (if given) of n0, and the expected
+    certified radius / sigma for each n. Each mapping: label -> :func:`lib.theory.certify_statistics` frame."""
+    groups = [(by_n, r"varying $n$"), (by_alpha, r"varying $\alpha$")] + ([(by_n0, r"varying $n_0$")] if by_n0 else [])
+    fig, axs = plt.subplots(1, len(groups) + 1, figsize=(5.6 * (len(groups) + 1), 5.2))
+    for ax, (frames, ttl) in zip(axs, groups):
+        for i, (label, df) in enumerate(frames.items()):
             ax.plot(df["p_a"], df["abstain"], color=_color(i), label=label)
         ax.set_xlabel(r"true $p_A$")
         ax.set_ylabel("P(abstain)")
         ax.set_title(f"Abstention, {ttl}")
         ax.legend()
-    ax = axs[1]
+    ax = axs[-1]
     for i, (label, df) in enumerate(by_n.items()):
         ax.plot(df["p_a"], df["expected_radius"], color=_color(i), label=label)
     ref = next(iter(by_n.values()))
@@ -190,7 +191,7 @@ def plot_certify_tradeoff(by_n: Mapping[str, pd.DataFrame], by_alpha: Mapping[st
     ax.set_xlabel(r"true $p_A$")
     ax.set_ylabel("expected certified radius")
     ax.set_title(r"Radius, varying $n$")
-    ax.legend(fontsize=10)
+    ax.legend()
     fig.tight_layout()
     return fig
 

@@ -173,9 +173,9 @@ def training_verdict(tests: pd.DataFrame, names: Mapping[str, str], level: float
         r = row.quantity.split("r = ")[1].split(" ")[0]
         diff = row.mean_a - row.mean_b
         if row.p_value <= level:
-            outcome = ("supported" if diff > 0 else "contradicted") + f" (p <= {level:g})"
+            outcome = ("supported" if diff > 0 else "contradicted") + f" (p <= {level:.3g})"
         else:
-            outcome = f"not decided at this size (p > {level:g})"
+            outcome = f"not decided at this size (p > {level:.3g})"
         claim = LECTURE_CLAIMS.get((row.a, row.b), f"{row.a} should beat {row.b}")
         out.append(f"r = {r}: certified accuracy {names.get(row.a, row.a)} {row.mean_a:.3f} vs {names.get(row.b, row.b)} "
                    f"{row.mean_b:.3f} ({diff:+.3f}, McNemar p = {row.p_value:.3g}); lecture: {claim} -> {outcome}.")
