@@ -8,7 +8,7 @@
 # your shell) and leaves only PATH and VIRTUAL_ENV set. Reinstalls only when
 # requirements-lock.txt changes (a stamp inside .venv records its hash). Returns non-zero, with a
 # message, when the environment cannot be built (e.g. the wrong Python version).
-# Environment variables: see the README's table (COMPANION_VENV, COMPANION_USE_CONDA,
+# Environment variables: see the table in docs/environment.md (COMPANION_VENV, COMPANION_USE_CONDA,
 # COMPANION_NO_APT, COMPANION_NO_SLIDES, PYTHON).
 
 if [ -z "${BASH_VERSION:-}" ]; then
@@ -41,7 +41,7 @@ _companion_build() {
   "$py" -m venv "$_companion_venv" || return 1
   _companion_pip install --quiet --upgrade pip >/dev/null 2>&1 || true
   _companion_pip install --quiet -r "$_companion_lock" || { echo "[env] ERROR: pip could not install requirements-lock.txt" >&2; return 1; }
-  # (PYTHONWARNINGS: setuptools' generic "editable installation" warning; the README says where
+  # (PYTHONWARNINGS: setuptools' generic "editable installation" warning; docs/environment.md says where
   # `import lib` works)
   PYTHONWARNINGS=ignore _companion_pip install --quiet --no-deps -e "$_companion_root" || { echo "[env] ERROR: pip could not install the project (editable)" >&2; return 1; }
   sha256sum "$_companion_lock" | cut -d' ' -f1 > "$_companion_venv/.companion-stamp"
@@ -75,7 +75,7 @@ _companion_setup() {
   # Local reveal.js + MathJax for offline slides (npm packages; optional, once, then offline).
   if [ "${COMPANION_NO_SLIDES:-0}" != "1" ]; then
     python "$_companion_root/scripts/slides.py" fetch --quiet \
-      || echo "[env] slide assets not fetched (optional; see the README, 'Slides')"
+      || echo "[env] slide assets not fetched (optional; see docs/environment.md, 'Slides')"
   fi
   return 0
 }

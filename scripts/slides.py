@@ -79,7 +79,7 @@ def fetch(assets: Path | None = None, quiet: bool = False) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is needed once to fetch reveal.js and MathJax for offline slides "
-                           f"(packages {ASSETS}); install Node.js/npm, or see the README, 'Slides'")
+                           f"(packages {ASSETS}); install Node.js/npm, or see docs/environment.md, 'Slides'")
     print(f"[slides] fetching {', '.join(f'{k}@{v}' for k, v in ASSETS.items())} from npm into {assets}")
     assets.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=assets) as tmp:
@@ -120,7 +120,7 @@ def render(notebook: str | os.PathLike, out_dir: str | os.PathLike, assets: Path
     assets = Path(assets) if assets is not None else default_assets()
     if not have_assets(assets):
         raise RuntimeError(f"no local reveal.js/MathJax in {assets}: run `python scripts/slides.py fetch` "
-                           "once while online (needs npm), see the README, 'Slides'")
+                           "once while online (needs npm), see docs/environment.md, 'Slides'")
     out_dir.mkdir(parents=True, exist_ok=True)
     rel = _rel(assets, out_dir)
     c = Config()
