@@ -16,7 +16,7 @@ weights):
 * ``cnn``          -- lib.models.SmallCNN (the model dominates)
 * ``linear-logit`` -- the linear model certified through ``lib.smoothing.noise.LogitGaussian``:
                       W u ~ N(0, sigma^2 W W^T) drawn in the 10-dim logit space, the same law of votes
-                      (issue 14, item 1); the reference still samples 784-dim inputs
+                      (exact for a linear classifier); the reference still samples 784-dim inputs
 
 Each measurement is repeated ``--repeats`` times alternating reference and ours; the best
 (shortest) wall time counts. The CPU time of the process is reported too: on a shared

@@ -186,7 +186,7 @@ HISTORY = {
     "a session number": re.compile(r"\bsessions? [0-9]", re.I),
     "an issue number": re.compile(r"\bissues? #?[0-9]+", re.I),
     "a remark on a former version or name": re.compile(r"\bearlier (version|name)s?\b", re.I),
-    "a path outside the repository": re.compile(r"shared/seeds|\.\./shared/"),
+    "a path outside the repository": re.compile(r"shared/(?:seeds)|\.\./shared/"),
     # 7-12 hex digits with at least one letter and one digit, standing alone (not part of a path or word)
     "a commit hash": re.compile(r"(?<![\w/.#-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,12}(?![\w/-])"),
 }
