@@ -17,7 +17,7 @@ from lib.methods import (  # noqa: F401  (the runs the notebooks call)
     paired_table, register_method, register_walk_jump, rows_by_method, table_settings, test_subset, timing_table,
 )
 from lib.reporting import (  # noqa: F401  (the tables and findings the notebooks call)
-    EXPECTED_TABLES, PUBLISHED, paired_difference, plot_certified_curves, published_rows, rebuild_table,
+    EXPECTED_TABLES, PUBLISHED, QUOTES, quote, paired_difference, plot_certified_curves, published_rows, rebuild_table,
     settings_line, table_finding, table_numbers, write_results,
 )
 from lib.smoothing.logs import find_log, log_cpu_seconds, log_seconds  # noqa: F401

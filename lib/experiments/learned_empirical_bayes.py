@@ -41,7 +41,7 @@ import torch
 from lib import paths, profiles
 from lib.methods import Setup, TestSubset, build_pipeline, certify_grid, grid_metrics, table_settings
 from lib.models.adversarial import pgd_attack_smoothed, xhat_config
-from lib.reporting import certified_accuracy, load_table_spec, read_log, register_table
+from lib.reporting import PUBLISHED, certified_accuracy, load_table_spec, published_rows, read_log, register_table
 from lib.smoothing import ABSTAIN, Gaussian, Smooth, read_settings
 from lib.utils import atomic_write_text, check_alpha, check_count, config_hash
 
@@ -53,13 +53,9 @@ __all__ = ["XHAT_KEYS", "PUBLISHED_TABLE2", "empirical_robust_accuracy", "robust
 #: the three methods of Figure 5, in the paper's order
 XHAT_KEYS = ("xhat_eps", "xhat_0", "smoothadv")
 
-#: Saremi & Srivastava Table 2 (MNIST, n_c = 10^6, 10k test points), for labelled reference rows only
-PUBLISHED_TABLE2 = {
-    "radii": [0.5, 1.0, 1.5, 2.0],
-    "source": "Saremi & Srivastava Table 2 (MNIST, XHAT_ε certified with n_c=10^6; ABS empirical, Schott et al. 2018)",
-    "rows": {"Saremi & Srivastava T2: XHAT_ε": [98, 95, 81, 57],
-             "Saremi & Srivastava T2: ABS (empirical robust accuracy, not certified)": [92, 85, 80, 67]},
-}
+#: Saremi & Srivastava Table 2 (:data:`lib.reporting.PUBLISHED`), for labelled reference rows only
+PUBLISHED_TABLE2 = {"radii": PUBLISHED["saremi_table2"]["radii"], "source": PUBLISHED["saremi_table2"]["source"],
+                    "rows": published_rows("saremi_table2")[0]}
 
 def walk_jump_procedure(smooth: Smooth):
     """The ``procedure`` of ``certify_method`` / ``certify_grid`` for a walk-jump denoiser: each
@@ -89,8 +85,10 @@ _NA = "–"
 #: the lecture's Tables 1-2 verbatim (%), aligned to LECTURE_RADII ("–": the table has no such column);
 #: [3] = Cohen et al. (Gaussian augmentation), [4] = Salman et al. (SmoothAdv); labelled references only
 LECTURE_REFERENCE = {
-    "source": ("Lecture 14 Tables 1-2 (reproduced there from Salman et al. [4]): ImageNet and CIFAR-10 certified "
-               "top-1 accuracy; [3] Cohen et al. = Gaussian augmentation, [4] Salman et al. = SmoothAdv"),
+    "source": ("Lecture 14, *Certified defenses III: randomized smoothing*, Tables 1-2 (reproduced there from Salman "
+               "et al. [4]): data=ImageNet (Table 1) and CIFAR-10 (Table 2), model=the classifiers of [3] Cohen et al. "
+               "(Gaussian augmentation) and [4] Salman et al. (SmoothAdv), certified top-1 accuracy; n and alpha are "
+               "not printed in the lecture"),
     "rows": {
         "Lecture 14 T1 ImageNet: Gaussian augmentation": [_NA, 49, _NA, 37, _NA, 29, _NA, 19, _NA, 15, 12, 9],
         "Lecture 14 T1 ImageNet: SmoothAdv": [_NA, 56, _NA, 43, _NA, 37, _NA, 27, _NA, 25, 20, 16],

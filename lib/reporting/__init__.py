@@ -16,6 +16,6 @@ from .figures import (  # noqa: F401
 )
 from .budget import BUDGET_VERDICTS, CLAIMS, budget_verdict, budget_comparison, budget_finding  # noqa: F401
 from .findings import (  # noqa: F401
-    PUBLISHED, published_rows, EXPECTED_TABLES, register_table, render_table, table_caption, load_table_spec,
+    PAPERS, PUBLISHED, QUOTES, quote, published_rows, EXPECTED_TABLES, register_table, render_table, table_caption, load_table_spec,
     load_table_specs, table_numbers, table_finding, settings_line, rebuild_table, results_markdown, write_results,
 )

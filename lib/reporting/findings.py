@@ -27,7 +27,7 @@ from lib.reporting.tables import (_log_abs, _log_rel, best_over_logs, certified_
 from lib.smoothing.logs import read_log
 from lib.utils import atomic_write_json, atomic_write_text
 
-__all__ = ["PUBLISHED", "published_rows", "EXPECTED_TABLES", "register_table", "render_table", "table_caption",
+__all__ = ["PAPERS", "PUBLISHED", "QUOTES", "quote", "published_rows", "EXPECTED_TABLES", "register_table", "render_table", "table_caption",
            "load_table_spec", "load_table_specs", "table_numbers", "table_finding", "settings_line",
            "rebuild_table", "results_markdown", "write_results"]
 
@@ -99,15 +99,27 @@ def load_table_specs() -> list[dict]:
 
 
 # ====================================================================== published references
+#: The papers, cited by title, authors and year (and arXiv id where the text gives it).
+PAPERS = {
+    "lee": "Lee, *Provable defense by denoised smoothing with learned score function* (2021)",
+    "sheikholeslami": ("Sheikholeslami, Lin & Metzen, *Denoised smoothing with sample rejection for robustifying "
+                       "pretrained classifiers* (2022)"),
+    "saremi": ("Saremi & Srivastava, *Provable robust classification via learned smoothed densities* "
+               "(2020, arXiv:2005.04504)"),
+    "lecture14": "Lecture 14, *Certified defenses III: randomized smoothing*",
+}
+
 #: Published certified accuracies (%), copied verbatim for *labelled reference rows only*
-#: (``register_table(reference=...)``), never mixed with our results. Keys of each table are
-#: "<source>: <row>", where <row> equals the label of our corresponding row when there is
-#: one, so that :func:`table_finding` can compare orderings.
+#: (``register_table(reference=...)``), never mixed with our results. Each table carries the
+#: place it is printed at and the setting it was obtained in (data set, model, n, alpha, test points).
+#: Keys of its rows are "<source>: <row>", where <row> equals the label of our corresponding row
+#: when there is one, so that :func:`table_finding` can compare orderings.
 PUBLISHED = {
-    # Lee (2021), Table 1: ResNet-110 on CIFAR-10, l2 radii 0.25 ... 1.50 (seed 000, section 4)
     "lee_table1": {
+        "paper": "lee", "place": "Table 1, p. 4 (settings: appendix C)",
         "radii": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
-        "source": "Lee (2021) Table 1 (CIFAR-10, ResNet-110, n=10,000, alpha=0.001)",
+        "settings": {"data": "CIFAR-10", "model": "ResNet-110 classifier (denoisers: score network / Salman et al.)",
+                     "n": 10_000, "n0": 100, "alpha": 0.001, "test points": "not stated"},
         "rows": {
             "Lee T1 CIFAR-10: white-box": [59, 45, 31, 21, 18, 13],
             "Lee T1 CIFAR-10: denoised smoothing, query access (Salman et al.)": [45, 20, 15, 13, 11, 10],
@@ -115,10 +127,11 @@ PUBLISHED = {
             "Lee T1 CIFAR-10: one-step score": [60, 42, 28, 19, 11, 6],
         },
     },
-    # Lee (2021), Table 2: ResNet-50 on ImageNet, same radii
     "lee_table2": {
+        "paper": "lee", "place": "Table 2, p. 4 (settings: appendix C)",
         "radii": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
-        "source": "Lee (2021) Table 2 (ImageNet, ResNet-50, n=10,000, alpha=0.001)",
+        "settings": {"data": "ImageNet", "model": "ResNet-50 classifier (pretrained, PyTorch)",
+                     "n": 10_000, "n0": 100, "alpha": 0.001, "test points": "not stated"},
         "rows": {
             "Lee T2 ImageNet: white-box": [62, 52, 45, 39, 34, 29],
             "Lee T2 ImageNet: denoised smoothing, query access (Salman et al.)": [48, 31, 19, 12, 7, 4],
@@ -126,18 +139,73 @@ PUBLISHED = {
             "Lee T2 ImageNet: one-step score": [56, 41, 30, 24, 17, 11],
         },
     },
-    # Yang et al. (2020), CIFAR-10 l1 certified accuracy (Laplace row: Teng et al.'s smoothing),
-    # radii 0.5 / 1.0 / 1.5 / 2.0, as quoted in the companion's issue; Lee's Figure 1 (b, c)
-    # shows these baselines only as curves, and the seed texts give no l1 numbers.
-    "yang_l1": {
+    "saremi_table1": {
+        "label": "Saremi & Srivastava T1", "paper": "saremi", "place": "Table 1, §2.4 (compiled from Figure 2)",
         "radii": [0.5, 1.0, 1.5, 2.0],
-        "source": "Yang et al. (2020), CIFAR-10 white-box l1 smoothing (quoted in the project issue; not in the seed texts)",
-        "rows": {
-            "Yang CIFAR-10: white-box, Laplace": [61, 39, 24, 16],
-            "Yang CIFAR-10: white-box, uniform": [70, 59, 51, 43],
-        },
+        "settings": {"data": "MNIST", "model": "linear classifier h; g[π] with a learned DEEN",
+                     "n": 100_000, "alpha": 0.001, "test points": "the MNIST test set (10,000)"},
+        "rows": {"g[h]": [71, 30, 7, 1], "g[π]": [88, 77, 56, 28]},
+    },
+    "saremi_table2": {
+        "label": "Saremi & Srivastava T2", "paper": "saremi", "place": "Table 2, §3.2 (compiled from Figure 5)",
+        "radii": [0.5, 1.0, 1.5, 2.0],
+        "settings": {"data": "MNIST", "model": "XHAT_ε (adversarially trained classifier behind the DEEN's x̂)",
+                     "n": 1_000_000, "alpha": "not stated in Table 2 or Figure 5",
+                     "test points": "the MNIST test set"},
+        "rows": {"XHAT_ε": [98, 95, 81, 57],
+                 "ABS (empirical robust accuracy, not certified)": [92, 85, 80, 67]},
     },
 }
+for _k, _t in PUBLISHED.items():
+    _s = _t["settings"]
+    _t["source"] = (f"{PAPERS[_t['paper']]}, {_t['place']}: " + ", ".join(f"{k}={v:,}" if isinstance(v, int)
+                                                                           else f"{k}={v}" for k, v in _s.items()))
+
+#: What the papers say, verbatim, with the place it is said: printed beside our verdict
+#: (:func:`quote`), never paraphrased into a claim the paper does not make.
+QUOTES = {
+    "rejection_abstract": {
+        "paper": "sheikholeslami", "place": "abstract",
+        "text": "Tests on CIFAR10 dataset show considerable improvements in natural accuracy without degrading "
+                "adversarial performance, with affordably-trainable rejectors, specially for medium and large "
+                "values of noise parameter σ."},
+    "rejection_experiments": {
+        "paper": "sheikholeslami", "place": "§6.3 (experiment details, Figures 4-5)",
+        "text": "With σ being 0.25 or 0.5, the gain of certified accuracy with rejection is more significant "
+                "especially at radius 0."},
+    "rejection_cost": {
+        "paper": "sheikholeslami", "place": "§6.3 and Table 1",
+        "text": "We chose T = 20, leading to a per-epoch training-time of 350 seconds for the DnCNN-based denoisers"},
+    "lee_d1": {
+        "paper": "lee", "place": "appendix D.1, Figure 2",
+        "text": "the multi-scale DSM achieves better performance"},
+    "lee_d2": {
+        "paper": "lee", "place": "appendix D.2, Figure 3",
+        "text": "We found out that using stronger classifier achieves better certified accuracy"},
+    "lee_white_box": {
+        "paper": "lee", "place": "§1 (introduction); Figure 1",
+        "text": "we compare with the random-ensemble based method, which we refer to white-box smoothing, and "
+                "show that our method works are comparable to them."},
+    "lee_tables": {
+        "paper": "lee", "place": "§4, Tables 1-2",
+        "text": "We found out that for CIFAR-10, our method achieves better performance than original denoised "
+                "smoothing, while is on par with white-box smoothing."},
+    "lee_multi_step": {
+        "paper": "lee", "place": "§4, Figure 1",
+        "text": "The performance of multi-step denoiser for denoised smoothing. The blue lines are our methods, "
+                "and red lines are white-box smoothing"},
+    "saremi_table2": {
+        "paper": "saremi", "place": "§3.2, Figure 5 and Table 2",
+        "text": "As observed in Figure 5, the best certified accuracies are obtained for XHAT_ε"},
+}
+
+
+def quote(key: str) -> str:
+    """A quotation of :data:`QUOTES` with its place: '<paper>, <place>: "<text>"'."""
+    if key not in QUOTES:
+        raise ValueError(f"quotation must be one of {sorted(QUOTES)}, got {key!r}")
+    q = QUOTES[key]
+    return f'{PAPERS[q["paper"]]}, {q["place"]}: "{q["text"]}"'
 
 
 def published_rows(*keys: str) -> tuple[dict, str]:
@@ -146,7 +214,8 @@ def published_rows(*keys: str) -> tuple[dict, str]:
     for k in keys:
         if k not in PUBLISHED:
             raise ValueError(f"published table must be one of {sorted(PUBLISHED)}, got {k!r}")
-        rows.update(PUBLISHED[k]["rows"])
+        pre = f"{PUBLISHED[k]['label']}: " if "label" in PUBLISHED[k] else ""
+        rows.update({f"{pre}{label}": v for label, v in PUBLISHED[k]["rows"].items()})
         sources.append(PUBLISHED[k]["source"])
     return rows, "; ".join(sources)
 
@@ -156,8 +225,8 @@ def published_rows(*keys: str) -> tuple[dict, str]:
 EXPECTED_TABLES = {
     "04": "Saremi & Srivastava Table 1 (empirical Bayes smoothed linear classifier, MNIST)",
     "05": "denoised smoothing, ℓ2 (Lee Tables 1-2 layout)",
-    "06": "denoised smoothing, ℓ1 (Lee Figure 1 b, c, e, f; Yang et al.)",
-    "07": "ablations (Lee D.1, D.2, cost; Lee's contradicted claims against the score network's training budget)",
+    "06": "denoised smoothing, ℓ1 (Lee Figure 1 b, c, e, f)",
+    "07": "ablations (Lee D.1, D.2, cost; comparisons against the score network's training budget)",
     "08": "denoised smoothing with sample rejection (Sheikholeslami et al.; MNIST, Fashion-MNIST)",
     "09": ("Saremi & Srivastava Table 2 (XHAT_ε, XHAT_0, SmoothAdv_ε; MNIST) and the lecture Tables 1-2 "
            "counterpart (Lecture 14 §3: Gaussian augmentation, smoothed objective, SmoothAdv; MNIST)"),
@@ -329,10 +398,11 @@ def results_markdown(specs: Sequence[Mapping] | None = None, figures: Iterable[s
     lines = ["# Results", "",
              "Every table of the companion, rebuilt from the per-example certification logs "
              "(Cohen et al.'s TSV format, under `outputs/logs/`). Cells are certified accuracy (%) "
-             "with a 95% Clopper–Pearson interval over the test points; rows marked *(published)* are "
-             "numbers copied from the papers for reference, **not** our results, and were obtained in "
-             "another setting (CIFAR-10 / ImageNet, large networks, n = 10,000–100,000) than ours "
-             "(see each table's settings line).", ""]
+             "with a 95% Clopper–Pearson interval over the test points (rounded outward); rows marked *(published)* "
+             "are numbers copied from the papers for reference, **not** our results. Each was obtained in its own "
+             "setting, printed with it (the table's *Published reference* line, and the list below: data set, "
+             "model, n, α, where it is printed); ours are in each table's settings line.", ""]
+    lines += ["## Published references", ""] + [f"- {t['source']}" for t in PUBLISHED.values()] + [""]
     if profile_note:
         lines += [profile_note, ""]
     profiles_used = sorted({str((s.get("settings") or {}).get("profile", "?")) for s in specs})
