@@ -32,6 +32,12 @@ __all__ = ["read_log", "certified_accuracy", "certified_accuracy_table", "best_o
            "table_from_logs", "accuracy_curve", "save_table", "record_metrics", "read_metrics", "prefixed",
            "markdown_table", "log_settings_of", "paired_difference"]
 
+
+def interval_cell(acc: float, lo: float, hi: float) -> str:
+    """A table cell "acc [lo, hi]" in %: the estimate to 0.1, the interval rounded *outward* to whole
+    percent (floor of lo, ceiling of hi), so the printed interval always contains the estimate."""
+    return f"{100 * acc:.1f} [{np.floor(100 * lo + 1e-9):.0f}, {np.ceil(100 * hi - 1e-9):.0f}]"
+
 def certified_accuracy(df: pd.DataFrame, radii: Sequence[float] | float) -> np.ndarray:
     """Fraction of rows with ``correct == 1`` and ``radius >= r`` for each r (vectorised)."""
     radii = np.atleast_1d(np.asarray(radii, dtype=float))
@@ -62,7 +68,7 @@ def certified_accuracy_table(logs: Mapping[str, pd.DataFrame], radii: Sequence[f
         if interval:
             k = np.round(acc * len(df)).astype(int)
             lo, hi = proportion_interval(k, len(df), alpha)
-            rows[name] = [f"{100*a:.1f} [{100*l:.0f}, {100*h:.0f}]" for a, l, h in zip(acc, lo, hi)]
+            rows[name] = [interval_cell(a, l, h) for a, l, h in zip(acc, lo, hi)]
         else:
             rows[name] = list(np.round(100 * acc, 1))
     return pd.DataFrame.from_dict(rows, orient="index", columns=[f"{r:g}" for r in radii])
@@ -174,7 +180,7 @@ def table_from_logs(rows: Mapping[str, Sequence[str | Path]], radii: Sequence[fl
     acc, lo, hi = best_over_logs(rows, radii, alpha, clean)
     if not interval:
         return (100 * acc).round(1)
-    return pd.DataFrame([[f"{100*a:.1f} [{100*l:.0f}, {100*h:.0f}]" for a, l, h in zip(*r)]
+    return pd.DataFrame([[interval_cell(a, l, h) for a, l, h in zip(*r)]
                          for r in zip(acc.to_numpy(), lo.to_numpy(), hi.to_numpy())],
                         index=acc.index, columns=acc.columns)
 
