@@ -37,7 +37,8 @@ __all__ = ["certify_dataset", "log_settings"]
 def log_settings(smooth: Smooth, n0: int, n: int, alpha: float, **extra) -> dict:
     """The settings stored beside a log: noise, sigma, n0, n, alpha and anything in ``extra``."""
     return {"noise": smooth.noise.name, "sigma": smooth.noise.sigma, "norm": smooth.noise.norm,
-            "n0": int(n0), "n": int(n), "alpha": float(alpha), **extra}
+            "n0": int(n0), "n": int(n), "alpha": float(alpha),
+            **({"grid": smooth.grid} if getattr(smooth, "grid", None) is not None else {}), **extra}
 
 
 def _check_args(smooth, xs, labels, indices, seed, chunk, batch_size, settings, certify, columns):

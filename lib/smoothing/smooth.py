@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.smoothing import _batching
+from lib.smoothing import _batching, _sound
 from lib.smoothing._batching import MEMORY_FRACTION, default_batch_size, rows_for_memory
 from lib.smoothing._checks import (ABSTAIN, MAX_SAMPLES, PROGRESS_SAMPLES, check_all_finite, check_generator,
                                    check_inputs, check_scores, check_work, first_param, same_device)
@@ -67,6 +67,11 @@ class Smooth:
         B >= 1 is accepted that the pipeline accepts: it is run once on one clean input, and a
         failure there (e.g. a 5-D batch for a 4-D convnet) is a ValueError naming the stage and
         the shape.
+    grid : int or None
+        Inputs lie on the grid Z / grid (255 for the data of :mod:`lib.data`): smooth the base
+        classifier composed with rounding to that grid and draw each noisy copy's grid cell exactly
+        from fair bits (:mod:`lib.smoothing._sound`), so certificates stay sound in floating point.
+        None (default): float32 noise added in float32, sound in exact arithmetic only.
 
     Counts (``sample_counts``) have ``num_outcomes`` columns: the K classes, plus the reject
     class R as column K when a rejector is set.
@@ -75,7 +80,8 @@ class Smooth:
     def __init__(self, classifier: Callable[[torch.Tensor], torch.Tensor], num_classes: int,
                  noise: NoiseDistribution, denoiser: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  rejector: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 device: str | torch.device | None = None, input_shape: tuple | None = None):
+                 device: str | torch.device | None = None, input_shape: tuple | None = None,
+                 grid: int | None = None):
         if not callable(classifier):
             raise TypeError("classifier must be callable: batch [B, *input_shape] -> logits [B, num_classes]")
         self.num_classes = check_count("num_classes", num_classes, minimum=2)
@@ -101,6 +107,9 @@ class Smooth:
                 raise ValueError(f"the {name}'s parameters are on {p.device} but device={self.device}; "
                                  f"move the {name} there (.to(device)) or pass device={str(p.device)!r}")
         self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.grid = None if grid is None else _sound.check_grid(grid)
+        if self.grid is not None:
+            _sound.cell_table(noise, self.grid)  # ValueError for a family it cannot serve
         self._max_rows: int | None = None  # rows per pipeline call, halved after an out-of-memory error
         self._memory_rows: dict = {}  # memory_batch_size per input shape
 
@@ -228,9 +237,12 @@ class Smooth:
                 m = group.shape[0]
                 for s0 in range(0, num, batch_size):
                     s = min(batch_size, num - s0)  # = num when several inputs share a chunk
-                    noisy = self.noise.sample((m, s) + shape, generator=generator, device=self.device,
-                                              dtype=xs.dtype)
-                    votes = self._votes_fitting(noisy.add_(group).view((m * s,) + shape)).view(m, s)
+                    if self.grid is not None:
+                        noisy = _sound.sound_noisy(self.noise, self.grid, group, s, generator)
+                    else:
+                        noisy = self.noise.sample((m, s) + shape, generator=generator, device=self.device,
+                                                  dtype=xs.dtype).add_(group)
+                    votes = self._votes_fitting(noisy.view((m * s,) + shape)).view(m, s)
                     counts[i0:i0 + m].scatter_add_(1, votes, torch.ones_like(votes))
                     bar.update(m * s)
         return counts
