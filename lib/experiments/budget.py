@@ -1,16 +1,17 @@
-"""Notebook 07: Lee's claims that our quick run contradicts, tested against the training budget (issue 14, item 4).
+"""Notebook 07: comparisons that our quick run resolves against a claim, tested against the training budget.
 
-Three quick findings contradict Lee: (i) the multi-step denoiser worse than the one-step one at small
-sigma; (ii) D.1: the one-step denoiser from the multi-scale network no better than from single-sigma
-networks; (iii) uniform (l1) smoothing with the multi-step denoiser worse than white-box. All three
-come from a score network trained for the quick profile's few steps. Here each comparison is rerun
-with the score networks trained for ``k`` times the steps of the family ``score`` (``budget=k`` of
-:func:`lib.denoising.get_score_model`, through ``Setup.score``: a different cache key per budget), on
-the same test points, n0, n and alpha, so the ``x1`` runs are notebooks 05/06's logs and each larger
-budget adds only the runs whose models change (white-box classifiers do not depend on the score
-network: their log is the same at every budget). The gap A - B at each budget, its change and the
-verdict are computed from the logs (:mod:`lib.reporting.budget`) and registered as one table per
-claim, whose ``RESULTS.md`` finding line is the verdict.
+Three comparisons: (i) the multi-step denoiser against the one-step one from the same multi-scale score
+network (our comparison: Lee compares each of them with other methods, never the two with each other);
+(ii) D.1: the one-step denoiser from the multi-scale network against one from a single-sigma network
+(Lee, appendix D.1, Figure 2), at the sigma where our quick run resolves the difference; (iii) uniform
+(l1) smoothing with the multi-step denoiser against white-box smoothing (Lee, Figure 1 c, f). Each is
+rerun with the score networks trained for ``k`` times the steps of the family ``score`` (``budget=k``,
+through ``Setup.score``: a different cache key per budget), on the same test points, n0, n and alpha, so
+the ``x1`` runs are notebooks 05/06's logs and each larger budget adds only the runs whose models change
+(white-box classifiers do not depend on the score network: their log is the same at every budget). The
+gap A - B at each budget, its change and the verdict are computed from the logs
+(:mod:`lib.reporting.budget`) and registered as one table per comparison, whose ``RESULTS.md`` finding
+line is the verdict; what the paper says is quoted with its place (:data:`lib.reporting.QUOTES`).
 """
 from __future__ import annotations
 
@@ -21,30 +22,39 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from lib.methods import certify_grid, method_label, table_settings, test_subset
-from lib.reporting import budget_comparison, load_table_spec, register_table, table_finding
+from lib.reporting import budget_comparison, load_table_spec, quote, register_table, table_finding
 from lib.smoothing.logs import read_settings
 
-__all__ = ["CONTRADICTIONS", "budget_setup", "budget_runs", "budget_table", "budget_figure", "budget_findings",
+__all__ = ["CONTRADICTIONS", "claim_text", "budget_setup", "budget_runs", "budget_table", "budget_figure", "budget_findings",
            "budget_metrics"]
 
-#: the claims of Lee that the quick run contradicts, under ``noise``: A better than B, or at least as good
-#: (``kind``: :data:`lib.reporting.budget.CLAIMS`; a "better" claim is contradicted when A is not resolved better)
+#: the comparisons rerun against the budget, under ``noise``: "A better than B" or "A at least as good as B"
+#: (``kind``: :data:`lib.reporting.budget.CLAIMS`; a "better" claim does not hold when A is not resolved
+#: better). ``claim``: what is compared, with the paper's words (``quote``, :data:`lib.reporting.QUOTES`)
+#: where the paper makes the claim, or marked as ours where it does not.
 CONTRADICTIONS = {
     "multi_vs_one_step": {
         "a": "multi_step", "b": "one_step", "noise": "gaussian", "kind": "at least as good",
-        "title": "multi-step vs one-step denoiser (same multi-scale score network)",
-        "claim": "Lee's claim: the multi-step MAP denoiser (section 3, Algorithm 1) refines the one-step "
-                 "estimate, so it should be at least as good"},
+        "title": "multi-step vs one-step denoiser (same multi-scale score network; our comparison)",
+        "claim": "our comparison, not a claim of Lee's: Lee compares the one-step denoiser with white-box and "
+                 "Salman et al.'s denoisers (Tables 1-2) and the multi-step one with white-box (Figure 1), never "
+                 "the two with each other", "quote": None},
     "d1_multiscale": {
         "a": "one_step", "b": "one_step_single", "noise": "gaussian", "kind": "better",
         "title": "Lee D.1: multi-scale vs single-σ score network (one-step denoiser)",
-        "claim": "Lee's claim (D.1): the multi-scale network is better than networks trained at one σ"},
+        "claim": "Lee's D.1", "quote": "lee_d1"},
     "uniform_l1": {
         "a": "multi_step", "b": "white_box", "noise": "uniform", "kind": "at least as good",
         "title": "uniform (ℓ1) smoothing: multi-step denoiser vs white-box",
-        "claim": "Lee's claim (Figure 1 c, f): with uniform noise the multi-step denoiser is comparable to "
-                 "white-box smoothing (whose classifier does not depend on the score network's budget)"},
+        "claim": "Lee's Figure 1 c, f (the white-box classifier does not depend on the score network's budget)",
+        "quote": "lee_white_box"},
 }
+
+
+def claim_text(name: str) -> str:
+    """What comparison ``name`` of :data:`CONTRADICTIONS` tests: the quotation with its place, or "our comparison"."""
+    spec = CONTRADICTIONS[name]
+    return spec["claim"] + (f"; {quote(spec['quote'])}" if spec.get("quote") else "")
 
 
 def budget_setup(setup, k: float):
@@ -89,13 +99,13 @@ def budget_runs(setup, b: Mapping, profile: str, model_note: str, notebook: str)
                 rows[f"B = {method_label(spec['b'])}, σ={s:g}, ×{k:g} ({_steps(o) or 'no score net'}"
                      f"{' steps' if _steps(o) else ''})"] = [o]
         finding = {"kind": "budget", "a": method_label(spec["a"]), "b": method_label(spec["b"]),
-                   "claim": spec["claim"], "kind_of_claim": spec["kind"], "radius": float(c["radius"]), "runs": runs}
+                   "claim": claim_text(name), "kind_of_claim": spec["kind"], "radius": float(c["radius"]), "runs": runs}
         stem = f"budget_{name}"
         register_table(notebook, stem, rows, b["radii"],
                        title=f"Against the training budget: {spec['title']} ({setup.dataset}, {spec['noise']} noise)",
                        settings=table_settings(sub, profile, model_note, c["sigmas"], b["n0"], b["n"], b["alpha"],
                                                budgets=[f"×{k:g}" for k in mult], noise=spec["noise"]),
-                       reference_source="none: Lee reports these comparisons only as curves or statements",
+                       reference_source="none in numbers: Lee shows D.1 and Figure 1 as curves only",
                        finding=finding)
         out[name] = {"runs": runs, "comparison": budget_comparison(runs, float(c["radius"]), claim=spec["kind"]),
                      "radius": float(c["radius"]), "stem": stem, "points": len(sub)}
@@ -137,7 +147,7 @@ def budget_figure(res: Mapping):
         ax.set(xlabel="score network's training steps (× the profile's)", ylabel="ACR A − B (95% paired t CI)")
         ax.set_title(f"A: {method_label(spec['a'])}\nB: {method_label(spec['b'])} ({spec['noise']} noise)", fontsize=10)
         ax.legend(fontsize=9)
-    fig.suptitle("Lee's contradicted claims against the training budget (below 0: A worse than B)")
+    fig.suptitle("Against the training budget: A − B per comparison (above 0: A better than B)")
     return fig
 
 

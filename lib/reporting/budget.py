@@ -1,4 +1,4 @@
-"""Does a gap between two methods shrink, hold or grow with the training budget? (issue 14, item 4)
+"""Does a gap between two methods shrink, hold or grow with the training budget? 
 
 A *budget comparison* holds, for one claim of Lee's ("method A is at least as good as method B",
 or "better than B") and one noise level sigma, the logs of A and B certified on the **same** test
@@ -15,9 +15,11 @@ first = 1, "our budget"). Everything is computed from the logs:
   interval of A - B lies entirely below 0 for a claim "A at least as good as B" (``claim="at least as
   good"``), or does not lie entirely above 0 for a claim "A better than B" (``claim="better"``).
   "persists at every budget tried": contradicted at every budget; "holds at our budget, shrinks with
-  budget": contradicted at budget 1, not at the largest, and A - B larger there; "holds at our budget,
-  mixed at larger budgets": contradicted at budget 1 and neither of the two; "no contradiction at our
-  budget": not contradicted at budget 1.
+  budget": contradicted at budget 1, not at the largest, and the per-point change of A - B from the
+  smallest to the largest budget resolved above 0 (its 95% interval); "holds at our budget, mixed at
+  larger budgets": contradicted at budget 1 and neither of the two (e.g. not contradicted at the
+  largest budget, but with no resolved change); "no contradiction at our budget": not contradicted at
+  budget 1.
 """
 from __future__ import annotations
 
@@ -37,9 +39,12 @@ BUDGET_VERDICTS = ("persists at every budget tried", "holds at our budget, shrin
 CLAIMS = {"at least as good": lambda d, lo, hi: hi < 0, "better": lambda d, lo, hi: lo <= 0}
 
 
-def budget_verdict(diffs: Sequence[tuple[float, float, float]], claim: str = "at least as good") -> str:
+def budget_verdict(diffs: Sequence[tuple[float, float, float]], claim: str = "at least as good",
+                   change: Mapping | None = None) -> str:
     """The verdict (:data:`BUDGET_VERDICTS`) from (A - B, lo, hi) per budget, smallest budget first, for a
-    claim "A at least as good as B" or "A better than B" (:data:`CLAIMS`)."""
+    claim "A at least as good as B" or "A better than B" (:data:`CLAIMS`). ``change``: the per-point
+    change of A - B from the smallest budget to the largest ({diff, lo, hi}); "shrinks with budget" needs
+    it resolved above 0 (without it, the point estimates decide)."""
     if claim not in CLAIMS:
         raise ValueError(f"claim must be one of {sorted(CLAIMS)}, got {claim!r}")
     if len(diffs) < 2:
@@ -49,7 +54,8 @@ def budget_verdict(diffs: Sequence[tuple[float, float, float]], claim: str = "at
         return BUDGET_VERDICTS[3]
     if all(contradicted):
         return BUDGET_VERDICTS[0]
-    if not contradicted[-1] and diffs[-1][0] > diffs[0][0]:
+    rises = change["lo"] > 0 if change is not None else diffs[-1][0] > diffs[0][0]
+    if not contradicted[-1] and rises:
         return BUDGET_VERDICTS[1]
     return BUDGET_VERDICTS[2]
 
@@ -89,7 +95,7 @@ def budget_comparison(runs: Sequence[Mapping], radius: float, alpha: float = 0.0
         budgets = [{"budget": float(r["budget"]), "acr": paired_difference(r["a"], r["b"], alpha=alpha),
                     "at_radius": paired_difference(r["a"], r["b"], radius=radius, alpha=alpha)} for r in rows]
         change = _change((rows[0]["a"], rows[0]["b"]), (rows[-1]["a"], rows[-1]["b"]), alpha)
-        verdict = budget_verdict([(b["acr"]["diff"], b["acr"]["lo"], b["acr"]["hi"]) for b in budgets], claim)
+        verdict = budget_verdict([(b["acr"]["diff"], b["acr"]["lo"], b["acr"]["hi"]) for b in budgets], claim, change)
         out.append({"sigma": s, "budgets": budgets, "change": change, "verdict": verdict})
     return out
 
@@ -104,7 +110,7 @@ def _trend(change: Mapping) -> str:
 
 def budget_finding(spec: Mapping) -> str:
     """The finding line of a registered budget table: ``spec["finding"]`` = {"kind": "budget", "a", "b"
-    (labels), "claim" (text), "kind_of_claim" (:data:`CLAIMS`), "radius", "runs": [{"sigma", "budget",
+    (labels), "claim" (the question, with the paper's words quoted and placed, or marked as ours), "kind_of_claim" (:data:`CLAIMS`), "radius", "runs": [{"sigma", "budget",
     "iters", "a", "b"}], optional "budget_unit" (what ×k means; default: k times the score network's
     training steps)}; computed from the logs."""
     f = spec["finding"]
@@ -127,6 +133,6 @@ def budget_finding(spec: Mapping) -> str:
                      f"{ch['diff']:+.3f} [{ch['lo']:+.3f}, {ch['hi']:+.3f}]: {_trend(ch)}")
     points = comparisons[0]["budgets"][0]["acr"]["points"]
     when = "lies below 0" if kind == "at least as good" else "does not lie above 0"
-    return (f"A = {f['a']}, B = {f['b']}; {f['claim']}. Contradicted at a budget when the 95% paired t interval "
+    return (f"A = {f['a']}, B = {f['b']}; {f['claim']}. \"A {kind} B\" does not hold at a budget when the 95% paired t interval "
             f"of the ACR difference A−B {when} ({points} test points, the same at every budget; ×k = "
             f"{f.get('budget_unit', 'k times the score network’s training steps')}). " + " ".join(parts))

@@ -205,7 +205,7 @@ def quote(key: str) -> str:
     if key not in QUOTES:
         raise ValueError(f"quotation must be one of {sorted(QUOTES)}, got {key!r}")
     q = QUOTES[key]
-    return f'{PAPERS[q["paper"]]}, {q["place"]}: "{q["text"]}"'
+    return f'{PAPERS[q["paper"]]}, {q["place"]}: "{q["text"].rstrip(".")}"'
 
 
 def published_rows(*keys: str) -> tuple[dict, str]:
