@@ -27,6 +27,8 @@ PROFILES = ("smoke", "quick", "full")
 #: MathJax configuration shipped by jupyter-server-mathjax (TeX input, HTML-CSS / MathML output; STIX-Web fonts)
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+#: a Markdown link to another notebook, optionally to a heading in it: [label](NN_name.ipynb#Heading-anchor)
+_NOTEBOOK_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([0-9][0-9]_[\w-]+)\.ipynb(?:#([^)\s]*))?\)")
 
 
 def outputs_dir() -> Path:
@@ -139,6 +141,50 @@ def _title(notebook: Path) -> str:
     return notebook.stem
 
 
+def _headings(notebook: Path) -> dict[str, str]:
+    """Canonical form of each Markdown heading of a notebook -> the anchor MyST gives it."""
+    from myst_parser.slugs import github_slugify
+
+    found = {}
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in "".join(cell["source"]).splitlines():
+            if m := re.match(r"#{1,6}\s+(.*)", line):
+                # MyST's anchor is made from the heading's text without its math
+                text = re.sub(r"\$[^$]*\$", "", m.group(1)).replace("*", "").replace("`", "")
+                found.setdefault(github_slugify(m.group(1).replace("*", "").replace("`", "")), github_slugify(text))
+    return found
+
+
+def _link_notebooks(src: Path, pages: list[str]) -> None:
+    """Jupyter-style links between notebooks -> links MyST resolves: to the page, and to the heading
+    when it can be found; a link to a notebook that this run did not execute becomes plain text."""
+    from urllib.parse import unquote
+
+    from myst_parser.slugs import github_slugify
+
+    headings = {p: _headings(src / f"{p}.ipynb") for p in pages}
+
+    def relink(match: re.Match) -> str:
+        label, target, anchor = match.groups()
+        if target not in headings:
+            return f"{label} (notebook {target}, not executed in this run)"
+        slug = headings[target].get(github_slugify(unquote(anchor or "").replace("-", " "))) if anchor else None
+        return f"[{label}]({target}.ipynb" + (f"#{slug})" if slug else ")")
+
+    for page in pages:
+        path = src / f"{page}.ipynb"
+        doc = json.loads(path.read_text())
+        for cell in doc["cells"]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                new = _NOTEBOOK_LINK.sub(relink, text)
+                if new != text:
+                    cell["source"] = new
+        path.write_text(json.dumps(doc))
+
+
 def stage(profile: str, src: Path) -> list[str]:
     """Write the Sphinx source tree for ``profile`` into ``src``; returns the page names in order."""
     if src.exists():
@@ -149,6 +195,7 @@ def stage(profile: str, src: Path) -> list[str]:
     for nb in executed_notebooks(profile):
         shutil.copy2(nb, src / nb.name)
         pages.append(nb.stem)
+    _link_notebooks(src, pages)
     (src / "RESULTS.md").write_text(_results_page(src))
     (src / "run_times.md").write_text(_run_times_page())
     listing = "\n".join(f"| [{p.split('_')[0]}]({p}.ipynb) | {_title(src / (p + '.ipynb'))} |" for p in pages)
