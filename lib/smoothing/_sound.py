@@ -143,13 +143,15 @@ def _resolve(noise, q: int, offset: float, word: int, generator) -> int:
 
 
 def grid_index(x: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(j, o)`` with q x = j + o exactly: j int64 (round half to even), o float64 in [-1/2, 1/2].
+    """``(j, o)``: j = round(q x) (int64) and the offset o = q x - j (float64), with o = 0 where x
+    is the grid point j / q as its own dtype stores it (float32(j / q) for the bytes / 255 of
+    :mod:`lib.data`): such an x encodes the real point j / q, which is the point certified.
 
-    x: float32 or float64 tensor (its values are binary fractions, so q x is exact in float64 for
-    float32 x and q <= 2^16)."""
+    x: floating tensor (binary fractions, so q x is exact in float64 for float32 x, q <= 2^16)."""
     qx = x.double() * q
     j = torch.round(qx)
-    return j.long(), qx - j
+    on_grid = j.to(x.dtype) / q == x
+    return j.long(), torch.where(on_grid, torch.zeros_like(qx), qx - j)
 
 
 def sound_noisy(noise, q: int, group: torch.Tensor, s: int, generator: torch.Generator | None) -> torch.Tensor:

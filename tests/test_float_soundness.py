@@ -1,0 +1,115 @@
+"""Floating-point soundness: the usual float32 sampler can be fooled by a base classifier that reads
+rounding; the sound grid sampler (Smooth(grid=q)) cannot, and it draws the exact cell law."""
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from lib.smoothing import Gaussian, Laplace, Smooth, Uniform
+from lib.smoothing import _sound
+from lib.smoothing.certify import log_settings
+from lib.smoothing.floating_point import TIE_OFFSET, RoundingReader, rounding_counterexample
+from lib.smoothing.noise import LogitGaussian
+
+
+def test_usual_sampler_certifies_a_point_refuted_inside_its_radius():
+    out = rounding_counterexample(grid=None)
+    assert out["class"] >= 0 and out["class_adv"] >= 0 and out["class"] != out["class_adv"]
+    assert out["distance"] < 1e-5 < 1.0 < out["radius"]
+    assert out["refuted"]
+
+
+def test_sound_sampler_is_not_fooled_by_the_rounding_reader():
+    out = rounding_counterexample(grid=255)
+    assert out["class"] == out["class_adv"] >= 0
+    assert not out["refuted"]
+
+
+def test_rounding_reader_reads_ties():
+    z = torch.randn(64, 784, generator=torch.Generator().manual_seed(1))
+    assert RoundingReader()(z).argmax(1).eq(0).all()
+    assert RoundingReader()(z + TIE_OFFSET).argmax(1).eq(1).all()
+
+
+def _cell_probs(family, sigma, q, offset, ks):
+    """P(k) = F((k + 1/2 - o)/q) - F((k - 1/2 - o)/q) in double precision (scipy)."""
+    if family is Gaussian:
+        dist = stats.norm(scale=sigma)
+    elif family is Laplace:
+        dist = stats.laplace(scale=sigma / math.sqrt(2))
+    else:
+        a = math.sqrt(3) * sigma
+        dist = stats.uniform(loc=-a, scale=2 * a)
+    return dist.cdf((ks + 0.5 - offset) / q) - dist.cdf((ks - 0.5 - offset) / q)
+
+
+@pytest.mark.parametrize("family,sigma,offset", [(Gaussian, 0.01, 0.0), (Laplace, 0.008, 0.0),
+                                                 (Uniform, 0.01, 0.0), (Gaussian, 0.01, 0.3)])
+def test_cells_follow_the_exact_law(family, sigma, offset):
+    q, n = 255, 200_000
+    x = torch.full((1, 1, 1), offset / q, dtype=torch.float64)
+    j, o = _sound.grid_index(x, q)
+    z = _sound.sound_noisy(family(sigma), q, x, n, torch.Generator().manual_seed(3))
+    k = (z.double() * q).round().long().view(-1) - int(j)
+    ks = np.arange(int(k.min()) - 1, int(k.max()) + 2)
+    observed = np.array([(k == v).sum().item() for v in ks])
+    expected = n * _cell_probs(family, sigma, q, float(o), ks)
+    keep = expected > 20
+    pooled_obs = np.append(observed[keep], observed[~keep].sum())
+    pooled_exp = np.append(expected[keep], n - expected[keep].sum())
+    assert stats.chisquare(pooled_obs, pooled_exp).pvalue > 1e-4
+
+
+def test_a_word_equal_to_a_table_entry_is_decided_by_further_bits():
+    noise, q = Gaussian(0.02), 255
+    m0, table = _sound.cell_table(noise, q)
+    i = int(table.numel() // 2) + 1
+    with mpmath.workprec(256):
+        share = float(mpmath.frac(_sound._boundary(noise, q, 0.0, m0 + i) * mpmath.mpf(2) ** 63))
+    g = torch.Generator().manual_seed(0)
+    ks = [_sound._resolve(noise, q, 0.0, int(table[i]), g) for _ in range(400)]
+    assert set(ks) <= {m0 + i, m0 + i + 1}
+    below = sum(k == m0 + i for k in ks)  # V < F_m exactly when the further bits are < frac(2^63 F_m)
+    assert stats.binomtest(below, 400, share).pvalue > 1e-4
+
+
+def test_sound_votes_agree_with_the_usual_ones_on_a_linear_model():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x = (torch.randint(0, 256, (1, 1, 28, 28)).float() / 255)
+    n = 20_000
+    usual = Smooth(model, 10, Gaussian(0.5)).sample_counts(x, n, generator=torch.Generator().manual_seed(1))[0]
+    sound = Smooth(model, 10, Gaussian(0.5), grid=255).sample_counts(x, n, generator=torch.Generator().manual_seed(2))[0]
+    table = np.stack([usual.numpy(), sound.numpy()])
+    table = table[:, table.sum(0) > 0]
+    assert stats.chi2_contingency(table).pvalue > 1e-4
+
+
+def test_same_generator_same_votes():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x = torch.zeros(2, 1, 28, 28)
+    smooth = Smooth(model, 10, Laplace(0.25), grid=255)
+    a = smooth.sample_counts(x, 3000, generator=torch.Generator().manual_seed(5))
+    b = smooth.sample_counts(x, 3000, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_bad_grid_and_families_are_refused():
+    model = torch.nn.Linear(4, 2)
+    for bad in (0, -255, 2.5, True, 1 << 20):
+        with pytest.raises(ValueError, match="grid"):
+            Smooth(model, 2, Gaussian(0.5), grid=bad)
+    with pytest.raises(ValueError, match="LogitGaussian"):
+        Smooth(torch.nn.Identity(), 2, LogitGaussian(0.5, torch.randn(2, 4)), grid=255)
+    off_grid = torch.linspace(0.0011, 0.9, 40).view(1, 40)  # 40 distinct offsets from Z / 255
+    with pytest.raises(ValueError, match="distinct offsets"):
+        Smooth(torch.nn.Linear(40, 2), 2, Gaussian(0.5), grid=255).sample_counts(off_grid, 10)
+
+
+def test_logs_record_the_grid():
+    model = torch.nn.Linear(4, 2)
+    assert log_settings(Smooth(model, 2, Gaussian(0.5), grid=255), 10, 100, 0.001)["grid"] == 255
+    assert "grid" not in log_settings(Smooth(model, 2, Gaussian(0.5)), 10, 100, 0.001)
