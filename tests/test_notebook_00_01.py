@@ -36,6 +36,9 @@ EXPECTED_01 = [
     # Proposition 2.3 without the offset b
     "prop23_b0_pA_closed_vs_mc_z",
     "eq8_vs_autograd_tweedie",
+    # Saremi & Srivastava's certification on the mixture, against the exact radius
+    "mixture_eb_pA_closed_vs_mc_z_sigma_0_5", "mixture_eb_class_is_g_sigma_0_5",
+    "mixture_eb_certified_below_true_radius_sigma_0_5",
     # learned estimators: statistical checks, and the budget-dependent thresholds, named as such
     "eq8_orthogonality_z_sigma_0_5", "eq8_is_mse_optimal_sigma_0_5",
     "dsm_net_vs_eq8_relative_budget_sigma_0_5", "mse_denoiser_vs_eq8_relative_budget_sigma_0_5",

@@ -508,3 +508,14 @@ def test_lecture_table_logs_reads_notebook_09s_table_best_over_sigma(tmp_path, m
     (tmp_path / "tables" / "09_lecture_tables.json").write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="not 'smoothadv_lecture'"):
         T.lecture_table_logs("smoke")
+
+
+def test_mixture_eb_boundary_is_the_root_of_h_o_xhat(gen):
+    mu = torch.tensor([1.5, 0.5], dtype=torch.float64)
+    for sigma, b in ((0.25, 0.6), (1.0, -0.3)):
+        t0 = T.mixture_eb_boundary(mu, 0.5, sigma, b)
+        w = mu / mu.norm()
+        y = t0 * w + torch.tensor([-0.5, 1.5], dtype=torch.float64) * 0.7  # any point with <w, y> = t0
+        assert float(T.mog_bayes_estimator(y[None], mu, 0.5, sigma)[0] @ w + b) == pytest.approx(0.0, abs=1e-10)
+    df = T.mixture_eb_experiment(mu, 0.5, 0.5, 0.6, 8, 64, 2000, 0.001, gen)
+    assert (df.r_certified <= df.r_closed + 1e-12).all() and df.z.abs().max() < 5

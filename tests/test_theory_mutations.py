@@ -222,3 +222,38 @@ def test_remark22_check_fails_without_the_mu_term():
     xh = T.mog_bayes_estimator(ys, mu1, s0, big) / b
     assert (xh - (ys + s_proj[:, None] * mu1)).abs().max() <= tol
     assert (xh - ys).abs().max() > tol
+
+
+def test_mixture_certification_check_fails_with_the_boundary_of_h(gen):
+    mu = torch.tensor([1.5, 0.5], dtype=torch.float64)
+    df = T.mixture_eb_experiment(mu, 0.5, 0.5, 0.6, 10, 64, 4000, 0.001, gen)
+    assert df.z.abs().max() <= 4
+    t = df.t0 + np.where(df.g_closed == 1, 1, -1) * df.r_closed  # <w, x>
+    p_vanilla = norm.cdf(np.abs(t + 0.6) / 0.5)  # the boundary of h (-b) instead of t0: denoiser ignored
+    right = np.where((t + 0.6 > 0) == (df.g_closed == 1), p_vanilla, 1 - p_vanilla)
+    se = np.sqrt(right * (1 - right) / 4000)
+    assert (np.abs(df.p_mc - right) / se).max() > 4
+
+
+def test_e1_e2_checks_fail_without_the_shrinkage(gen):
+    d, sigma, sigma0, m = 100, 0.5, 1.0, 4000
+    data = GaussianData(d, sigma0)
+    beta = T.bayes_shrinkage(sigma, sigma0)
+    x = data.sample(1, gen, dtype=torch.float64)
+    y = x + sigma * torch.randn(m, d, generator=gen, dtype=torch.float64)
+    xh = y + sigma**2 * data.score(y, sigma)
+    mean_eps, sd_eps = T.gaussian_norm_moments(d, sigma)
+    e1 = (xh - beta * x).norm(dim=1).numpy()
+    assert abs(e1.mean() - beta * mean_eps) / (beta * sd_eps / np.sqrt(m)) <= 4
+    assert abs(e1.mean() - mean_eps) / (beta * sd_eps / np.sqrt(m)) > 4  # radius without the factor beta
+    stat = float(m * (xh.mean(0) - beta * x[0]).pow(2).sum() / (beta * sigma) ** 2)
+    wrong = float(m * (xh.mean(0) - x[0]).pow(2).sum() / (beta * sigma) ** 2)  # centre x instead of beta x
+    assert abs(stat - d) / np.sqrt(2 * d) <= 4 and abs(wrong - d) / np.sqrt(2 * d) > 4
+
+
+def test_gradient_descent_convergence_checks_fail_when_stopped_early(gen):
+    mix = GaussianMixture(torch.tensor([1.5, 0.5]), 0.5)
+    good = T.lee_mixture_experiment(mix, [1.0], [0.0], 200, 40, gen)
+    early = T.lee_mixture_experiment(mix, [1.0], [0.0], 200, 2, gen)
+    assert (good.gd_residual * good.sigma**2).max() <= good.se.min()
+    assert (early.gd_residual * early.sigma**2).max() > early.se.min()

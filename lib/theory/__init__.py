@@ -31,7 +31,7 @@ from .empirical_bayes import (  # noqa: F401
     bayes_shrinkage, linear_eb_pa, linear_eb_radius, mog_bayes_estimator, train_dsm_mlp, train_mse_denoiser_mlp,
     lee_recovery_bound, approx_map_gd, gaussian_map_error, linear_eb_experiment, estimator_errors, lee_experiment,
     mixture_mode, strong_convexity, lee_mixture_experiment, lee_counterexample, lee_counterexample_summary,
-    lee_counterexample_verdict, StronglyLogConcave, lee_corrected_check,
+    lee_counterexample_verdict, StronglyLogConcave, lee_corrected_check, mixture_eb_boundary, mixture_eb_experiment,
 )
 from .plots import (  # noqa: F401
     CLASS_COLORS, set_style, plot_regions, plot_certified, plot_certify_toy, plot_weierstrass_1d,

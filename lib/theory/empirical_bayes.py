@@ -28,7 +28,8 @@ __all__ = ["bayes_shrinkage", "linear_eb_pa", "linear_eb_radius", "mog_bayes_est
            "train_dsm_mlp", "train_mse_denoiser_mlp", "lee_recovery_bound", "approx_map_gd",
            "gaussian_map_error", "linear_eb_experiment", "estimator_errors", "lee_experiment",
            "mixture_mode", "strong_convexity", "lee_mixture_experiment", "lee_counterexample",
-           "lee_counterexample_summary", "lee_counterexample_verdict", "StronglyLogConcave", "lee_corrected_check"]
+           "lee_counterexample_summary", "lee_counterexample_verdict", "StronglyLogConcave", "lee_corrected_check",
+           "mixture_eb_boundary", "mixture_eb_experiment"]
 
 
 # =============================================================================== empirical Bayes
@@ -446,3 +447,52 @@ def lee_corrected_check(density: StronglyLogConcave, sigmas: Sequence[float], nu
             rows.append((sigma, mu, float((err - c * un).max()), float((err / un).max() / c), float(err.mean()),
                          sigma * math.sqrt(density.dim) * c, resid))
     return pd.DataFrame(rows, columns=["sigma", "mu", "max_excess", "max_ratio", "measured", "bound", "gd_residual"])
+
+
+def mixture_eb_boundary(mu, sigma0: float, sigma: float, b: float) -> float:
+    """For h(x) = 1[<w, x> + b > 0] with w = mu / ||mu|| and the eq. 8 denoiser of the two-component mixture,
+    h(x_hat(y)) depends on y only through t = <w, y>, and <w, x_hat(y)> = beta t + (1 - beta) tanh(beta t ||mu|| /
+    sigma0^2) ||mu|| is increasing in t. Returns the root t0 of <w, x_hat(y)> + b = 0: the smoothed classifier
+    g[h o x_hat] is the half-space 1[<w, x> > t0]."""
+    from scipy.optimize import brentq  # noqa: PLC0415
+
+    m = float(torch.as_tensor(mu, dtype=torch.float64).norm())
+    beta = bayes_shrinkage(sigma, sigma0)
+
+    def f(t):
+        return beta * t + (1 - beta) * math.tanh(beta * t * m / sigma0**2) * m + b
+
+    span = (abs(b) + m + 1.0) / beta
+    return float(brentq(f, -span, span, xtol=1e-14))
+
+
+def mixture_eb_experiment(mu, sigma0: float, sigma: float, b: float, num_points: int, n0: int, n: int, alpha: float,
+                          generator: torch.Generator | None = None) -> pd.DataFrame:
+    """Saremi & Srivastava's certification (Definition 1.1, pi = h o x_hat) on the mixture of eq. 8, where the
+    exact answer is known: h(x) = 1[<w, x> + b > 0], w = mu / ||mu||, and g = g_sigma[pi] is the half-space
+    1[<w, x> > t0] (:func:`mixture_eb_boundary`), so p_A(x) = Phi(|<w, x> - t0| / sigma) and the Theorem 1.1 radius
+    sigma Phi^-1(p_A) = |<w, x> - t0| is the exact distance to g's boundary. CERTIFY (``Smooth`` with the eq. 8
+    denoiser) at points whose exact radius runs over [0.1, 2] sigma on both sides. Columns: margin (the vanilla radius
+    |<w, x> + b|), g_closed, g_mc (-1 = abstain), p_closed, p_mc (n fresh votes), z, r_closed, r_certified, t0."""
+    mu = torch.as_tensor(mu, dtype=torch.float64).flatten()
+    d = mu.shape[0]
+    w = mu / mu.norm()
+    t0 = mixture_eb_boundary(mu, sigma0, sigma, b)
+    num_points = check_count("num_points", num_points)
+    r_target = torch.linspace(0.1, 2.0, num_points, dtype=torch.float64) * sigma
+    sign = torch.where(torch.arange(num_points) % 2 == 0, 1.0, -1.0).double()
+    perp = torch.randn(num_points, d, generator=generator, dtype=torch.float64) * sigma0
+    perp -= (perp @ w)[:, None] * w[None]
+    t = t0 + sign * r_target
+    xs = perp + t[:, None] * w[None]
+    smooth = Smooth(LinearBinaryClassifier(w, b), 2, Gaussian(sigma),
+                    denoiser=lambda y: mog_bayes_estimator(y, mu.to(y.dtype), sigma0, sigma))
+    preds, radii = smooth.certify_batch(xs, n0, n, alpha, generator=generator)
+    g_closed = (t > t0).long()
+    counts = smooth.sample_counts(xs, n, generator=generator).cpu()
+    p_mc = counts.gather(1, g_closed[:, None])[:, 0].double() / n
+    p_closed = _Phi((t - t0).abs() / sigma)
+    se = torch.sqrt(p_closed * (1 - p_closed) / n)
+    return pd.DataFrame({"margin": (t + b).abs().numpy(), "g_closed": g_closed.numpy(), "g_mc": preds.numpy(),
+                         "p_closed": p_closed.numpy(), "p_mc": p_mc.numpy(), "z": ((p_mc - p_closed) / se).numpy(),
+                         "r_closed": (t - t0).abs().numpy(), "r_certified": radii.numpy(), "t0": t0})
