@@ -1,15 +1,25 @@
-"""Samples saved by sequential CERTIFY against fixed-n CERTIFY, in notebook 07's settings.
+"""Samples saved by decision-mode (and sequential) certification against fixed-n CERTIFY.
 
-Runs :func:`lib.experiments.ablations.sequential_runs` (the section "sequential CERTIFY" of
-notebook 07) under a profile: notebook 04's setting (the linear classifier h, 04's sigmas and
-radii, n_max = 10^5 under ``quick``/``full``) and notebook 05's (the one-step denoiser, 05's
-radii, n_max = 10^4), each fixed n = n_max against sequential CERTIFY with both anytime-valid
-bounds, on the same test points. The logs are notebook 07's (``LOGS/07_ablations``), so the
-notebook reuses them. Prints and writes ``outputs/benchmarks/sequential.json`` / ``.md``: per
-run the certified accuracy with 95% Clopper-Pearson intervals, samples per point, the ratio of
-samples, paired McNemar p-values, and the machine's load.
+Settings (``--setting``, several allowed):
 
-Usage: ``python benchmarks/bench_sequential.py [--profile quick] [--only 04|05] [--seed 0]``.
+* ``cohen`` -- Cohen et al.'s MNIST setting ("Certified Adversarial Robustness via Randomized
+  Smoothing", Cohen, Rosenfeld & Kolter, 2019, arXiv:1902.02918, section 4): a Gaussian-augmented
+  classifier per sigma in {0.25, 0.5, 1.0} (here an MLP 784-64-10 trained by
+  :func:`lib.models.get_classifier` and cached), n0 = 100, n = 10^5, alpha = 0.001, table radii
+  0.5/1/1.5/2, the first ``--points`` (500) MNIST test images. Its first layer is linear, so the
+  noisy votes are drawn exactly in its 64 hidden pre-activations
+  (:class:`lib.smoothing.noise.LogitGaussian`), which makes the fixed-n reference affordable.
+* ``lee`` -- notebook 05's one-step denoiser + classifier ("Denoised smoothing", Lee's setting) at
+  n = 10^4 with 05's n0, alpha and radii (``--points`` test images, 05's sigmas or ``--sigmas``).
+* ``07`` -- the earlier comparison of notebook 07 (sequential CERTIFY against fixed n in 04's
+  and 05's settings, :func:`lib.experiments.ablations.sequential_runs`), ``--only 04|05``.
+
+For ``cohen`` and ``lee`` it prints, per sigma and pooled, the certified accuracy at every table
+radius of both procedures on the same points, the exact McNemar p-value (statsmodels) per radius,
+and the ratio mean samples per point of fixed n (n0 + n) / decision mode (its candidate votes
+included). Writes ``outputs/benchmarks/decision_<setting>.json`` / ``.md``.
+
+Usage: ``python benchmarks/bench_sequential.py --setting cohen [--points 500] [--seed 0]``.
 """
 from __future__ import annotations
 
@@ -20,41 +30,199 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import lib.profiles  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
 from lib import paths  # noqa: E402
-from lib.experiments import Setup, ablations  # noqa: E402
-from lib.reporting import markdown_table  # noqa: E402
-from lib.utils import atomic_write_json, atomic_write_text  # noqa: E402
+from lib.utils import atomic_write_json, atomic_write_text, configure_threads  # noqa: E402
+
+COHEN = {"sigmas": [0.25, 0.5, 1.0], "n0": 100, "n": 100_000, "alpha": 0.001, "radii": [0.5, 1.0, 1.5, 2.0],
+         "hidden": [64]}
+
+
+def compare(fixed: dict, decision: dict, radii, labels: np.ndarray) -> pd.DataFrame:
+    """Certified accuracy at each radius of two runs on the same points, McNemar p, samples.
+
+    fixed/decision: {"preds" [N], "radii" [N], "samples" [N]}; labels [N]."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    rows = {}
+    for r in radii:
+        a = (fixed["preds"] == labels) & (fixed["radii"] >= r)
+        b = (decision["preds"] == labels) & (decision["radii"] >= r)
+        table = [[int(np.sum(a & b)), int(np.sum(a & ~b))], [int(np.sum(~a & b)), int(np.sum(~a & ~b))]]
+        rows[f"r={r:g}"] = {"fixed n": a.mean(), "decision": b.mean(), "McNemar p": mcnemar(table, exact=True).pvalue}
+    out = pd.DataFrame(rows).T
+    out.attrs["ratio"] = float(np.mean(fixed["samples"]) / np.mean(decision["samples"]))
+    return out
+
+
+def _summary(name: str, table: pd.DataFrame, fixed: dict, decision: dict, seconds: dict) -> str:
+    equal = bool((table["McNemar p"] >= 0.05).all())
+    cap = "" if "ratio, cap only" not in table.attrs else (
+        f"; out of reach by the deterministic cap only (reach='cap'): ratio {table.attrs['ratio, cap only']:.1f}x, "
+        f"certified accuracy equal at every radius: {bool((table['McNemar p, cap only'] >= 0.05).all())}")
+    return (f"### {name}\n\n{table.to_markdown(floatfmt='.4g')}\n\n"
+            f"mean samples per point: fixed n {np.mean(fixed['samples']):,.0f}, decision mode "
+            f"{np.mean(decision['samples']):,.0f} (median {np.median(decision['samples']):,.0f}, "
+            f"max {np.max(decision['samples']):,}); ratio {table.attrs['ratio']:.1f}x; "
+            f"certified accuracy {'equal' if equal else 'NOT equal'} at every radius (McNemar p >= 0.05: {equal}); "
+            f"wall seconds fixed {seconds['fixed']:.0f}, decision {seconds['decision']:.0f}{cap}\n")
+
+
+def _pooled(parts: list) -> tuple[dict, dict, np.ndarray]:
+    cat = lambda key, k: np.concatenate([p[key][k] for p in parts])  # noqa: E731
+    fixed = {k: cat("fixed", k) for k in ("preds", "radii", "samples")}
+    decision = {k: cat("decision", k) for k in ("preds", "radii", "samples")}
+    return fixed, decision, np.concatenate([p["labels"] for p in parts])
+
+
+def _as_numpy(out) -> dict:
+    return {"preds": out[0].numpy(), "radii": out[1].numpy(), "samples": np.asarray(out[2])}
+
+
+def run_cohen(points: int, seed: int, profile: str = "quick", sigmas=None) -> dict:
+    """The ``cohen`` setting; returns {sigma or "pooled": table} and the markdown."""
+    from lib.data import load
+    from lib.models import get_classifier
+    from lib.smoothing import Smooth
+    from lib.smoothing.noise import LogitGaussian
+
+    c = COHEN
+    x, y = load("mnist", "test")
+    x, y = x[:points], y[:points].numpy()
+    parts, md = [], []
+    for sigma in sigmas or c["sigmas"]:
+        model, hist = get_classifier("mlp", "mnist", profile, noise="gaussian", sigma=sigma, seed=seed,
+                                     hidden=c["hidden"], device="cpu")
+        first, head = model.net[1], torch.nn.Sequential(*list(model.net)[2:])
+        with torch.no_grad():
+            z = first(x.flatten(1))  # clean hidden pre-activations [N, 64]
+        smooth = Smooth(head, 10, LogitGaussian(sigma, first.weight))
+        t0 = time.perf_counter()
+        fixed = smooth.certify_batch(z, c["n0"], c["n"], c["alpha"], generator=torch.Generator().manual_seed(seed),
+                                     allow_large=True, progress=False)
+        t1 = time.perf_counter()
+        dec = smooth.certify_decisions(z, c["radii"], c["n0"], c["n"], c["alpha"],
+                                       generator=torch.Generator().manual_seed(seed + 1), allow_large=True,
+                                       progress=False)
+        t2 = time.perf_counter()
+        fixed = {"preds": fixed[0].numpy(), "radii": fixed[1].numpy(),
+                 "samples": np.full(len(z), c["n0"] + c["n"])}
+        dec = _as_numpy(dec)
+        table = compare(fixed, dec, c["radii"], y)
+        dec_cap = _as_numpy(smooth.certify_decisions(
+            z, c["radii"], c["n0"], c["n"], c["alpha"], generator=torch.Generator().manual_seed(seed + 1),
+            allow_large=True, progress=False, reach="cap"))
+        cap = compare(fixed, dec_cap, c["radii"], y)
+        table["decision, cap only"], table["McNemar p, cap only"] = cap["decision"], cap["McNemar p"]
+        table.attrs["ratio, cap only"] = cap.attrs["ratio"]
+        parts.append({"fixed": fixed, "decision": dec, "labels": y, "table": table, "sigma": sigma, "cap": dec_cap})
+        md.append(_summary(f"Cohen et al.'s MNIST setting, sigma = {sigma:g} (MLP 784-64-10, noisy test accuracy "
+                           f"{hist.get('test_accuracy_noisy', float('nan')):.3f}), n0 = {c['n0']}, n = {c['n']:,}, "
+                           f"alpha = {c['alpha']}, {len(z)} points", table, fixed, dec,
+                           {"fixed": t1 - t0, "decision": t2 - t1}))
+        print(md[-1], flush=True)
+    fixed, dec, labels = _pooled(parts)
+    table = compare(fixed, dec, c["radii"], labels)
+    cap = compare(fixed, {k: np.concatenate([p["cap"][k] for p in parts]) for k in dec}, c["radii"], labels)
+    table["decision, cap only"], table["McNemar p, cap only"] = cap["decision"], cap["McNemar p"]
+    table.attrs["ratio, cap only"] = cap.attrs["ratio"]
+    md.append(_summary(f"Cohen et al.'s MNIST setting, pooled over sigma {sigmas or c['sigmas']}", table, fixed, dec,
+                       {"fixed": float("nan"), "decision": float("nan")}))
+    print(md[-1], flush=True)
+    return {"tables": {str(p["sigma"]): p["table"] for p in parts} | {"pooled": table}, "ratio": table.attrs["ratio"],
+            "markdown": "\n".join(md)}
+
+
+def run_lee(points: int, seed: int, profile: str = "quick", sigmas=None, n: int = 10_000) -> dict:
+    """The ``lee`` setting: notebook 05's one-step pipeline, fixed n against decision mode."""
+    import lib.profiles
+    from lib.methods import Setup, build_smooth
+    from lib.methods.runs import test_subset
+    from lib.smoothing import Gaussian
+
+    cfg = lib.profiles.get("05", profile)
+    setup = Setup.from_profile(cfg, seed=seed)
+    sub = test_subset(setup.dataset, points)
+    x, y = sub.xs, sub.ys.numpy()
+    radii, n0, alpha = [float(r) for r in cfg["radii"]], int(cfg["n0"]), float(cfg["alpha"])
+    parts, md = [], []
+    for sigma in sigmas or cfg["sigmas"]:
+        smooth = build_smooth("one_step", Gaussian(sigma), setup)[0]
+        t0 = time.perf_counter()
+        fixed = smooth.certify_batch(x, n0, n, alpha, generator=torch.Generator().manual_seed(seed), allow_large=True,
+                                     progress=False)
+        t1 = time.perf_counter()
+        dec = _as_numpy(smooth.certify_decisions(x, radii, n0, n, alpha, generator=torch.Generator().manual_seed(seed + 1),
+                                                 allow_large=True, progress=False))
+        t2 = time.perf_counter()
+        fixed = {"preds": fixed[0].numpy(), "radii": fixed[1].numpy(), "samples": np.full(len(x), n0 + n)}
+        table = compare(fixed, dec, radii, y)
+        parts.append({"fixed": fixed, "decision": dec, "labels": y, "table": table, "sigma": sigma})
+        md.append(_summary(f"Lee's setting (notebook 05, one-step denoiser + classifier, profile {profile}), "
+                           f"sigma = {sigma:g}, n0 = {n0}, n = {n:,}, alpha = {alpha}, {len(x)} points", table, fixed,
+                           dec, {"fixed": t1 - t0, "decision": t2 - t1}))
+        print(md[-1], flush=True)
+    fixed, dec, labels = _pooled(parts)
+    table = compare(fixed, dec, radii, labels)
+    md.append(_summary("Lee's setting, pooled over sigma", table, fixed, dec, {"fixed": float("nan"),
+                                                                               "decision": float("nan")}))
+    print(md[-1], flush=True)
+    return {"tables": {str(p["sigma"]): p["table"] for p in parts} | {"pooled": table}, "ratio": table.attrs["ratio"],
+            "markdown": "\n".join(md)}
+
+
+def run_07(profile: str, seed: int, only: str | None) -> dict:
+    """Notebook 07's comparison of sequential CERTIFY with fixed n (its logs are reused)."""
+    import lib.profiles
+    from lib.experiments import Setup, ablations
+    from lib.reporting import markdown_table
+
+    cfg07 = lib.profiles.get("07", profile)
+    cfg04, cfg05 = lib.profiles.get("04", profile), lib.profiles.get("05", profile)
+    runs = ablations.sequential_runs(cfg07["seq"], cfg04, cfg05, Setup.from_profile(cfg04, seed=seed),
+                                     Setup.from_profile(cfg07, seed=seed), "07_ablations", only=only)
+    md = [f"### {name}: n0 = {run['n0']}, n_max = {run['n_max']:,}, {run['points']} points\n\n"
+          + markdown_table(run["table"]) for name, run in runs.items()]
+    text = "\n\n".join(md)
+    print(text)
+    return {"ratio": {name: run["ratio"] for name, run in runs.items()}, "markdown": text}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "07"], default=["cohen"])
     parser.add_argument("--profile", default="quick")
+    parser.add_argument("--points", type=int, default=500)
+    parser.add_argument("--sigmas", type=float, nargs="*", default=None)
     parser.add_argument("--only", choices=["04", "05"], default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
     args = parser.parse_args(argv)
-    cfg07 = lib.profiles.get("07", args.profile)
-    cfg04, cfg05 = lib.profiles.get("04", args.profile), lib.profiles.get("05", args.profile)
-    load0, t0 = os.getloadavg(), time.perf_counter()
-    runs = ablations.sequential_runs(cfg07["seq"], cfg04, cfg05, Setup.from_profile(cfg04, seed=args.seed),
-                                     Setup.from_profile(cfg07, seed=args.seed), "07_ablations", only=args.only)
-    info = {"profile": args.profile, "seed": args.seed, "load_before": load0, "load_after": os.getloadavg(),
-            "wall_seconds": round(time.perf_counter() - t0, 1), "cpus": os.cpu_count()}
-    md = []
-    for name, run in runs.items():
-        md.append(f"### {name}: n0 = {run['n0']}, n_max = {run['n_max']:,}, {run['points']} points\n\n"
-                  + markdown_table(run["table"]))
-    md.append(f"\n{info}\n")
-    text = "\n\n".join(md)
-    print(text)
-    out = Path(args.out)
-    atomic_write_text(out / "sequential.md", text)
-    result = {"info": info, "runs": {name: {k: run[k] for k in ("ratio", "within_error", "max_samples", "n_max", "n0",
-                                                                "points")} | {"table": run["table"].to_dict(orient="index")}
-                                     for name, run in runs.items()}}
-    atomic_write_json(out / "sequential.json", result)
-    return result
+    threads = configure_threads()
+    out, results = Path(args.out), {}
+    for setting in args.setting:
+        load0, t0 = os.getloadavg(), time.perf_counter()
+        if setting == "cohen":
+            res = run_cohen(args.points, args.seed, args.profile, args.sigmas)
+        elif setting == "lee":
+            res = run_lee(args.points, args.seed, args.profile, args.sigmas)
+        else:
+            res = run_07(args.profile, args.seed, args.only)
+        info = {"setting": setting, "profile": args.profile, "seed": args.seed, "points": args.points,
+                "threads": threads, "load_before": load0, "load_after": os.getloadavg(),
+                "wall_seconds": round(time.perf_counter() - t0, 1), "cpus": os.cpu_count()}
+        ratio = res["ratio"]
+        print(f"\n{setting}: samples ratio fixed n / {'decision' if setting != '07' else 'sequential'} = "
+              f"{ratio if isinstance(ratio, dict) else f'{ratio:.2f}'}; {info}\n", flush=True)
+        atomic_write_text(out / f"decision_{setting}.md", res["markdown"] + f"\n\n{info}\n")
+        atomic_write_json(out / f"decision_{setting}.json",
+                          {"info": info, "ratio": ratio,
+                           "tables": {k: t.to_dict(orient="index") for k, t in res.get("tables", {}).items()}})
+        results[setting] = {"info": info, "ratio": ratio}
+    return results
 
 
 if __name__ == "__main__":

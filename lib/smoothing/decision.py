@@ -17,7 +17,12 @@ At every look, r_k is
 * **certified** when R(lower bounds) >= r_k at some look so far (then R(p) >= r_k);
 * **refuted** when R(upper bounds) < r_k at some look so far (then R(p) < r_k);
 * **out of reach** when even all remaining votes for c_A could not certify r_k at any remaining
-  look (the deterministic cap of :func:`lib.smoothing.sequential._reachable`: it spends no alpha).
+  look (the deterministic cap of :func:`lib.smoothing.sequential._reachable`: it spends no alpha),
+  or (``reach="expected"``, the default) when CERTIFY with n_max votes at counts n_max times the
+  upper bounds would not certify r_k: a futility rule read off the same upper bounds (right
+  whenever they hold; it never adds a certificate, but it may leave uncertified a point that
+  fixed-n CERTIFY would certify by chance, so its certified accuracy is compared with fixed n's
+  in ``benchmarks/bench_sequential.py``).
 
 An input stops as soon as each radius is decided one of these ways (at n_max at the latest).
 Since all radii are read off the same two bounds, the certified radii are {r_k <= R_lo} and the
@@ -134,7 +139,8 @@ def select_candidates(draw: Callable[[np.ndarray, int], np.ndarray], num_inputs:
 
 
 def decide_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates: np.ndarray, certificate: Certificate,
-                  radii: Sequence[float], alpha: float, looks, refute_share: float = 0.2, final_share: float = 0.5):
+                  radii: Sequence[float], alpha: float, looks, refute_share: float = 0.2, final_share: float = 0.5,
+                  reach: str = "expected"):
     """Decide every radius of ``radii`` for every input from its vote counts (see the module docstring).
 
     draw(idx int64 [b], r) -> r new votes per input [b, outcomes]; candidates: c_A [B];
@@ -143,6 +149,12 @@ def decide_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates: np.
     Returns (decisions int8 [B, K] of CERTIFIED / REFUTED / OUT_OF_REACH, radius of the lower
     bounds float64 [B] (the largest over the looks, 0 when none is > 0), votes used int64 [B]).
     With probability >= 1 - alpha every CERTIFIED and REFUTED entry of a row is right.
+
+    reach: ``"cap"`` -- OUT_OF_REACH only by the deterministic cap; ``"expected"`` (default) -- also when
+    the radius of CERTIFY's bounds at n_max, for counts n_max times the current *upper* bounds
+    (rounded up), is < r_k: then, whenever the upper bounds hold, the expected counts of n_max
+    votes would not certify r_k (a futility rule: it spends no extra alpha and never adds a
+    certificate, but it may leave uncertified a point that fixed-n CERTIFY certifies by chance).
     """
     alpha = check_alpha(alpha)
     if not 0 < refute_share < 1 or not 0 < final_share < 1:
@@ -151,6 +163,8 @@ def decide_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates: np.
     if radii.size == 0 or np.any(~np.isfinite(radii)) or np.any(radii < 0) or np.any(np.diff(radii) <= 0):
         raise ValueError(f"radii must be increasing finite radii >= 0, got {radii}")
     looks = _check_looks(looks)
+    if reach not in REACH:
+        raise ValueError(f"reach must be one of {REACH}, got {reach!r}")
     candidates = np.asarray(candidates, dtype=np.int64)
     lower = _levels(len(looks), alpha * (1 - refute_share), final_share)
     upper = _levels(len(looks), alpha * refute_share, final_share)
@@ -166,8 +180,12 @@ def decide_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates: np.
         used[active] = n_j
         k, shares = certificate.events(counts[active], candidates[active])
         r_lo[active] = np.maximum(r_lo[active], certificate.radius(certificate.bounds(k, int(n_j), lower[j] * shares)))
-        r_hi[active] = np.minimum(r_hi[active], certificate.radius(
-            certificate.bounds(k, int(n_j), upper[j] * shares, upper=True)))
+        p_hi = certificate.bounds(k, int(n_j), upper[j] * shares, upper=True)
+        r_hi[active] = np.minimum(r_hi[active], certificate.radius(p_hi))
+        if reach == "expected":  # the radius n_max votes would give at the upper bounds' counts
+            k_max = np.minimum(np.ceil(p_hi * looks[-1]), looks[-1]).astype(np.int64)
+            cap[active] = np.minimum(cap[active], certificate.radius(
+                certificate.bounds(k_max, int(looks[-1]), lower[-1] * shares)))
         if j + 1 < len(looks):
             cap[active] = np.minimum(cap[active], _reachable(certificate, counts[active], candidates[active],
                                                              looks[j + 1:], int(n_j), lower[j + 1:]))
@@ -184,6 +202,8 @@ def decide_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates: np.
 
 
 _UNDECIDED = 2
+#: how OUT_OF_REACH is decided (see :func:`decide_counts`)
+REACH = ("cap", "expected")
 
 
 def _decisions(r_lo, r_hi, cap, radii):
@@ -206,7 +226,7 @@ def largest_certified(decisions: np.ndarray, radii: Sequence[float]) -> np.ndarr
 
 def decide_votes(draw: Callable[[np.ndarray, int], np.ndarray], num_inputs: int, num_classes: int,
                  certificate: Certificate, radii: Sequence[float], n0: int, alpha: float, looks,
-                 select_share: float = 0.05, refute_share: float = 0.2) -> dict:
+                 select_share: float = 0.05, refute_share: float = 0.2, reach: str = "expected") -> dict:
     """The whole decision mode on vote counts: :func:`select_candidates` at ``select_share * alpha``
     on votes of its own, then :func:`decide_counts` at the rest (``refute_share * alpha`` of it for
     the upper bounds). draw(idx int64 [b], r) -> votes [b, outcomes].
@@ -220,7 +240,7 @@ def decide_votes(draw: Callable[[np.ndarray, int], np.ndarray], num_inputs: int,
                          f"got {select_share}, {refute_share}")
     candidates, n_select = select_candidates(draw, num_inputs, num_classes, n0, alpha * select_share)
     decisions, r_lo, used = decide_counts(draw, candidates, certificate, radii, alpha * (1 - select_share),
-                                          looks, refute_share / (1 - select_share))
+                                          looks, refute_share / (1 - select_share), reach=reach)
     return {"candidates": candidates, "decisions": decisions, "radius_lower": r_lo, "select_votes": n_select,
             "samples": n_select + used}
 
@@ -228,7 +248,8 @@ def decide_votes(draw: Callable[[np.ndarray, int], np.ndarray], num_inputs: int,
 def certify_decisions(smooth, xs: torch.Tensor, radii: Sequence[float], n0: int, n_max: int, alpha: float,
                       batch_size: int | None = None, generator: torch.Generator | None = None, *,
                       two_sided: bool = False, looks=None, first: int = 64, ratio: float = 1.5,
-                      select_share: float = 0.05, refute_share: float = 0.2, allow_large: bool = False,
+                      select_share: float = 0.05, refute_share: float = 0.2, reach: str = "expected",
+                      allow_large: bool = False,
                       return_decisions: bool = False, progress: bool | None = None):
     """Decision-mode certification of xs [B, *input_shape] with ``smooth`` at the table ``radii``.
 
@@ -259,7 +280,7 @@ def certify_decisions(smooth, xs: torch.Tensor, radii: Sequence[float], n0: int,
                                     progress=progress).cpu().numpy()
 
     res = decide_votes(draw, xs.shape[0], smooth.num_classes, certificate, radii, n0, alpha, looks,
-                       select_share, refute_share)
+                       select_share, refute_share, reach)
     decisions = res["decisions"]
     preds = torch.as_tensor(np.where(res["radius_lower"] > 0, res["candidates"], ABSTAIN), dtype=torch.long)
     out = (preds, torch.as_tensor(largest_certified(decisions, radii), dtype=torch.float64),
