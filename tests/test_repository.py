@@ -246,3 +246,12 @@ def test_readme_is_a_short_front_door_that_links_the_docs():
     for link in linked | set(re.findall(r"\]\(([\w./-]+\.md)\)", (ROOT / "docs" / "README.md").read_text())):
         target = ROOT / link if link.startswith("docs/") else ROOT / "docs" / link
         assert target.is_file(), f"the docs link {link} leads nowhere"
+
+
+def test_readme_example_runs(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Certify your own classifier\s+```python\n(.*?)```", readme, re.S).group(1)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "COMPANION_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.fullmatch(r"(abstain|class \d, certified l2 radius \d+\.\d{3})\n", out.stdout), out.stdout
