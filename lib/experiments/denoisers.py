@@ -36,6 +36,7 @@ from lib.smoothing.noise import Gaussian, make_noise
 from lib.utils import check_count, check_positive
 
 __all__ = ["per_sigma_table", "inference_seconds", "count_macs", "choose_architecture", "compare_architectures",
+           "architecture_finding", "per_sigma_finding",
            "image_grid", "plot_loss_curves", "plot_per_sigma", "unseen_sigma_ratios", "langevin_figure", "toy_score_study", "plot_score_field", "score_models", "tune_annealed", "denoiser_suite",
            "compare_denoisers", "unseen_sigma_table", "plot_metric_vs_sigma", "denoised_images", "denoiser_grid", "GAUSS_APPROX"]
 
@@ -133,6 +134,43 @@ def compare_architectures(spec: dict, eval_sigmas: Sequence[float], dataset: str
     table = pd.DataFrame.from_dict(rows, orient="index")
     table["chosen"] = table.index == choose_architecture(table, spec.get("tolerance", 0.05))
     return table
+
+
+def architecture_finding(table: pd.DataFrame, spec: Mapping, settings: Mapping) -> str:
+    """What the rule of :func:`compare_architectures` chose, and how the profile's default network
+    (``settings["arch"]`` with ``settings["nets"]``) compares with it on the same table: mean ratio
+    and counted MACs per image. The default is the network notebooks 03-07 load."""
+    chosen = str(table.index[table["chosen"]][0])
+    arch, net = settings["arch"], dict(settings["nets"][settings["arch"]])
+    match = [k for k, v in spec["variants"].items() if v["arch"] == arch and dict(v["net"]) == net]
+    text = (f"Rule's choice: {chosen} (mean ratio {table.loc[chosen, 'mean ratio']:.3f}, "
+            f"{table.loc[chosen, 'MMAC per image']:g} MMAC per image). ")
+    if not match:
+        return text + (f"The profile's default network ({arch} {net}) is not among the compared variants, so this "
+                       "table does not measure it; the notebooks use the default.")
+    d = match[0]
+    if d == chosen:
+        return text + f"The profile's default network is {d}: the notebooks use the rule's choice."
+    r_d, r_c = table.loc[d, "mean ratio"], table.loc[chosen, "mean ratio"]
+    m_d, m_c = table.loc[d, "MMAC per image"], table.loc[chosen, "MMAC per image"]
+    return text + (f"The profile's default network is {d}, NOT the rule's choice: mean ratio {r_d:.3f} against "
+                   f"{r_c:.3f} ({100 * (r_d / r_c - 1):+.0f}%), at {100 * m_d / m_c:.0f}% of its MACs per image. The "
+                   "notebooks use the default (every later notebook loads the same cached network); this line is the "
+                   "evidence against it.")
+
+
+def per_sigma_finding(per_sigma: pd.DataFrame, unseen: Sequence[float] = ()) -> list[str]:
+    """Per network of :func:`per_sigma_table`: its largest ratio over the grid and at which sigma, and its
+    largest ratio over the ``unseen`` sigmas (in no training schedule)."""
+    out = []
+    unseen_cols = [f"{s:g}" for s in unseen if f"{s:g}" in per_sigma.columns]
+    for name, row in per_sigma.iterrows():
+        worst = row.idxmax()
+        line = f"{name}: largest ratio {row.max():.3f} at sigma={worst}, smallest {row.min():.3f} at sigma={row.idxmin()}"
+        if unseen_cols:
+            line += f"; at the unseen sigmas {', '.join(unseen_cols)}: at most {row[unseen_cols].max():.3f}"
+        out.append(line)
+    return out
 
 
 def image_grid(images: torch.Tensor, nrow: int, pad: int = 1, clip: bool = True) -> np.ndarray:

@@ -35,7 +35,7 @@ from lib.smoothing.logs import read_log, read_settings
 from lib.smoothing.noise import Gaussian, LogitGaussian
 from lib.smoothing.smooth import Smooth
 
-__all__ = ["logit_procedure", "LOGIT_TAG", "wiener_mse", "deen_sweep", "deen_curves", "recipe_sensitivity",
+__all__ = ["PAPER_FIG4", "fig4_line", "recipe_finding", "logit_procedure", "LOGIT_TAG", "wiener_mse", "deen_sweep", "deen_curves", "recipe_sensitivity",
            "certify_pi_sequential", "sequential_targets", "fig4_count", "certified_with_ci", "within_reference",
            "compare_to_paper", "figure2"]
 
@@ -310,15 +310,52 @@ def certify_both(setup, h_points, pi_points, cfg: Mapping, notebook: str) -> dic
     return logs
 
 
+#: Saremi & Srivastava, Figure 4 caption: the Figure 4 count at sigma = 0.6 (a labelled reference only)
+PAPER_FIG4 = {"count": 26, "points": 10_000, "sigma": 0.6,
+              "place": "Saremi & Srivastava (2020, arXiv:2005.04504), Figure 4 caption"}
+
+
+def fig4_line(f4: Mapping, sigma: float, level: float = 0.95) -> str:
+    """The Figure 4 count as a rate per 10k with its Clopper-Pearson interval (statsmodels), beside the
+    paper's count, and whether the paper's rate lies in our interval."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    k, m = int(f4["grid_count"]), int(f4["points"])
+    if m == 0:
+        return f"σ = {sigma:g}: no point certified by both: no Figure 4 count."
+    lo, hi = proportion_confint(k, m, alpha=1 - level, method="beta")
+    ref = PAPER_FIG4["count"] / PAPER_FIG4["points"]
+    inside = lo <= ref <= hi
+    return (f"σ = {sigma:g}: g[h] certifies more than g[π] (both correct) on {k} of {m} points on the grid (raw radii: "
+            f"{f4['raw_count']}) = {10_000 * k / m:.0f} per 10k, {level:.0%} Clopper-Pearson interval "
+            f"[{10_000 * lo:.0f}, {10_000 * hi:.0f}] per 10k. Reference ({PAPER_FIG4['place']}, σ = {PAPER_FIG4['sigma']:g}): "
+            f"{PAPER_FIG4['count']} of {PAPER_FIG4['points']:,}, "
+            + ("inside our interval." if inside else "outside our interval.")
+            + ("" if float(sigma) == PAPER_FIG4["sigma"] else " (Our σ differs from the paper's.)"))
+
+
+def recipe_finding(recipes: pd.DataFrame, recipe_settings: Mapping[str, Mapping], target: float = 0.9218) -> str:
+    """The recipe rule's outcome, from the table of :func:`recipe_sensitivity`: the recipe whose test accuracy is
+    closest to ``target`` (the paper's 0.9218, §2.4), the spread of test accuracy, and which recipe the
+    notebook's h uses (the ``linear_h`` family's own: the one without overrides)."""
+    acc = recipes["test accuracy"].astype(float)
+    closest = str((acc - target).abs().idxmin())
+    own = [k for k, v in recipe_settings.items() if not v]
+    text = (f"Test accuracy by recipe: {', '.join(f'{k} {v:.4f}' for k, v in acc.items())} (spread "
+            f"{100 * (acc.max() - acc.min()):.2f} points; the paper's {target}). Closest to it: {closest}. ")
+    if own:
+        text += (f"The notebook's h is the family's own recipe, {own[0]}: "
+                 + ("the rule's choice." if own[0] == closest else "NOT the rule's choice."))
+    return text
+
+
 def fig3_fig4(logs: Mapping[tuple, object], x_test: torch.Tensor, energy, sigma: float, grid: Sequence[float],
               samples: int, seed: int, notebook: str) -> dict:
     """Print the Figure 4 count at ``sigma`` (:func:`fig4_count`) and draw Figure 3 for the first point
     both classify correctly, and the Figure 4 case for the first counted point (if any). Returns the count."""
 
     f4 = fig4_count(logs[("none", float(sigma))], logs[("empirical_bayes", float(sigma))], grid)
-    print(f"σ = {sigma:g}: g[h] certifies more than g[π] (both correct) on {f4['grid_count']} of {f4['points']} points "
-          f"on the grid (raw radii: {f4['raw_count']}) = {10_000 * f4['grid_count'] / max(f4['points'], 1):.0f} per 10k"
-          f"   (reference: the paper reports 26 of 10k)")
+    print(fig4_line(f4, sigma))
     both = f4["frame"].set_index("idx")
     first_ok = [int(i) for i in both.index[f4["both_correct"]]][:1] or [int(both.index[0])]
     for stem, idx in {"fig3_denoising": first_ok[0], **({"fig4_failure_case": f4["indices"][0]} if f4["indices"] else {})}.items():
