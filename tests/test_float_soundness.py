@@ -113,3 +113,21 @@ def test_logs_record_the_grid():
     model = torch.nn.Linear(4, 2)
     assert log_settings(Smooth(model, 2, Gaussian(0.5), grid=255), 10, 100, 0.001)["grid"] == 255
     assert "grid" not in log_settings(Smooth(model, 2, Gaussian(0.5)), 10, 100, 0.001)
+
+
+def test_fast_search_agrees_with_a_binary_search_and_sends_ties_to_further_bits():
+    noise, q = Gaussian(0.5), 255
+    m0, table = _sound.cell_table(noise, q)
+    g = torch.Generator().manual_seed(4)
+    words = torch.cat([torch.empty(50_000, dtype=torch.int64).random_(generator=g),
+                       table[1:-1] - 1, table[1:-1] + 1,  # every bucket, crowded tails included
+                       torch.tensor([0, (1 << 63) - 2], dtype=torch.int64)])
+    words = words[~torch.isin(words, table)]  # a word equal to an entry is a tie, tested below
+    reference = torch.searchsorted(table, words, right=True) + m0
+    assert torch.equal(_sound._cells(noise, q, 0.0, words, g), reference)
+    ties = table[1:-1:97]
+    k = _sound._cells(noise, q, 0.0, ties, g)
+    # entries below the word are <= V, entries above it > V; entries equal to it need further bits
+    low = torch.searchsorted(table, ties, right=False) + m0
+    high = torch.searchsorted(table, ties, right=True) + m0
+    assert bool(((k >= low) & (k <= high)).all())

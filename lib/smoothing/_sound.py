@@ -154,6 +154,51 @@ def grid_index(x: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Tensor]:
     return j.long(), torch.where(on_grid, torch.zeros_like(qx), qx - j)
 
 
+#: bits of a word's top part that index the bucket table of :func:`_buckets`
+BUCKET_BITS = 16
+_bucket_cache: dict = {}
+
+
+def _buckets(noise, q: int, offset: float, device) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(m0, T, first, crowded)`` for a fast search: bucket b holds the words with top
+    ``BUCKET_BITS`` bits b; ``first[b]`` is the number of entries of T below the bucket and
+    ``crowded[b]`` whether more than one entry lies inside it (then a binary search decides)."""
+    key = (type(noise).__name__, float(noise.sigma), q, float(offset), str(device))
+    if key not in _bucket_cache:
+        m0, table = cell_table(noise, q, offset)
+        starts = torch.arange(1 << BUCKET_BITS, dtype=torch.int64) << (WORD - BUCKET_BITS)
+        first = torch.searchsorted(table, starts - 1, right=True)
+        last = torch.searchsorted(table, starts + ((1 << (WORD - BUCKET_BITS)) - 1), right=True)
+        padded = torch.cat([table, table[-1:]])  # T[first] is read for a bucket above every entry too
+        _bucket_cache[key] = (m0, padded.to(device), first.to(device), (last - first > 1).to(device))
+    return _bucket_cache[key]
+
+
+def _cells(noise, q: int, offset: float, words: torch.Tensor, generator) -> torch.Tensor:
+    """The cell offsets k for fair 63-bit ``words`` (any shape): the smallest m with V < F_m, where
+    V = 0.U... is uniform on [0, 1); words equal to a table entry are decided by :func:`_resolve`."""
+    m0, table, first, crowded = _buckets(noise, q, offset, words.device)
+    flat = words.reshape(-1)
+    bucket = flat >> (WORD - BUCKET_BITS)
+    i = first.index_select(0, bucket)
+    entry = table.index_select(0, i)
+    tie = (flat == entry).view_as(words)
+    i.sub_(entry.sub_(flat).sub_(1).bitwise_right_shift_(WORD))  # + 1 where word >= entry (sign of entry - word - 1)
+    i = i.view_as(words)
+    hard = crowded.index_select(0, bucket).view_as(words)
+    if bool(hard.any()):
+        w = words[hard]
+        j = torch.searchsorted(table[:-1], w, right=True)
+        i[hard] = j
+        tie[hard] = w == table[(j - 1).clamp_min(0)]
+    k = i.add_(m0)
+    if bool(tie.any()):
+        for pos in tie.nonzero().tolist():
+            pos = tuple(pos)
+            k[pos] = _resolve(noise, q, offset, int(words[pos]), generator)
+    return k
+
+
 def sound_noisy(noise, q: int, group: torch.Tensor, s: int, generator: torch.Generator | None) -> torch.Tensor:
     """``s`` noisy copies of each input of ``group`` [m, 1, *shape] as the grid rounding sees them:
     float32(cell / q) with cell = round(q (x + u)) drawn exactly; returns [m, s, *shape] (group's dtype)."""
@@ -165,23 +210,12 @@ def sound_noisy(noise, q: int, group: torch.Tensor, s: int, generator: torch.Gen
                          f"distinct offsets from it); these have {offsets.numel()} distinct offsets")
     words = torch.empty((m, s) + shape, dtype=torch.int64, device=group.device)
     _sampler.fill(lambda piece, g: piece.random_(generator=g), words.view(-1), generator)
-    cells = torch.empty_like(words)
-    for o in offsets.tolist():
-        m0, table = cell_table(noise, q, o)
-        table = table.to(group.device)
-        mask = (offset == o).expand_as(words) if offsets.numel() > 1 else None
-        w = words if mask is None else words[mask]
-        i = torch.searchsorted(table, w, right=True)
-        k = i + m0
-        tie = w == table[(i - 1).clamp_min(0)]
-        if bool(tie.any()):
-            k = k.clone()
-            for pos in tie.nonzero().tolist():
-                pos = tuple(pos)
-                k[pos] = _resolve(noise, q, o, int(w[pos]), generator)
-        if mask is None:
-            cells = k
-        else:
-            cells[mask] = k
+    if offsets.numel() == 1:
+        cells = _cells(noise, q, float(offsets[0]), words, generator)
+    else:
+        cells = torch.empty_like(words)
+        for o in offsets.tolist():
+            mask = (offset == o).expand_as(words)
+            cells[mask] = _cells(noise, q, o, words[mask], generator)
     cells.add_(j)  # broadcast over the s copies
     return (cells.to(torch.float32) / q).to(group.dtype)
