@@ -268,7 +268,7 @@ def budget_notes(cfg: dict, setup: Setup) -> list[str]:
         f"instead of 1",
         f"empirical robustness: PGD with {cfg['attack']['steps']} steps and m={cfg['attack']['m']} noise draws on "
         f"{cfg['attack']['num_points']} of the points, PREDICT with n={cfg['attack']['n']}, alpha={cfg['attack']['alpha']}",
-    ] + ([cfg["note"]] if cfg.get("note") else [])
+    ]
 
 
 def xhat0_identity(setup: Setup, sigmas: Sequence[float]) -> dict:

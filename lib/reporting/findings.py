@@ -24,11 +24,11 @@ from lib import paths
 from lib.reporting.budget import budget_finding
 from lib.reporting.tables import (_log_abs, _log_rel, best_over_logs, certified_accuracy, markdown_table,
                                   paired_difference, prefixed, save_table, table_from_logs)
-from lib.smoothing.logs import read_log
+from lib.smoothing.logs import read_log, read_settings
 from lib.utils import atomic_write_json, atomic_write_text
 
 __all__ = ["PAPERS", "PUBLISHED", "QUOTES", "quote", "published_rows", "EXPECTED_TABLES", "register_table", "render_table", "table_caption",
-           "load_table_spec", "load_table_specs", "table_numbers", "table_finding", "settings_line",
+           "load_table_spec", "load_table_specs", "table_numbers", "table_finding", "settings_line", "shared_setting", "row_settings_line",
            "rebuild_table", "results_markdown", "write_results"]
 
 
@@ -300,16 +300,44 @@ def _best_log(spec: Mapping, label: str, radius: float) -> str:
     return logs[int(np.argmax(accs))]
 
 
+def _setting(log: str) -> tuple:
+    """(test point indices, n, alpha) of a log: what two rows must share before a paired test between them."""
+    st = read_settings(_log_abs(str(log)))
+    idx = frozenset(int(i) for i in read_log(_log_abs(str(log)))["idx"])
+    return idx, st.get("n"), st.get("alpha")
+
+
+def shared_setting(spec: Mapping, a: str, b: str, radius: float) -> str:
+    """"" when rows ``a`` and ``b`` (their logs best at ``radius``) share test points, n and alpha; otherwise
+    what differs ("test points", "n", "alpha")."""
+    sa, sb = _setting(_best_log(spec, a, radius)), _setting(_best_log(spec, b, radius))
+    return ", ".join(w for w, x, y in zip(("test points", "n", "alpha"), sa, sb) if x != y)
+
+
 def _resolved(spec: Mapping, a: str, b: str, col: str, lo: pd.DataFrame, hi: pd.DataFrame,
-              alpha: float = 0.05) -> bool:
+              alpha: float = 0.05) -> bool | None:
     """Is the difference of rows ``a`` and ``b`` at radius ``col`` resolved? McNemar's exact test of
-    the paired certified / not-certified outcomes on their shared test points (p < alpha); rows
-    certified on disjoint points fall back to non-overlapping Clopper-Pearson intervals."""
+    the paired certified / not-certified outcomes (p < alpha), run only when the two rows share their
+    test points, n and alpha; None (not tested) otherwise."""
     r = 0.0 if col == "clean" else float(col)
-    try:
-        return paired_difference(_best_log(spec, a, r), _best_log(spec, b, r), radius=r, alpha=alpha)["p"] < alpha
-    except ValueError:  # no shared test point
-        return max(lo.loc[a, col], lo.loc[b, col]) > min(hi.loc[a, col], hi.loc[b, col])
+    if shared_setting(spec, a, b, r):
+        return None
+    return paired_difference(_best_log(spec, a, r), _best_log(spec, b, r), radius=r, alpha=alpha)["p"] < alpha
+
+
+def row_settings_line(spec: Mapping) -> str:
+    """"" when every row of a registered table shares its test points, n and alpha; otherwise one entry per
+    row (points, n, alpha of its logs), so that a reader sees which rows may be compared by a paired test."""
+    rows = {}
+    for label, logs in spec["rows"].items():
+        sets = [_setting(p) for p in logs]
+        rows[label] = (len(sets[0][0]), sorted({x[1] for x in sets}, key=str), sorted({x[2] for x in sets}, key=str),
+                       sets[0][0])
+    if len({(v[3], tuple(v[1]), tuple(v[2])) for v in rows.values()}) <= 1:
+        return ""
+    fmt = lambda v: "/".join(f"{x:,}" if isinstance(x, int) else str(x) for x in v)
+    return ("Rows differ in their settings (no paired test between rows that do not share test points, n and "
+            "alpha): " + "; ".join(f"{k}: {v[0]} points, n={fmt(v[1])}, alpha={fmt(v[2])}" for k, v in rows.items()))
 
 
 def table_finding(spec: Mapping) -> str:
@@ -329,17 +357,26 @@ def table_finding(spec: Mapping) -> str:
     radii = [f"{float(r):g}" for r in spec["radii"]]
     w = _winners(ours, radii)
     text = f"Ours: best {_runs(w, radii)}"
-    unresolved = []  # radii where the winner is tied with, or not separated from, the runner-up
+    unresolved, untested = [], []  # radii where the winner is not separated from the runner-up / not testable
     for c in radii:
         if c in w and len(ours) > 1 and w[c][1] > 0:
             best = w[c][0]
             rest = ours[c].drop(best)
-            if len(best) > 1 or (len(rest) and not _resolved(spec, best[0], rest.idxmax(), c, lo, hi)):
+            res = True if len(best) > 1 or not len(rest) else _resolved(spec, best[0], rest.idxmax(), c, lo, hi)
+            if len(best) > 1 or res is False:
                 unresolved.append(c)
+            elif res is None:
+                untested.append(c)
     if unresolved:
         text += (f" (not separated from the runner-up at r={', '.join(unresolved)}: a tie, or McNemar's exact "
-                 "test on the same test points gives p >= 0.05)")
+                 "test on the same test points, n and alpha gives p >= 0.05)")
+    if untested:
+        text += (f" (at r={', '.join(untested)} the runner-up is on other test points or another n or alpha: "
+                 "no test between them, and no ranking claimed)")
     text += "."
+    differ = row_settings_line(spec)
+    if differ:
+        text += " " + differ + "."
     if len(refs):
         groups: dict[str, dict] = {}
         for label in refs.index:
@@ -349,7 +386,7 @@ def table_finding(spec: Mapping) -> str:
             pub = pd.DataFrame(rows).T
             pw = _winners(pub, radii)
             if pw:
-                text += f" {src}: best {_runs(pw, radii)}."
+                text += f" {src} (published, in its own setting; orderings compared, no test): best {_runs(pw, radii)}."
             shared = [r for r in pub.index if r in ours.index]
             agree = total = within = 0
             for i, a in enumerate(shared):
@@ -362,7 +399,7 @@ def table_finding(spec: Mapping) -> str:
                         if (oa > ob) == (pa > pb) and oa != ob:
                             agree += 1
                         elif oa == ob or not _resolved(spec, a, b, c, lo, hi):
-                            within += 1  # the disagreement is not resolved by our sample
+                            within += 1  # the disagreement is not resolved (or not testable) by our sample
             if total:
                 text += f" Pairwise orderings of {', '.join(shared)} agree with {src} in {agree}/{total} (rows, radius) comparisons"
                 if agree < total:
@@ -431,7 +468,8 @@ def results_markdown(specs: Sequence[Mapping] | None = None, figures: Iterable[s
                       f"{s['notebook']}.*", ""]
             continue
         source = s.get("reference_source") or "none given for this table"
-        lines += [markdown_table(table), f"**Settings:** {settings_line(s)}.", "",
+        differ = row_settings_line(s)
+        lines += [markdown_table(table), f"**Settings:** {settings_line(s)}." + (f" {differ}." if differ else ""), "",
                   f"**Published reference:** {source}"
                   + (" (the rows marked *(published)*)." if s.get("reference") else "."), "",
                   f"**Finding (computed from the numbers above):** {finding}", "",
