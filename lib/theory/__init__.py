@@ -7,7 +7,7 @@ Theorem A.2; notebook 01), ``plots`` (the figures).
 """
 from .common import (  # noqa: F401
     report_check, binomial_tolerance, stable_probit, gaussian_norm_moments, IntervalClassifier, ToyClassifier2D,
-    LinearBinaryClassifier, ToyMLP, hard_votes, grid_values,
+    LinearBinaryClassifier, ToyMLP, hard_votes, grid_values, near_boundary_points,
 )
 from .transforms import (  # noqa: F401
     stein_gradient, gauss_hermite_smoothing, weierstrass_grid, halfspace_h, halfspace_smoothed, probit_h,

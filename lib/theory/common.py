@@ -24,7 +24,7 @@ from lib.utils import check_count, check_sigma
 
 __all__ = ["report_check", "binomial_tolerance", "stable_probit", "gaussian_norm_moments",
            "IntervalClassifier", "ToyClassifier2D", "LinearBinaryClassifier", "ToyMLP", "hard_votes",
-           "grid_values"]
+           "grid_values", "near_boundary_points"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -268,3 +268,18 @@ class ToyMLP(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+def near_boundary_points(probs: np.ndarray, axes: Sequence[np.ndarray], k: int, spacing: float = 0.5) -> torch.Tensor:
+    """``k`` grid points of a 2-D grid where the top two class probabilities of ``probs`` [H, W, K] are
+    closest (points where CERTIFY is expected to abstain), at least ``spacing`` apart. Returns [k', 2] float64, k' <= k."""
+    top2 = np.sort(probs, axis=-1)[..., -2:]
+    gap = (top2[..., 1] - top2[..., 0]).ravel()
+    pts = _grid_points(axes)
+    chosen: list[np.ndarray] = []
+    for i in np.argsort(gap, kind="stable"):
+        if all(np.linalg.norm(pts[i] - c) >= spacing for c in chosen):
+            chosen.append(pts[i])
+        if len(chosen) == check_count("k", k):
+            break
+    return torch.tensor(np.array(chosen), dtype=torch.float64).reshape(-1, 2)

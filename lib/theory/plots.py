@@ -29,7 +29,7 @@ def set_style(font_size: int = 14) -> None:
     plt.rcParams.update({
         "font.size": font_size, "axes.titlesize": font_size + 1, "axes.labelsize": font_size,
         "xtick.labelsize": font_size - 1, "ytick.labelsize": font_size - 1,
-        "legend.fontsize": font_size - 2, "lines.linewidth": 2.2, "lines.markersize": 7,
+        "legend.fontsize": max(font_size - 2, 12), "lines.linewidth": 2.2, "lines.markersize": 7,
         "axes.grid": True, "grid.alpha": 0.3, "figure.figsize": (10, 5.5), "figure.dpi": 100,
         "savefig.bbox": "tight", "axes.spines.top": False, "axes.spines.right": False,
     })
@@ -65,27 +65,51 @@ def plot_regions(ax, axes: Sequence[np.ndarray], probs: np.ndarray, title: str =
     ax.set_yticks([])
 
 
-def plot_certified(ax, xs: np.ndarray, preds: np.ndarray, radii: np.ndarray) -> None:
-    """Certified l2 balls (circles of the certified radius) and abstentions (black crosses)."""
-    for (x0, x1), c, r in zip(xs, preds, radii):
-        if c < 0:
-            ax.plot(x0, x1, "x", color="black", ms=11, mew=3)
-            continue
-        ax.add_patch(Circle((x0, x1), r, fill=False, color="black", lw=1.6))
-        ax.plot(x0, x1, "o", color=_color(int(c)), mec="black", ms=8)
+def plot_certified(ax, xs: np.ndarray, preds: np.ndarray, radii: np.ndarray, max_circles: int | None = None) -> None:
+    """Certified l2 balls (circles of the certified radius, at most ``max_circles`` of them, spread over the
+    radii), points coloured by their certified class, and abstentions (black crosses)."""
+    idx = np.flatnonzero(preds >= 0)
+    if max_circles is not None and len(idx) > max_circles:
+        idx = idx[np.argsort(radii[idx])][np.linspace(0, len(idx) - 1, max_circles).round().astype(int)]
+    for i in idx:
+        ax.add_patch(Circle(tuple(xs[i]), radii[i], fill=False, color="black", lw=1.8))
+        ax.plot(*xs[i], "o", color=_color(int(preds[i])), mec="black", ms=9)
+    abst = preds < 0
+    ax.plot(xs[abst, 0], xs[abst, 1], "x", color="black", ms=14, mew=3.5, ls="none")
+
+
+def _class_legend(ax, k: int, extra=()) -> None:
+    from matplotlib.lines import Line2D  # noqa: PLC0415
+    handles = [Line2D([], [], marker="s", ls="none", ms=13, color=_color(i), label=f"class {i}") for i in range(k)]
+    ax.legend(handles=handles + list(extra), loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def _sigma_bar(ax, axes, sigma: float) -> None:
+    """A scale bar of length sigma in the lower left corner of a 2-D panel."""
+    x0 = axes[0][0] + 0.06 * (axes[0][-1] - axes[0][0])
+    y0 = axes[1][0] + 0.06 * (axes[1][-1] - axes[1][0])
+    ax.plot([x0, x0 + sigma], [y0, y0], color="black", lw=4, solid_capstyle="butt")
+    ax.text(x0 + sigma / 2, y0 + 0.04 * (axes[1][-1] - axes[1][0]), rf"$\sigma$ = {sigma:g}", ha="center",
+            fontsize=13, bbox=dict(facecolor="white", alpha=0.7, lw=0))
 
 
 def plot_certify_toy(axes, base: np.ndarray, smoothed: np.ndarray, points: np.ndarray, preds: np.ndarray,
-                     radii: np.ndarray, sigma: float):
+                     radii: np.ndarray, sigma: float, max_circles: int = 14):
     """Left: the base classifier's regions; right: the smoothed classifier's regions (exact G on
-    the grid) with CERTIFY's certified balls and abstentions."""
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(13, 6.4))
+    the grid) with CERTIFY's certified balls (at most ``max_circles``), abstentions as crosses, a class legend."""
+    from matplotlib.lines import Line2D  # noqa: PLC0415
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(15, 6.4))
     plot_regions(a0, axes, base, "base classifier f", shade=False)
-    plot_regions(a1, axes, smoothed, rf"smoothed g ($\sigma$={sigma:g}): certified balls, $\times$ = abstain")
-    plot_certified(a1, points, preds, radii)
+    n_abst = int((preds < 0).sum())
+    plot_regions(a1, axes, smoothed, rf"smoothed g ($\sigma$={sigma:g}): certified balls")
+    plot_certified(a1, points, preds, radii, max_circles)
     for ax in (a0, a1):
         ax.set_xlim(axes[0][0], axes[0][-1])
         ax.set_ylim(axes[1][0], axes[1][-1])
+    _sigma_bar(a1, axes, sigma)
+    extra = [Line2D([], [], marker="x", ls="none", ms=13, mew=3, color="black", label=f"abstain ({n_abst})"),
+             Line2D([], [], marker="o", ls="none", ms=13, mfc="none", mec="black", label="certified ball")]
+    _class_legend(a1, base.shape[-1], extra)
     fig.tight_layout()
     return fig
 
@@ -107,12 +131,17 @@ def plot_weierstrass_1d(xs: np.ndarray, curves: Mapping[str, np.ndarray]):
     return fig
 
 
-def plot_weierstrass_2d(axes, panels: Mapping[str, np.ndarray]):
-    """One panel per entry (title -> [H, W, K] class probabilities on the grid ``axes``)."""
+def plot_weierstrass_2d(axes, panels: Mapping[str, np.ndarray], sigmas: Sequence[float | None] | None = None):
+    """One panel per entry (title -> [H, W, K] class probabilities on the grid ``axes``), a class legend,
+    and in each panel with a ``sigmas`` entry a scale bar of that length."""
     n = len(panels)
-    fig, axs = plt.subplots(1, n, figsize=(4.3 * n, 4.6))
-    for ax, (title, p) in zip(np.atleast_1d(axs), panels.items()):
+    fig, axs = plt.subplots(1, n, figsize=(4.3 * n + 1.6, 4.6))
+    sigmas = list(sigmas) if sigmas is not None else [None] * n
+    for ax, (title, p), s in zip(np.atleast_1d(axs), panels.items(), sigmas):
         plot_regions(ax, axes, p, title)
+        if s:
+            _sigma_bar(ax, axes, s)
+    _class_legend(np.atleast_1d(axs)[-1], next(iter(panels.values())).shape[-1])
     fig.tight_layout()
     return fig
 
@@ -134,25 +163,37 @@ def plot_stein_convergence(df: pd.DataFrame):
 
 
 def plot_lipschitz(df: pd.DataFrame):
-    """Left: sigma ||grad H|| against H for random h, with the Lemma 2.6 envelope phi(Phi^-1(H))
-    and the Lemma 2.4 constant. Right: the pair ratios sigma |Delta Phi^-1 H| / ||Delta x|| <= 1."""
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(14, 5.5))
-    for i, (fam, sub) in enumerate(df.groupby("family", sort=False)):
-        a0.plot(sub["H"], sub["grad_norm"], ".", ms=5, alpha=0.5, color=_color(i), label=fam)
-        a1.hist(sub["ratio"], bins=40, range=(0, 1.05), alpha=0.55, color=_color(i), label=fam)
+    """Left: sigma ||grad H|| against H for random h, with the Lemma 2.6 envelope phi(Phi^-1(H)), the
+    Lemma 2.4 constant and the tight constant 1/sqrt(2 pi). Right: one histogram per family of the pair
+    ratios sigma |Delta Phi^-1 H| / ||Delta x|| <= 1, in bins of width 0.025 from 0 (the bound 1 is a bin edge)."""
+    fams = list(dict.fromkeys(df["family"]))
+    fig = plt.figure(figsize=(15, 1.6 * len(fams) + 2.5))
+    grid = fig.add_gridspec(len(fams), 2, width_ratios=[1.15, 1])
+    a0 = fig.add_subplot(grid[:, 0])
+    bins = np.linspace(0, 1.05, 43)
+    right = []
+    for i, fam in enumerate(fams):
+        sub = df[df["family"] == fam]
+        a0.plot(sub["H"], sub["grad_norm"], ".", ms=6, alpha=0.6, color=_color(i), label=fam)
+        ax = fig.add_subplot(grid[i, 1], sharex=right[0] if right else None)
+        ax.hist(np.clip(sub["ratio"], 0, 1.05), bins=bins, color=_color(i))
+        ax.axvline(1.0, color="k", lw=3)
+        ax.text(0.02, 0.8, fam, transform=ax.transAxes, fontsize=13)
+        ax.set_yticks([])
+        if i < len(fams) - 1:
+            ax.tick_params(labelbottom=False)
+        right.append(ax)
+    right[0].set_title(r"$\Phi^{-1}\circ H$ is $(1/\sigma)$-Lipschitz: pair ratios $\leq$ 1 (black line)")
+    right[-1].set_xlabel(r"$\sigma\,|\Phi^{-1}H(x)-\Phi^{-1}H(x')|\,/\,\|x-x'\|$")
     p = np.linspace(1e-4, 1 - 1e-4, 400)
     a0.plot(p, norm.pdf(norm.ppf(p)), "k-", lw=3, label=r"$\varphi(\Phi^{-1}(H))$ (Lemma 2.6)")
     a0.axhline(np.sqrt(2 / np.pi), color="crimson", ls="--", label=r"$\sqrt{2/\pi}$ (Lemma 2.4)")
+    a0.axhline(1 / np.sqrt(2 * np.pi), color="crimson", ls=":", label=r"$1/\sqrt{2\pi}$ (tight, $h\in[0,1]$)")
     a0.set_xlabel("H(x)")
     a0.set_ylabel(r"$\sigma\,\|\nabla H(x)\|$")
     a0.set_ylim(0, 0.85)
-    a0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=11, ncol=3, frameon=False)
+    a0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     a0.set_title("Gradients of smoothed functions")
-    a1.axvline(1.0, color="k", lw=3, label="bound 1")
-    a1.set_xlabel(r"$\sigma\,|\Phi^{-1}H(x)-\Phi^{-1}H(x')|\,/\,\|x-x'\|$")
-    a1.set_ylabel("pairs")
-    a1.set_title(r"$\Phi^{-1}\circ H$ is $(1/\sigma)$-Lipschitz")
-    a1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=11, ncol=3, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -198,15 +239,20 @@ def plot_certify_tradeoff(by_n: Mapping[str, pd.DataFrame], by_alpha: Mapping[st
 
 def plot_concentration(samples: Mapping[int, np.ndarray], dims: np.ndarray, mean: np.ndarray,
                        sd: np.ndarray, rmax: Mapping[str, float]):
-    """Left: histograms of ||eps|| / (sigma sqrt(d)); right: E||eps|| / sigma (+- sd) against d,
-    with the largest certifiable radii r_max / sigma as horizontal lines."""
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(14, 5.3))
+    """Top row: one histogram of ||eps|| / (sigma sqrt(d)) per d (its own axes: the spike at large d would
+    flatten the others); bottom: E||eps|| / sigma (+- 3 sd) against d, with the largest certifiable radii
+    r_max / sigma as horizontal lines."""
+    k = len(samples)
+    fig = plt.figure(figsize=(max(14, 3.4 * k), 9.5))
+    grid = fig.add_gridspec(2, k, height_ratios=[1, 1.25])
     for i, (d, s) in enumerate(samples.items()):
-        a0.hist(s / np.sqrt(d), bins=60, density=True, alpha=0.55, color=_color(i), label=f"d = {d}")
-    a0.set_xlabel(r"$\|\varepsilon\| / (\sigma\sqrt{d})$")
-    a0.set_ylabel("density")
-    a0.set_title(r"$\mathcal{N}(0,\sigma^2 I_d)$ lives on a thin shell")
-    a0.legend()
+        ax = fig.add_subplot(grid[0, i])
+        ax.hist(s / np.sqrt(d), bins=40, density=True, color=_color(i))
+        ax.set_title(f"d = {d:,}")
+        ax.set_xlabel(r"$\|\varepsilon\| / (\sigma\sqrt{d})$")
+        ax.set_yticks([])
+    fig.axes[0].set_ylabel("density")
+    a1 = fig.add_subplot(grid[1, :])
     a1.loglog(dims, mean, "o-", label=r"$E\|\varepsilon\|/\sigma \approx \sqrt{d}$")
     a1.fill_between(dims, np.maximum(mean - 3 * sd, 0.3), mean + 3 * sd, alpha=0.25, label=r"$\pm 3$ sd")
     a1.set_ylim(0.3, None)
@@ -214,8 +260,8 @@ def plot_concentration(samples: Mapping[int, np.ndarray], dims: np.ndarray, mean
         a1.axhline(r, color=_color(i + 1), ls="--", label=label)
     a1.set_xlabel("dimension d")
     a1.set_ylabel(r"radius / $\sigma$")
-    a1.set_title("Smoothing scale vs certifiable radius")
-    a1.legend(fontsize=10)
+    a1.set_title(r"$\mathcal{N}(0,\sigma^2 I_d)$ lives on a thin shell at $\sigma\sqrt{d}$; the certificate stays at $r_{\max}$")
+    a1.legend()
     fig.tight_layout()
     return fig
 
@@ -228,12 +274,12 @@ def plot_training(histories: Mapping[str, Sequence[float]], curves: Mapping[str,
         axs[0].plot(np.asarray(h), color=_color(i), label=label, alpha=0.8)
     axs[0].set_xlabel("logging window")
     axs[0].set_ylabel("training loss (each its own objective)")
-    axs[0].legend(fontsize=11)
+    axs[0].legend()
     for i, (label, (r, acc)) in enumerate(curves.items()):
         axs[1].plot(r, acc, color=_color(i), label=label)
     axs[1].set_xlabel(r"$\ell_2$ radius")
     axs[1].set_ylabel("certified accuracy")
-    axs[1].legend(fontsize=11)
+    axs[1].legend()
     fig.tight_layout()
     return fig
 
@@ -278,7 +324,7 @@ def plot_prop23(df: pd.DataFrame, sigma: float):
     ax.set_xlabel(r"closed form $r(x) = |\langle w,\beta x\rangle + b| / (\beta\|w\|)$")
     ax.set_ylabel("radius")
     ax.set_title(rf"Proposition 2.3 ($\sigma$ = {sigma:g})")
-    ax.legend(fontsize=11)
+    ax.legend()
     return fig
 
 
@@ -296,7 +342,7 @@ def plot_prop23_offset(b: np.ndarray, margins: Sequence[float], beta: float):
     ax.set_xlabel(r"offset $b$ of $h(x) = \mathrm{sign}(\langle w,x\rangle + b)$, $\|w\| = 1$")
     ax.set_ylabel("certified radius")
     ax.set_title(rf"Proposition 2.3: the gain comes from $b$ ($1/\beta$ = {1 / beta:.3g}; dotted: vanilla)")
-    ax.legend(fontsize=10)
+    ax.legend()
     return fig
 
 
@@ -328,7 +374,7 @@ def plot_collapse(ys: np.ndarray, curves: Mapping[str, np.ndarray], mu: float):
     ax.set_xlabel("y")
     ax.set_ylabel(r"$\hat x(y)$")
     ax.set_title(r"Remark 2.2: $\hat x \to 0$ as $\sigma \to \infty$")
-    ax.legend(fontsize=11)
+    ax.legend()
     return fig
 
 
@@ -346,5 +392,5 @@ def plot_lee_bound(df: pd.DataFrame, title: str = "Lee, Theorem A.2 on Gaussian 
     ax.set_xlabel(r"$\tilde\sigma$")
     ax.set_ylabel(r"$E\|\hat x - x^*\|$")
     ax.set_title(title)
-    ax.legend(fontsize=10, ncol=2)
+    ax.legend(ncol=2)
     return fig
