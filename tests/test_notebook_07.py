@@ -71,6 +71,16 @@ def _write_log(path, radii, correct):
     return str(path)
 
 
+def test_shrinks_needs_a_resolved_change():
+    """"Shrinks with budget" is said only when the per-point change of A - B is resolved above 0; a point
+    estimate that rises within sampling error is "mixed", so a verdict never contradicts its own trend line."""
+    worse, tie = (-0.3, -0.5, -0.1), (-0.05, -0.3, 0.2)
+    assert budget_verdict([worse, tie], change={"diff": 0.25, "lo": 0.05, "hi": 0.45}) == \
+        "holds at our budget, shrinks with budget"
+    assert budget_verdict([worse, tie], change={"diff": 0.25, "lo": -0.02, "hi": 0.5}) == \
+        "holds at our budget, mixed at larger budgets"
+
+
 def test_budget_comparison_on_logs(tmp_path):
     """A is clearly worse than B with budget 1 and equal to it with budget 3: the comparison finds the
     contradiction at x1, none at x3, a positive change, and says "shrinks"; with A worse at both, "persists"."""
@@ -218,5 +228,5 @@ def _check_budget(got, bc):
                 assert contradicted[0], (name, v, diffs)
             if v == "persists at every budget tried":
                 assert all(contradicted)
-            if v == "holds at our budget, shrinks with budget":
-                assert not contradicted[-1] and diffs[-1][0] > diffs[0][0]
+            if v == "holds at our budget, shrinks with budget":  # and the change is resolved above 0
+                assert not contradicted[-1] and comp["change"]["lo"] > 0
