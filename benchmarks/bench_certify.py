@@ -22,8 +22,14 @@ Each measurement is repeated ``--repeats`` times alternating reference and ours;
 (shortest) wall time counts. The CPU time of the process is reported too: on a shared
 machine its ratio is a steadier estimate of the work saved than the wall-time ratio.
 
+``--sound`` also times ``Smooth(..., grid=255)``, the sampler that stays sound in floating point
+(:mod:`lib.smoothing._sound`: each noisy copy's grid cell drawn exactly from fair bits), on the same
+models, images, n0, n and generator seed, and reports its samples per second and its ratio to the
+usual sampler in the same run (``linear-logit`` has no sound form: logit-space votes assume a linear
+classifier of x + u).
+
 Usage: ``python benchmarks/bench_certify.py [--device cpu|cuda|auto] [--threads N] [--quick]
-[--single-stream] [--models linear,cnn]`` (``--single-stream``: the CPU sampler before it drew
+[--single-stream] [--sound] [--models linear,cnn]`` (``--single-stream``: the CPU sampler before it drew
 large draws in parts from several streams, for a before/after ratio);
 writes ``outputs/benchmarks/certify.json`` and ``certify.md``. The default run takes about a
 minute on an idle 2-core CPU. On a CPU shared with other jobs, ``--threads 1`` gives much
@@ -57,6 +63,7 @@ from lib.smoothing.noise import LogitGaussian  # noqa: E402
 from lib.utils import atomic_write_json, atomic_write_text, get_device  # noqa: E402
 
 SIGMA, ALPHA, N0 = 0.6, 0.001, 100
+GRID = 255  # lib.data's images are bytes / 255
 SHAPE = (1, 28, 28)
 
 #: (images, n) per model and device type: enough work to time, small enough to stay short
@@ -101,7 +108,7 @@ def _timed(fn, device):
 
 
 def bench_model(name: str, classifier, denoiser, xs: torch.Tensor, n: int, device: torch.device,
-                repeats: int) -> dict:
+                repeats: int, sound: bool = False) -> dict:
     """Best-of-``repeats`` timings of the reference loop and of certify_batch on xs [B, 1, 28, 28]."""
     batch_size = default_batch_size(xs[0].numel(), device)
     base = classifier if denoiser is None else torch.nn.Sequential(denoiser, classifier)
@@ -124,21 +131,39 @@ def bench_model(name: str, classifier, denoiser, xs: torch.Tensor, n: int, devic
         gen = torch.Generator(device=device).manual_seed(0)
         return ours.certify_batch(our_xs, N0, n, ALPHA, batch_size=our_batch, generator=gen)
 
+    runs = (("ref", run_ref), ("ours", run_ours))
+    if sound and logits is None:  # the sound sampler on the grid Z / 255 of lib.data's images
+        grid = Smooth(classifier, 10, Gaussian(SIGMA), denoiser=denoiser, device=device, grid=GRID)
+
+        def run_sound():
+            gen = torch.Generator(device=device).manual_seed(0)
+            return grid.certify_batch(xs, N0, n, ALPHA, batch_size=batch_size, generator=gen)
+
+        grid.certify_batch(xs[:1], N0, min(n, 2 * batch_size), ALPHA, batch_size=batch_size)
+        runs += (("sound", run_sound),)
+
     # warm-up on one image (allocator, kernels, thread pools)
     ref.certify(xs[0], N0, min(n, 2 * batch_size), ALPHA, batch_size)
     ours.certify_batch(our_xs[:1], N0, min(n, 2 * batch_size), ALPHA, batch_size=our_batch)
-    best = {"ref": (float("inf"), 0.0), "ours": (float("inf"), 0.0)}
+    best = {key: (float("inf"), 0.0) for key, _ in runs}
     for _ in range(repeats):
-        for key, fn in (("ref", run_ref), ("ours", run_ours)):
+        for key, fn in runs:
             wall, cpu = _timed(fn, device)
             if wall < best[key][0]:
                 best[key] = (wall, cpu)
     samples = xs.shape[0] * (N0 + n)
     ref_rate, our_rate = samples / best["ref"][0], samples / best["ours"][0]
-    return {"model": name, "device": device.type, "images": xs.shape[0], "n0": N0, "n": n,
-            "batch_size": batch_size, "reference_samples_per_s": round(ref_rate),
-            "ours_samples_per_s": round(our_rate), "speedup_wall": round(our_rate / ref_rate, 2),
-            "speedup_cpu_time": round(best["ref"][1] / max(best["ours"][1], 1e-9), 2)}
+    row = {"model": name, "device": device.type, "images": xs.shape[0], "n0": N0, "n": n,
+           "batch_size": batch_size, "reference_samples_per_s": round(ref_rate),
+           "ours_samples_per_s": round(our_rate), "speedup_wall": round(our_rate / ref_rate, 2),
+           "speedup_cpu_time": round(best["ref"][1] / max(best["ours"][1], 1e-9), 2)}
+    if sound:
+        sound_rate = samples / best["sound"][0] if "sound" in best else None
+        row["sound_samples_per_s"] = round(sound_rate) if sound_rate else None
+        row["sound_over_usual_wall"] = round(sound_rate / our_rate, 3) if sound_rate else None
+        row["sound_over_usual_cpu_time"] = (round(best["ours"][1] / max(best["sound"][1], 1e-9), 3)
+                                            if sound_rate else None)
+    return row
 
 
 def main(argv=None) -> list[dict]:
@@ -151,6 +176,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--single-stream", action="store_true",
                         help="draw CPU noise from one generator (the sampler before parts in threads, for comparison)")
     parser.add_argument("--models", default=",".join(WORK["cpu"]), help="comma-separated subset of the models")
+    parser.add_argument("--sound", action="store_true",
+                        help="also time the sampler that is sound in floating point (Smooth(..., grid=255))")
     parser.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -175,19 +202,23 @@ def main(argv=None) -> list[dict]:
             if name not in args.models.split(","):
                 continue
             images, n = work(device.type, name)
-            row = bench_model(name, classifier, denoiser, all_images[:images], n, device, args.repeats)
+            row = bench_model(name, classifier, denoiser, all_images[:images], n, device, args.repeats, args.sound)
             rows.append(row)
+            sound = (f"  sound {row['sound_samples_per_s']:>10,d}/s = x{row['sound_over_usual_wall']:.3f} of ours"
+                     if row.get("sound_samples_per_s") else "")
             print(f"[bench] {device.type:4s} {name:12s} reference {row['reference_samples_per_s']:>10,d}/s  "
                   f"ours {row['ours_samples_per_s']:>10,d}/s  x{row['speedup_wall']:.2f} "
-                  f"(CPU time x{row['speedup_cpu_time']:.2f})", flush=True)
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                  f"(CPU time x{row['speedup_cpu_time']:.2f}){sound}", flush=True)
+    machine = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "command": "python benchmarks/bench_certify.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "torch": torch.__version__, "threads": torch.get_num_threads(), "load": os.getloadavg(),
                "sampler": "one stream" if args.single_stream else "parts in threads",
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     out = Path(args.out)
     atomic_write_json(out / "certify.json", {"machine": machine, "sigma": SIGMA, "alpha": ALPHA, "results": rows})
     table = pd.DataFrame(rows).set_index(["device", "model"])
-    md = markdown_table(table) + (f"\nMachine: {machine['processor']}, torch {machine['torch']}, "
+    md = markdown_table(table) + (f"\n{machine['date']}, `{machine['command']}`. Machine: {machine['processor']}, torch {machine['torch']}, "
                                   f"{machine['threads']} threads, CUDA: {machine['cuda']}, sampler: "
                                   f"{machine['sampler']}, load average {machine['load']}.\n")
     atomic_write_text(out / "certify.md", md)
