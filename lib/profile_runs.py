@@ -6,7 +6,14 @@ device check; this module only holds the tables.
 """
 from __future__ import annotations
 
-from lib.profiles import MODELS, PROFILES, model_settings, tiny  # noqa: F401  (used by the tables)
+import copy
+
+from lib.profile_models import MODELS, PROFILES
+
+
+def model_settings(family: str, profile: str) -> dict:
+    """A copy of ``MODELS[family][profile]`` (embedded in a notebook's settings)."""
+    return copy.deepcopy(MODELS[family][profile])
 
 # ================================================================ run sizes, per notebook
 # ---------------------------------------------------------------- 05-07: shared by the denoised-smoothing notebooks

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from tqdm import tqdm as text_tqdm
+from tqdm.auto import tqdm as auto_tqdm
 
 
 # ---------------------------------------------------------------- argument checks
@@ -301,14 +304,11 @@ def progress_bar(total: int | None = None, desc: str = "", disable: bool = False
     scripts/run_notebook.py) get a text bar that, off a terminal, refreshes at most every 15 s,
     since papermill stores every refresh as a line. ``leave=False``: the bar disappears when done.
     """
-    import sys
-
     if os.environ.get("COMPANION_HEADLESS", "0") == "1":
-        from tqdm import tqdm
-
+        tqdm = text_tqdm
         interactive = getattr(sys.stderr, "isatty", lambda: False)()
         kwargs.setdefault("mininterval", 0.5 if interactive else 15.0)
     else:
-        from tqdm.auto import tqdm
+        tqdm = auto_tqdm
     kwargs.setdefault("leave", False)
     return tqdm(total=total, desc=desc, disable=disable, **kwargs)

@@ -38,13 +38,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lib.models import cache as cache
-
 from lib import profiles
+from lib.data import datasets as data
 from lib.denoising.nets import DnCNN
+from lib.denoising.score import _check_sigmas, as_score, make_schedule
+from lib.models import cache as cache
 from lib.models.training import StepLoss, train_loop
 from lib.smoothing.noise import NoiseDistribution, make_noise
-from lib.denoising.score import _check_sigmas, as_score, make_schedule
 from lib.utils import check_count, check_positive, check_sigma
 
 __all__ = ["Denoiser", "Tweedie", "AnnealedMAP", "WalkJump", "NetworkDenoiser", "Identity",
@@ -303,14 +303,10 @@ def mse_config(dataset: str = "mnist", sigma: float = 0.5, noise: str = "gaussia
 
 
 def _build_dncnn(config):
-    from lib.data import datasets as data
-
     return DnCNN(data.image_shape(config["dataset"])[0], **config["net"])
 
 
 def _train_dncnn(model, config, progress=True):
-    from lib.data import datasets as data
-
     x, _ = data.load(config["dataset"], "train", limit=config["n_train"])
     noise = make_noise(config["noise"], config["sigma"])
     return train_mse(model, x, noise, config["iters"], config["batch_size"], config["lr"], config["ema"],

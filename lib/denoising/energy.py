@@ -26,7 +26,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from lib.data import datasets
+from lib.models.cache import load_or_train
+from lib.models.classifiers import dataset_info
 from lib.models.training import EpochSampler, StepLoss, train_loop
+from lib.profiles import model_settings
 from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device
 
 __all__ = ["EnergyMLP", "EmpiricalBayesDenoiser", "build_energy", "train_deen", "deen_loss", "deen_step_loss",
@@ -215,10 +219,8 @@ def train_deen(model: EnergyMLP, config: dict, data: torch.Tensor | None = None,
     lr = check_positive("lr", config.get("lr", 1e-3))
     seed = int(config.get("seed", 0))
     if data is None:
-        from lib.data import datasets as datasets
         data = datasets.load(config["dataset"], config["train_split"], limit=config.get("train_limit"))[0]
     if test_data is None and config.get("dataset") is not None:
-        from lib.data import datasets as datasets
         test_data = datasets.load(config["dataset"], config.get("test_split", "test"),
                                   limit=config.get("test_limit"))[0]
     loss_fn = deen_step_loss(model, data, batch_size, seed)
@@ -239,9 +241,6 @@ def train_deen(model: EnergyMLP, config: dict, data: torch.Tensor | None = None,
 def energy_config(dataset: str, sigma: float, profile: str, seed: int = 0, **overrides) -> dict:
     """The full config of a DEEN for ``dataset`` at noise level ``sigma``: the family ``deen`` of
     ``lib.profiles`` < ``overrides``."""
-    from lib.models.classifiers import dataset_info
-    from lib.profiles import model_settings
-
     settings = model_settings("deen", profile)
     in_shape, _ = dataset_info(dataset)
     config = {"model": "deen_mlp", "dataset": dataset, "in_shape": list(in_shape), "sigma": check_sigma(sigma),
@@ -255,8 +254,6 @@ def get_energy_model(dataset: str, sigma: float, profile: str, seed: int = 0, de
     """(trained :class:`EnergyMLP` in eval mode, history), cached under data/models by config.
 
     The model carries ``config`` (its training config) and ``config_hash`` (the cache key)."""
-    from lib.models.cache import load_or_train
-
     config = energy_config(dataset, sigma, profile, seed, **overrides)
     model, history = load_or_train("deen", config, build_energy, train_deen, get_device(device))
     model.config, model.config_hash = config, config_hash(config)

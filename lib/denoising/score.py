@@ -47,10 +47,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.models import cache as cache
-
 from lib import profiles
+from lib.data import datasets as data
 from lib.denoising.nets import build_net
+from lib.models import cache as cache
 from lib.models.training import StepLoss, train_loop
 from lib.utils import check_count, check_positive, check_sigma, get_device
 
@@ -415,8 +415,6 @@ def score_config(dataset: str = "mnist", schedule: str = "geometric", profile: s
 
 def build_score_model(config: dict) -> ScoreModel:
     """An untrained model from a :func:`score_config` dict (used by ``lib.cache``)."""
-    from lib.data import datasets as data
-
     shape = data.image_shape(config["dataset"])
     energy = config["param"] == "energy"
     net = build_net(config["arch"], shape, scalar=energy, **config["net"])
@@ -428,8 +426,6 @@ def _train_score(model: ScoreModel, config: dict, progress: bool = True, desc: s
                  per_sigma: bool = True) -> dict:
     """DSM on the config's training data for ``config["iters"]`` steps; with ``per_sigma``, add the held-out loss at the training levels to the history. (The initial
     weights are seeded by ``lib.cache``; the training draws by ``train_dsm(seed=...)``.)"""
-    from lib.data import datasets as data
-
     x, _ = data.load(config["dataset"], "train", limit=config["n_train"])
     hist = train_dsm(model, x, config["sigmas"], config["iters"], config["batch_size"], config["lr"],
                      config["ema"], seed=config["seed"], progress=progress,

@@ -31,6 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.data import image_shape, load
+from lib.denoising.denoise import NetworkDenoiser, mse_config, mse_denoiser
+from lib.denoising.nets import DnCNN
+from lib.models.cache import load_or_train
+from lib.models.training import StepLoss, train_loop
+from lib.smoothing.noise import Gaussian
 from lib.utils import check_count, check_sigma
 
 __all__ = ["frozen", "stability_loss", "stability_config", "train_stability", "stability_denoiser"]
@@ -92,8 +98,6 @@ def train_stability(net: nn.Module, classifier: nn.Module, x: torch.Tensor, nois
                     lr: float, ema: float, seed: int = 0, progress: bool = True, desc: str = "stability") -> dict:
     """Minimise L_stab over ``net``'s parameters (Adam, EMA, the project's training loop); the
     classifier is frozen. Returns the loop's history plus ``epochs`` and ``seconds_per_epoch``."""
-    from lib.models.training import StepLoss, train_loop
-
     batch_size = check_count("batch_size", batch_size)
     device = next(net.parameters()).device
     x = x.to(device)
@@ -119,12 +123,6 @@ def stability_denoiser(dataset: str, sigma: float, classifier: nn.Module, classi
     trained through ``classifier`` (its config ``classifier_config`` goes into the cache key).
 
     Returns a :class:`lib.denoising.NetworkDenoiser` with ``config`` and ``history``."""
-    from lib.data import image_shape, load
-    from lib.denoising.denoise import NetworkDenoiser, mse_config, mse_denoiser
-    from lib.denoising.nets import DnCNN
-    from lib.models.cache import load_or_train
-    from lib.smoothing.noise import Gaussian
-
     base_cfg = mse_config(dataset, sigma, "gaussian", profile=profile, seed=seed)  # sizes (and start) of the DnCNN
     config = stability_config(dataset, sigma, init, classifier_config, base_cfg, settings, access, seed)
 

@@ -50,7 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.data import datasets as data
+from lib.denoising.energy import EnergyMLP, build_energy, energy_config, train_deen
+from lib.models.cache import load_or_train
+from lib.models.classifiers import build_classifier, dataset_info
 from lib.models.training import EpochSampler, StepLoss, train_loop
+from lib.profiles import model_settings
 from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device
 
 __all__ = ["draw_noise", "smoothed_log_probs", "smoothed_nll", "augmentation_nll", "pgd_attack_smoothed",
@@ -73,8 +78,6 @@ def draw_noise(x: torch.Tensor, sigma: float, m: int, generator: torch.Generator
 
 
 def _energy_of(denoiser):
-    from lib.denoising.energy import EnergyMLP
-
     energy = getattr(denoiser, "energy", denoiser)
     return energy if isinstance(energy, EnergyMLP) else None
 
@@ -302,8 +305,6 @@ def noisy_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: fl
 # ====================================================================== configs and the cache
 def _family_settings(profile: str) -> dict:
     """The ``xhat`` model family of ``lib.profiles`` (H's architecture and training, ``deen_low``)."""
-    from lib.profiles import model_settings
-
     return model_settings("xhat", profile)
 
 
@@ -316,9 +317,6 @@ def xhat_config(dataset: str, sigma: float, method: str, profile: str, eps: floa
     its DEEN (the ``deen`` family at the same sigma, the one notebook 04 uses), so H is retrained
     when φ changes. The family's ``lecture_m`` (the m of notebook 09's Lecture 14 rows, passed as
     the override ``m``) is not part of H's config."""
-    from lib.denoising.energy import energy_config
-    from lib.models.classifiers import dataset_info
-
     if method not in XHAT_METHODS:
         raise ValueError(f"method must be one of {sorted(XHAT_METHODS)}, got {method!r}")
     settings = _family_settings(profile)
@@ -341,17 +339,12 @@ def xhat_config(dataset: str, sigma: float, method: str, profile: str, eps: floa
 
 
 def _load_energy(deen_cfg: dict, device):
-    from lib.denoising.energy import build_energy, train_deen
-    from lib.models.cache import load_or_train
-
     energy, _ = load_or_train("deen", deen_cfg, build_energy, train_deen, device)
     energy.config, energy.config_hash = deen_cfg, config_hash(deen_cfg)
     return energy
 
 
 def _train_from_config(model: nn.Module, config: dict) -> dict:
-    from lib.data import datasets as data
-
     device = next(model.parameters()).device
     x, y = data.load(config["dataset"], config["train_split"], limit=config.get("train_limit"))
     denoiser = _load_energy(config["deen"], device) if config["deen"] else None
@@ -371,9 +364,6 @@ def get_xhat_classifier(dataset: str, sigma: float, method: str, profile: str, e
     """(trained H in eval mode, its x̂ denoiser or None, history), cached by config like every model.
 
     H carries ``config`` and ``config_hash``; the denoiser is the frozen DEEN of the config."""
-    from lib.models.cache import load_or_train
-    from lib.models.classifiers import build_classifier
-
     device = get_device(device)
     config = xhat_config(dataset, sigma, method, profile, eps, seed, **overrides)
     model, history = load_or_train("xhat", config, build_classifier, _train_from_config, device)

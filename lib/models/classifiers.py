@@ -29,7 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.data import datasets as data
+from lib.models.cache import load_or_train
 from lib.models.training import EpochSampler, StepLoss, train_loop
+from lib.profiles import model_settings
+from lib.smoothing.noise import make_noise
 from lib.utils import check_count, check_positive, check_sigma, config_hash, get_device
 
 __all__ = ["LinearClassifier", "MLPClassifier", "SmallCNN", "ResNet", "ARCHS",
@@ -38,8 +42,6 @@ __all__ = ["LinearClassifier", "MLPClassifier", "SmallCNN", "ResNet", "ARCHS",
 
 def dataset_info(dataset: str) -> tuple[tuple[int, ...], int]:
     """(input shape [C, H, W], number of classes) of a dataset name (from ``lib.data``)."""
-    from lib.data import datasets as data
-
     return tuple(data.image_shape(dataset)), int(data.num_classes(dataset))
 
 
@@ -214,7 +216,6 @@ def linear_margin(model: LinearClassifier, x: torch.Tensor, y: torch.Tensor) -> 
 
 
 def _load_split(config: dict, split_key: str, limit_key: str):
-    from lib.data import datasets as data  # imported lazily: lib.data downloads on first use
     return data.load(config["dataset"], config[split_key], limit=config.get(limit_key))
 
 
@@ -275,8 +276,6 @@ def train_classifier(model: nn.Module, config: dict, data: tuple | None = None, 
     history: loss and train_accuracy per epoch, test_accuracy (clean; and test_accuracy_noisy
     under the training noise when there is one), train_steps, train_seconds, train_cpu_seconds.
     """
-    from lib.smoothing.noise import make_noise
-
     epochs = check_count("epochs", config.get("epochs", 1))
     batch_size = check_count("batch_size", config.get("batch_size", 128))
     seed = int(config.get("seed", 0))
@@ -310,8 +309,6 @@ def classifier_config(arch: str, dataset: str, profile: str, noise: str | None =
                       sigma: float | None = None, seed: int = 0, **overrides) -> dict:
     """The full training config of a classifier: the family ``classifier/<arch>`` of
     ``lib.profiles`` (architecture options, optimiser, data size, epochs) < ``overrides``."""
-    from lib.profiles import model_settings
-
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
     settings = model_settings(f"classifier/{arch}", profile)
@@ -334,8 +331,6 @@ def get_classifier(arch: str, dataset: str, profile: str, noise: str | None = No
     when a model with the same config exists, else trained and cached (lib.cache).
 
     The model carries ``config`` (its training config) and ``config_hash`` (the cache key)."""
-    from lib.models.cache import load_or_train
-
     config = classifier_config(arch, dataset, profile, noise, sigma, seed, **overrides)
     model, history = load_or_train("classifier", config, build_classifier, train_classifier, get_device(device))
     model.config, model.config_hash = config, config_hash(config)

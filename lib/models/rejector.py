@@ -31,12 +31,17 @@ reaches the classifier).
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.utils import check_count, check_positive, config_hash
+from lib.data import image_shape, load, num_classes
+from lib.models.cache import load_or_train
+from lib.models.training import EpochSampler, StepLoss, train_loop
+from lib.smoothing.noise import Gaussian
+from lib.utils import check_count, check_positive, check_sigma, config_hash
 
 __all__ = ["RejectorNet", "Rejector", "rejection_targets", "rejection_loss", "rejector_config",
            "train_rejector", "get_rejector", "reject_decisions"]
@@ -142,8 +147,6 @@ def rejector_config(dataset: str, sigma: float, classifier_config: dict, denoise
     denoiser's configs, sigma, and the family settings (``lib.profiles.model_settings("rejector",
     profile)``: net, draws T, epochs, adam_epochs, adam_lr, sgd_lr, momentum, sgd_step, batch_size
     (denoised samples per step), n_train, head)."""
-    from lib.utils import check_sigma
-
     s = dict(settings)
     epochs, adam = check_count("epochs", s["epochs"]), check_count("adam_epochs", s["adam_epochs"], minimum=0)
     if adam > epochs:
@@ -176,10 +179,6 @@ def train_rejector(net: RejectorNet, classifier, denoiser, x: torch.Tensor, nois
     targets), ``seconds`` / ``cpu_seconds`` (targets and training), ``target_seconds``, ``epochs``,
     ``seconds_per_epoch``, ``samples`` (N*T) and per-phase ``phases``.
     """
-    import time
-
-    from lib.models.training import EpochSampler, StepLoss, train_loop
-
     if isinstance(classifier, nn.Module):
         classifier.eval()
     device = next(net.parameters()).device
@@ -229,10 +228,6 @@ def get_rejector(dataset: str, sigma: float, classifier, classifier_config: dict
     ``classifier``/``denoiser`` are the frozen models (``denoiser=None``: plain randomized
     smoothing); their configs identify them in the cache key. Returns a :class:`Rejector` with
     ``config`` and ``history`` (see :func:`train_rejector`)."""
-    from lib.data import image_shape, load, num_classes
-    from lib.models.cache import load_or_train
-    from lib.smoothing.noise import Gaussian
-
     config = rejector_config(dataset, sigma, classifier_config, denoiser_config, settings, seed)
 
     def build(cfg):

@@ -20,7 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from lib import paths
 from lib.reporting.tables import _log_abs, best_over, prefixed
@@ -42,8 +44,6 @@ PANEL_SIZE = (5.2, 4.6)
 @contextmanager
 def figure_style():
     """Apply :data:`STYLE` to the figures created inside the block."""
-    import matplotlib.pyplot as plt
-
     with plt.rc_context(STYLE):
         yield
 
@@ -77,8 +77,6 @@ def plot_certified_curves(rows: Mapping[str, Sequence[str | Path]], ax=None, max
     """Certified accuracy (fraction) against radius, one curve per label: the best over the
     label's logs at every radius. ``styles`` {label: matplotlib kwargs}; ``radius_cap`` draws a
     dotted line at the largest certifiable radius. Returns the axes."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         with figure_style():
             _, ax = plt.subplots(figsize=(7, 4.8))
@@ -107,8 +105,6 @@ def certified_curves_figure(panels: Mapping[str, Mapping[str, Sequence[str | Pat
                             radius_caps: Mapping[str, float] | None = None, ncols: int = 3):
     """One panel per entry of ``panels`` {panel title: rows}, shared y axis, the same colour for
     a label in every panel and ONE legend below the panels. Returns the figure."""
-    import matplotlib.pyplot as plt
-
     labels: list[str] = []
     for rows in panels.values():
         labels += [lb for lb in rows if lb not in labels]
@@ -145,8 +141,6 @@ def plot_cost(df, x: Sequence[float], xlabel: str, radius: str, ax=None, logx: b
     """Certified accuracy at ``radius`` (a column "r=..." of :func:`lib.methods.cost_table`, in %)
     and clean accuracy against ``x`` (samples n or annealing steps), with wall and CPU seconds on a
     second axis. Returns the axes."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(x, df["clean"], "o-", label="clean (r = 0)")
@@ -172,9 +166,6 @@ def plot_cost(df, x: Sequence[float], xlabel: str, radius: str, ax=None, logx: b
 def denoising_figure(x, denoiser, sigma: float, num: int = 6, seed: int = 0, title: str = ""):
     """What a denoised-smoothing classifier sees: a clean image x [C, H, W] (top row), ``num`` noisy
     copies x + sigma * eps (middle) and their denoised versions (bottom). Returns the figure."""
-    import matplotlib.pyplot as plt
-    import torch
-
     device = next((p.device for p in getattr(denoiser, "parameters", lambda: iter(()))()), torch.device("cpu"))
     x = x.to(device)
     gen = torch.Generator(device=device).manual_seed(int(seed))

@@ -22,9 +22,11 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ttest_rel
+from statsmodels.stats.contingency_tables import mcnemar
 
 from lib import paths
-from lib.smoothing.logs import LOG_COLUMNS, read_log, read_settings  # noqa: F401  (re-exported)
+from lib.smoothing.logs import LOG_COLUMNS, read_log, read_settings
 from lib.smoothing.stats import proportion_interval
 from lib.utils import atomic_path, atomic_write_json, atomic_write_text, check_alpha
 
@@ -213,9 +215,6 @@ def paired_difference(path_a: str | Path, path_b: str | Path, radius: float | No
     ``radius`` and McNemar's exact test (statsmodels) of the paired certified / not-certified
     outcomes (``p``; ``lo``/``hi`` are NaN: no interval is claimed). ``verdict`` is "A better",
     "B better" or "not resolved" (interval containing 0, or p >= alpha); ``points`` the pairs."""
-    from scipy.stats import ttest_rel
-    from statsmodels.stats.contingency_tables import mcnemar
-
     alpha = check_alpha(alpha)
     sa, sb = paired_outcomes(path_a, path_b, radius)
     d = sa - sb

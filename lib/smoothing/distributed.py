@@ -25,6 +25,8 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+from lib.smoothing.logs import model_fingerprint
+
 __all__ = ["SerialExecutor", "RayExecutor", "block_generator", "certify_block"]
 
 #: a block: (j, lo, hi) -- block number and the half-open range of positions it covers
@@ -168,7 +170,6 @@ class _Worker:
 
     def run(self, xs: torch.Tensor, job: dict, j: int, fingerprint: str | None):
         if fingerprint is not None:
-            from lib.smoothing.logs import model_fingerprint
             mine = model_fingerprint(self.smooth.classifier, self.smooth.denoiser,
                                      getattr(self.smooth, "rejector", None))
             if mine != fingerprint:
