@@ -11,7 +11,9 @@ Settings (``--setting``, several allowed):
   (:class:`lib.smoothing.noise.LogitGaussian`), which makes the fixed-n reference affordable.
 * ``lee`` -- notebook 05's one-step denoiser + classifier ("Denoised smoothing", Lee's setting) at
   n = 10^4 with 05's n0, alpha and radii (``--points`` test images, 05's sigmas or ``--sigmas``).
-* ``07`` -- the earlier comparison of notebook 07 (sequential CERTIFY against fixed n in 04's
+* ``04`` -- notebook 04's g[h] (the linear h, votes drawn exactly in logit space) at 04's sigmas,
+  n0, n, alpha and radii, ``--points`` test images.
+* ``07`` -- the comparison of notebook 07 (sequential CERTIFY against fixed n in 04's
   and 05's settings, :func:`lib.experiments.ablations.sequential_runs`), ``--only 04|05``.
 
 For ``cohen`` and ``lee`` it prints, per sigma and pooled, the certified accuracy at every table
@@ -58,6 +60,19 @@ def compare(fixed: dict, decision: dict, radii, labels: np.ndarray) -> pd.DataFr
     return out
 
 
+def min_votes(sigma: float, radii, alpha: float) -> str:
+    """The fewest votes with which any level-alpha certificate (Clopper-Pearson at the full alpha, every
+    vote for c_A) reaches each radius: ceil(log(alpha) / log(Phi(r / sigma)))."""
+    from lib.smoothing import Gaussian
+    from lib.smoothing.decision import threshold
+
+    t = threshold(Gaussian(sigma), np.asarray(radii, dtype=float))
+    with np.errstate(divide="ignore"):
+        n = np.ceil(np.log(alpha) / np.log(t))
+    return "fewest votes that can certify each radius at this alpha: " + ", ".join(
+        f"r={r:g}: {v:,.0f}" for r, v in zip(radii, n))
+
+
 def _summary(name: str, table: pd.DataFrame, fixed: dict, decision: dict, seconds: dict) -> str:
     equal = bool((table["McNemar p"] >= 0.05).all())
     cap = "" if "ratio, cap only" not in table.attrs else (
@@ -82,8 +97,50 @@ def _as_numpy(out) -> dict:
     return {"preds": out[0].numpy(), "radii": out[1].numpy(), "samples": np.asarray(out[2])}
 
 
+def _run_setting(title: str, sigmas, make, c: dict, labels: np.ndarray, seed: int) -> dict:
+    """Fixed n against decision mode (default and ``reach="cap"``) per sigma and pooled.
+
+    make(sigma) -> (Smooth, its inputs [N, ...], a note on the model); c: n0, n, alpha, radii."""
+    parts, md = [], []
+    for sigma in sigmas:
+        smooth, z, note = make(sigma)
+        t0 = time.perf_counter()
+        fixed = smooth.certify_batch(z, c["n0"], c["n"], c["alpha"], generator=torch.Generator().manual_seed(seed),
+                                     allow_large=True, progress=False)
+        t1 = time.perf_counter()
+        dec = _as_numpy(smooth.certify_decisions(z, c["radii"], c["n0"], c["n"], c["alpha"],
+                                                 generator=torch.Generator().manual_seed(seed + 1), allow_large=True,
+                                                 progress=False))
+        t2 = time.perf_counter()
+        fixed = {"preds": fixed[0].numpy(), "radii": fixed[1].numpy(), "samples": np.full(len(z), c["n0"] + c["n"])}
+        dec_cap = _as_numpy(smooth.certify_decisions(
+            z, c["radii"], c["n0"], c["n"], c["alpha"], generator=torch.Generator().manual_seed(seed + 1),
+            allow_large=True, progress=False, reach="cap"))
+        table = _with_cap(compare(fixed, dec, c["radii"], labels), compare(fixed, dec_cap, c["radii"], labels))
+        parts.append({"fixed": fixed, "decision": dec, "labels": labels, "table": table, "sigma": sigma,
+                      "cap": dec_cap})
+        md.append(_summary(f"{title}, sigma = {sigma:g} ({note}), n0 = {c['n0']}, n = {c['n']:,}, "
+                           f"alpha = {c['alpha']}, {len(z)} points", table, fixed, dec,
+                           {"fixed": t1 - t0, "decision": t2 - t1}) + min_votes(sigma, c["radii"], c["alpha"]) + "\n")
+        print(md[-1], flush=True)
+    fixed, dec, labels = _pooled(parts)
+    cap = {k: np.concatenate([p["cap"][k] for p in parts]) for k in dec}
+    table = _with_cap(compare(fixed, dec, c["radii"], labels), compare(fixed, cap, c["radii"], labels))
+    md.append(_summary(f"{title}, pooled over sigma {list(sigmas)}", table, fixed, dec,
+                       {"fixed": float("nan"), "decision": float("nan")}))
+    print(md[-1], flush=True)
+    return {"tables": {str(p["sigma"]): p["table"] for p in parts} | {"pooled": table}, "ratio": table.attrs["ratio"],
+            "ratio_cap_only": table.attrs["ratio, cap only"], "markdown": "\n".join(md)}
+
+
+def _with_cap(table: pd.DataFrame, cap: pd.DataFrame) -> pd.DataFrame:
+    table["decision, cap only"], table["McNemar p, cap only"] = cap["decision"], cap["McNemar p"]
+    table.attrs["ratio, cap only"] = cap.attrs["ratio"]
+    return table
+
+
 def run_cohen(points: int, seed: int, profile: str = "quick", sigmas=None) -> dict:
-    """The ``cohen`` setting; returns {sigma or "pooled": table} and the markdown."""
+    """The ``cohen`` setting: a Gaussian-augmented MLP 784-64-10 per sigma, votes drawn in its hidden layer."""
     from lib.data import load
     from lib.models import get_classifier
     from lib.smoothing import Smooth
@@ -92,52 +149,45 @@ def run_cohen(points: int, seed: int, profile: str = "quick", sigmas=None) -> di
     c = COHEN
     x, y = load("mnist", "test")
     x, y = x[:points], y[:points].numpy()
-    parts, md = [], []
-    for sigma in sigmas or c["sigmas"]:
+
+    def make(sigma):
         model, hist = get_classifier("mlp", "mnist", profile, noise="gaussian", sigma=sigma, seed=seed,
                                      hidden=c["hidden"], device="cpu")
         first, head = model.net[1], torch.nn.Sequential(*list(model.net)[2:])
         with torch.no_grad():
             z = first(x.flatten(1))  # clean hidden pre-activations [N, 64]
-        smooth = Smooth(head, 10, LogitGaussian(sigma, first.weight))
-        t0 = time.perf_counter()
-        fixed = smooth.certify_batch(z, c["n0"], c["n"], c["alpha"], generator=torch.Generator().manual_seed(seed),
-                                     allow_large=True, progress=False)
-        t1 = time.perf_counter()
-        dec = smooth.certify_decisions(z, c["radii"], c["n0"], c["n"], c["alpha"],
-                                       generator=torch.Generator().manual_seed(seed + 1), allow_large=True,
-                                       progress=False)
-        t2 = time.perf_counter()
-        fixed = {"preds": fixed[0].numpy(), "radii": fixed[1].numpy(),
-                 "samples": np.full(len(z), c["n0"] + c["n"])}
-        dec = _as_numpy(dec)
-        table = compare(fixed, dec, c["radii"], y)
-        dec_cap = _as_numpy(smooth.certify_decisions(
-            z, c["radii"], c["n0"], c["n"], c["alpha"], generator=torch.Generator().manual_seed(seed + 1),
-            allow_large=True, progress=False, reach="cap"))
-        cap = compare(fixed, dec_cap, c["radii"], y)
-        table["decision, cap only"], table["McNemar p, cap only"] = cap["decision"], cap["McNemar p"]
-        table.attrs["ratio, cap only"] = cap.attrs["ratio"]
-        parts.append({"fixed": fixed, "decision": dec, "labels": y, "table": table, "sigma": sigma, "cap": dec_cap})
-        md.append(_summary(f"Cohen et al.'s MNIST setting, sigma = {sigma:g} (MLP 784-64-10, noisy test accuracy "
-                           f"{hist.get('test_accuracy_noisy', float('nan')):.3f}), n0 = {c['n0']}, n = {c['n']:,}, "
-                           f"alpha = {c['alpha']}, {len(z)} points", table, fixed, dec,
-                           {"fixed": t1 - t0, "decision": t2 - t1}))
-        print(md[-1], flush=True)
-    fixed, dec, labels = _pooled(parts)
-    table = compare(fixed, dec, c["radii"], labels)
-    cap = compare(fixed, {k: np.concatenate([p["cap"][k] for p in parts]) for k in dec}, c["radii"], labels)
-    table["decision, cap only"], table["McNemar p, cap only"] = cap["decision"], cap["McNemar p"]
-    table.attrs["ratio, cap only"] = cap.attrs["ratio"]
-    md.append(_summary(f"Cohen et al.'s MNIST setting, pooled over sigma {sigmas or c['sigmas']}", table, fixed, dec,
-                       {"fixed": float("nan"), "decision": float("nan")}))
-    print(md[-1], flush=True)
-    return {"tables": {str(p["sigma"]): p["table"] for p in parts} | {"pooled": table}, "ratio": table.attrs["ratio"],
-            "markdown": "\n".join(md)}
+        return (Smooth(head, 10, LogitGaussian(sigma, first.weight)), z,
+                f"MLP 784-64-10, noisy test accuracy {hist.get('test_accuracy_noisy', float('nan')):.3f}")
+
+    return _run_setting("Cohen et al.'s MNIST setting", sigmas or c["sigmas"], make, c, y, seed)
+
+
+def run_04(points: int, seed: int, profile: str = "quick", sigmas=None) -> dict:
+    """Notebook 04's g[h] (the linear h, votes drawn in logit space), 04's sigmas, n0, n, alpha, radii."""
+    import lib.profiles
+    from lib.methods import Setup, build_smooth
+    from lib.methods.runs import test_subset
+    from lib.smoothing import Gaussian, Smooth
+    from lib.smoothing.noise import LogitGaussian
+
+    cfg = lib.profiles.get("04", profile)
+    setup = Setup.from_profile(cfg, seed=seed)
+    sub = test_subset(setup.dataset, points)
+    c = {k: cfg[k] for k in ("n0", "n", "alpha", "radii")}
+
+    def make(sigma):
+        smooth = build_smooth("none", Gaussian(sigma), setup)[0]
+        lin = getattr(smooth.classifier, "linear", smooth.classifier)
+        with torch.no_grad():
+            z = smooth.classifier(sub.xs.to(smooth.device))
+        return Smooth(torch.nn.Identity(), smooth.num_classes, LogitGaussian(sigma, lin.weight)), z, "linear h"
+
+    return _run_setting(f"Notebook 04's g[h] (profile {profile})", sigmas or cfg["sigmas"], make, c, sub.ys.numpy(),
+                        seed)
 
 
 def run_lee(points: int, seed: int, profile: str = "quick", sigmas=None, n: int = 10_000) -> dict:
-    """The ``lee`` setting: notebook 05's one-step pipeline, fixed n against decision mode."""
+    """The ``lee`` setting: notebook 05's one-step denoiser + classifier, 05's n0, alpha, radii, n = 10^4."""
     import lib.profiles
     from lib.methods import Setup, build_smooth
     from lib.methods.runs import test_subset
@@ -146,32 +196,13 @@ def run_lee(points: int, seed: int, profile: str = "quick", sigmas=None, n: int 
     cfg = lib.profiles.get("05", profile)
     setup = Setup.from_profile(cfg, seed=seed)
     sub = test_subset(setup.dataset, points)
-    x, y = sub.xs, sub.ys.numpy()
-    radii, n0, alpha = [float(r) for r in cfg["radii"]], int(cfg["n0"]), float(cfg["alpha"])
-    parts, md = [], []
-    for sigma in sigmas or cfg["sigmas"]:
-        smooth = build_smooth("one_step", Gaussian(sigma), setup)[0]
-        t0 = time.perf_counter()
-        fixed = smooth.certify_batch(x, n0, n, alpha, generator=torch.Generator().manual_seed(seed), allow_large=True,
-                                     progress=False)
-        t1 = time.perf_counter()
-        dec = _as_numpy(smooth.certify_decisions(x, radii, n0, n, alpha, generator=torch.Generator().manual_seed(seed + 1),
-                                                 allow_large=True, progress=False))
-        t2 = time.perf_counter()
-        fixed = {"preds": fixed[0].numpy(), "radii": fixed[1].numpy(), "samples": np.full(len(x), n0 + n)}
-        table = compare(fixed, dec, radii, y)
-        parts.append({"fixed": fixed, "decision": dec, "labels": y, "table": table, "sigma": sigma})
-        md.append(_summary(f"Lee's setting (notebook 05, one-step denoiser + classifier, profile {profile}), "
-                           f"sigma = {sigma:g}, n0 = {n0}, n = {n:,}, alpha = {alpha}, {len(x)} points", table, fixed,
-                           dec, {"fixed": t1 - t0, "decision": t2 - t1}))
-        print(md[-1], flush=True)
-    fixed, dec, labels = _pooled(parts)
-    table = compare(fixed, dec, radii, labels)
-    md.append(_summary("Lee's setting, pooled over sigma", table, fixed, dec, {"fixed": float("nan"),
-                                                                               "decision": float("nan")}))
-    print(md[-1], flush=True)
-    return {"tables": {str(p["sigma"]): p["table"] for p in parts} | {"pooled": table}, "ratio": table.attrs["ratio"],
-            "markdown": "\n".join(md)}
+    c = {"n0": int(cfg["n0"]), "n": n, "alpha": float(cfg["alpha"]), "radii": [float(r) for r in cfg["radii"]]}
+
+    def make(sigma):
+        return build_smooth("one_step", Gaussian(sigma), setup)[0], sub.xs, "one-step denoiser + classifier"
+
+    return _run_setting(f"Lee's setting (notebook 05, profile {profile})", sigmas or cfg["sigmas"], make, c,
+                        sub.ys.numpy(), seed)
 
 
 def run_07(profile: str, seed: int, only: str | None) -> dict:
@@ -193,7 +224,7 @@ def run_07(profile: str, seed: int, only: str | None) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "07"], default=["cohen"])
+    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "04", "07"], default=["cohen"])
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--points", type=int, default=500)
     parser.add_argument("--sigmas", type=float, nargs="*", default=None)
@@ -209,6 +240,8 @@ def main(argv=None) -> dict:
             res = run_cohen(args.points, args.seed, args.profile, args.sigmas)
         elif setting == "lee":
             res = run_lee(args.points, args.seed, args.profile, args.sigmas)
+        elif setting == "04":
+            res = run_04(args.points, args.seed, args.profile, args.sigmas)
         else:
             res = run_07(args.profile, args.seed, args.only)
         info = {"setting": setting, "profile": args.profile, "seed": args.seed, "points": args.points,
@@ -219,7 +252,7 @@ def main(argv=None) -> dict:
               f"{ratio if isinstance(ratio, dict) else f'{ratio:.2f}'}; {info}\n", flush=True)
         atomic_write_text(out / f"decision_{setting}.md", res["markdown"] + f"\n\n{info}\n")
         atomic_write_json(out / f"decision_{setting}.json",
-                          {"info": info, "ratio": ratio,
+                          {"info": info, "ratio": ratio, "ratio_cap_only": res.get("ratio_cap_only"),
                            "tables": {k: t.to_dict(orient="index") for k, t in res.get("tables", {}).items()}})
         results[setting] = {"info": info, "ratio": ratio}
     return results

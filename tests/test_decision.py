@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import stats as st
 
-from lib.smoothing import ABSTAIN, Gaussian, Laplace, Smooth, Uniform, certify_dataset, read_log
+from lib.smoothing import ABSTAIN, Gaussian, Laplace, Smooth, Uniform, certify_dataset
 from lib.smoothing.certificates import OneSided, TwoSided, WithRejection
 from lib.smoothing.decision import (CERTIFIED, OUT_OF_REACH, REFUTED, certify_decisions, decide_counts, decide_votes,
                                     decision_looks, decision_procedure, largest_certified, threshold)
