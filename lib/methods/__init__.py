@@ -7,11 +7,11 @@
 """
 from .registry import (  # noqa: F401
     Setup, Pipeline, Method, METHODS, REJECTOR_BASES, register_method, method_label, build_pipeline, build_smooth,
-    smooth_of, annealing_kwargs, model_summary, stability_model, rejector_model, rejector_pipeline,
+    annealing_kwargs, model_summary, stability_model, rejector_model, rejector_pipeline,
     TwoLevelEnergyScore, walk_jump_key, register_walk_jump,
 )
 from .runs import (  # noqa: F401
-    TestSubset, test_subset, log_path, certify_method, certify_grid, measure_throughput, make_smooth, smooth_factory,
+    TestSubset, test_subset, log_path, certify_method, certify_grid, measure_throughput, smooth_factory,
     estimate_certification,
 )
 from .summaries import (  # noqa: F401

@@ -66,7 +66,7 @@ from lib.smoothing.smooth import Smooth
 from lib.utils import check_count, check_sigma, config_hash, get_device
 
 __all__ = ["Setup", "Pipeline", "Method", "METHODS", "REJECTOR_BASES", "register_method", "method_label",
-           "build_pipeline", "build_smooth", "smooth_of", "annealing_kwargs", "model_summary", "stability_model",
+           "build_pipeline", "build_smooth", "annealing_kwargs", "model_summary", "stability_model",
            "rejector_model", "rejector_pipeline", "TwoLevelEnergyScore", "walk_jump_key", "register_walk_jump"]
 
 # ====================================================================== setup and models
@@ -514,16 +514,15 @@ def build_pipeline(method: str, noise, setup: Setup, sigma: float | None = None)
     return m.build(setup, noise)
 
 
-def build_smooth(method: str, noise, setup: Setup, sigma: float | None = None) -> tuple[Smooth, Pipeline]:
-    """``(Smooth(classifier, K, noise, denoiser, rejector), pipeline)`` for a registered method."""
+def build_smooth(method: str, noise, setup: Setup, sigma: float | None = None,
+                 pipeline: Pipeline | None = None) -> tuple[Smooth, Pipeline]:
+    """The smoothed classifier of ``method`` under ``noise``: ``(Smooth(classifier, K, noise, denoiser,
+    rejector), pipeline)`` on the setup's device; ``pipeline``: an already built one (e.g. a variant)."""
     noise = _as_noise(noise, sigma)
-    return smooth_of(build_pipeline(method, noise, setup), noise, setup)
-
-
-def smooth_of(pipe: Pipeline, noise: NoiseDistribution, setup: Setup) -> tuple[Smooth, Pipeline]:
-    """``(Smooth, pipe)`` of an already built pipeline."""
-    return Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser, rejector=pipe.rejector,
-                  device=setup.torch_device), pipe
+    pipe = build_pipeline(method, noise, setup) if pipeline is None else pipeline
+    smooth = Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser, rejector=pipe.rejector,
+                    device=setup.torch_device)
+    return smooth, pipe
 
 
 def model_summary(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lib.data import datasets as data
-from lib.methods.registry import Setup, _as_noise, _method, build_smooth, method_label, smooth_of
+from lib.methods.registry import Setup, _as_noise, _method, build_smooth, method_label
 from lib.smoothing import logs as logs_lib
 from lib.smoothing.certify import certify_dataset
 from lib.smoothing.logs import log_seconds
@@ -29,7 +29,7 @@ from lib.smoothing.noise import NoiseDistribution
 from lib.utils import check_alpha, check_count, config_hash, estimate_seconds, synchronize
 
 __all__ = ["TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput",
-           "make_smooth", "smooth_factory", "estimate_certification"]
+           "smooth_factory", "estimate_certification"]
 
 
 @dataclass
@@ -111,7 +111,7 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
         raise TypeError(f"subset must be a TestSubset (lib.methods.test_subset), got {type(subset).__name__}")
     if subset.dataset != setup.dataset:
         raise ValueError(f"subset is from {subset.dataset!r} but setup.dataset is {setup.dataset!r}")
-    smooth, pipe = build_smooth(method, noise, setup) if pipeline is None else smooth_of(pipeline, noise, setup)
+    smooth, pipe = build_smooth(method, noise, setup, pipeline=pipeline)
     key = _log_key(method, noise, pipe.config, subset.key, n0, n, alpha, setup.seed)
     path = log_path(notebook, setup.dataset, method, noise, setup.profile, key, tag)
     if chunk is None:  # keep blocks small enough for frequent checkpoints, big enough for batching
@@ -144,7 +144,7 @@ def estimate_certification(smooth, subset: TestSubset, n0: int, n: int, batch_si
                             len(subset) * (n0 + n), smooth.device)
 
 
-def make_smooth(method: str, noise, setup: Setup, sigma: float | None = None):
+def _smooth(method: str, noise, setup: Setup, sigma: float | None = None):
     """The ``Smooth`` of ``method`` (models from the cache): what a Ray worker builds."""
     return build_smooth(method, noise, setup, sigma)[0]
 
@@ -152,7 +152,7 @@ def make_smooth(method: str, noise, setup: Setup, sigma: float | None = None):
 def smooth_factory(method: str, noise, setup: Setup, sigma: float | None = None):
     """A picklable factory ``() -> Smooth`` for :class:`lib.smoothing.RayExecutor`: every worker
     builds the same models (trained models come from the cache, keyed by their configs)."""
-    return functools.partial(make_smooth, method, noise, setup, sigma)
+    return functools.partial(_smooth, method, noise, setup, sigma)
 
 
 def certify_grid(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup, subset: TestSubset,
