@@ -37,6 +37,7 @@ BUDGET_VERDICTS = ("persists at every budget tried", "holds at our budget, shrin
 
 #: the two kinds of claim "A vs B" and when a budget's (A - B, lo, hi) contradicts them
 CLAIMS = {"at least as good": lambda d, lo, hi: hi < 0, "better": lambda d, lo, hi: lo <= 0}
+CLAIMS_TEXT = {"at least as good": "at least as good as", "better": "better than"}
 
 
 def budget_verdict(diffs: Sequence[tuple[float, float, float]], claim: str = "at least as good",
@@ -133,6 +134,6 @@ def budget_finding(spec: Mapping) -> str:
                      f"{ch['diff']:+.3f} [{ch['lo']:+.3f}, {ch['hi']:+.3f}]: {_trend(ch)}")
     points = comparisons[0]["budgets"][0]["acr"]["points"]
     when = "lies below 0" if kind == "at least as good" else "does not lie above 0"
-    return (f"A = {f['a']}, B = {f['b']}; {f['claim']}. \"A {kind} B\" does not hold at a budget when the 95% paired t interval "
+    return (f"A = {f['a']}, B = {f['b']}; {f['claim']}. \"A {dict(CLAIMS_TEXT)[kind]} B\" does not hold at a budget when the 95% paired t interval "
             f"of the ACR difference A−B {when} ({points} test points, the same at every budget; ×k = "
             f"{f.get('budget_unit', 'k times the score network’s training steps')}). " + " ".join(parts))
