@@ -177,7 +177,8 @@ def cmd_start(args) -> None:
     print(estimate(args.notebooks, key, probe_now, here, data), flush=True)
     data["last_run"] = {"profile": args.profile, "variant": key, "tiny": args.tiny, "dataset": args.dataset or None,
                         "started": now(), "commit": commit(), "machine": here, "probe_cpu_seconds": probe_now,
-                        "command": args.command, "notebooks": args.notebooks, "finished": None}
+                        "command": args.command, "notebooks": args.notebooks, "finished": None,
+                        "load_average_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
     save(data)
 
 
@@ -188,7 +189,8 @@ def cmd_record(args) -> None:
         raise SystemExit(f"[run_times] no run of profile {args.profile} was started (run_times.py start first)")
     entry = {"seconds": round(args.seconds, 1), "finished": now(), "profile": args.profile,
              "commit": run["commit"], "machine": run["machine"], "probe_cpu_seconds": run["probe_cpu_seconds"],
-             "run_started": run["started"], "dataset": run.get("dataset")}
+             "run_started": run["started"], "dataset": run.get("dataset"),
+             "load_average_at_start": run.get("load_average_at_start")}
     data["notebooks"].setdefault(run["variant"], {})[args.notebook] = entry
     if args.notebook == run["notebooks"][-1]:
         run["finished"] = entry["finished"]
@@ -203,18 +205,24 @@ def cmd_last_profile(args) -> None:
 
 
 def markdown(data: dict, key: str | None = None) -> str:
-    """The recorded times as Markdown tables, one per run variant (used by the book's page)."""
+    """The recorded times as Markdown: per run variant, one table per run (machine, commit, start)."""
     lines = []
     for var, recs in sorted(data.get("notebooks", {}).items()):
         if key and var != key:
             continue
-        lines += [f"### {var}", "", "| notebook | wall time | finished (UTC) | commit | machine |", "|---|---|---|---|---|"]
+        lines += [f"### {var}", ""]
+        runs: dict[tuple, list] = {}
         for nb, r in sorted(recs.items()):
             m = r["machine"]
-            desc = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB" + (f", {m['gpu']}" if m.get("gpu") else "")
-            lines.append(f"| {nb} | {r['seconds']:.0f} s | {r['finished']} | {r['commit']} | {desc} |")
+            desc = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB" + (f", {m['gpu']}" if m.get("gpu") else ", no GPU")
+            runs.setdefault((r.get("run_started", "?"), r["commit"], desc), []).append((nb, r))
+        for (started, commit_, desc), rows in sorted(runs.items()):
+            lines += [f"Run started {started}, commit `{commit_}`, on {desc}:", "",
+                      "| notebook | wall time | finished (UTC) |", "|---|---|---|"]
+            lines += [f"| {nb} | {r['seconds']:.0f} s | {r['finished']} |" for nb, r in rows]
+            lines.append("")
         total = sum(r["seconds"] for r in recs.values())
-        lines += ["", f"Sum over the {len(recs)} notebooks above: {total / 60:.1f} min.", ""]
+        lines += [f"Sum over the {len(recs)} notebooks of {var}: {total / 60:.1f} min.", ""]
     return "\n".join(lines) if lines else "No run time recorded yet.\n"
 
 

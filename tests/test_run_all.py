@@ -63,3 +63,42 @@ def test_the_lock_is_released_when_the_holder_ends(dirs):
         assert (outputs / ".run_all.lock").read_text().startswith(f"pid {second.pid},")
     finally:
         _stop(second)
+
+
+def _run_times():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("companion_run_times", ROOT / "scripts" / "run_times.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_estimate_scales_recorded_times_by_the_probe_and_prefers_this_machine():
+    rt = _run_times()
+    here = {"cpu": "CPU X", "cores": 2}
+    rec = lambda s, cpu="CPU X": {"seconds": s, "probe_cpu_seconds": 0.5, "machine": {"cpu": cpu, "cores": 2}}
+    data = {"notebooks": {"quick": {"00_a": rec(600), "01_b": rec(1200, cpu="CPU Y")}}}
+    line = rt.estimate(["00_a"], "quick", 1.0, here, data)        # a probe twice as slow: twice the time
+    assert "ESTIMATE (not a measurement): about 20 min for 1 notebooks" in line and "this machine" in line
+    line = rt.estimate(["00_a", "01_b", "99_c"], "quick", 0.5, here, data)   # 01_b: another CPU, not used
+    assert "about 10 min for 1 notebooks" in line and "no recorded time for 01 99" in line
+    assert "estimate: none" in rt.estimate(["99_c"], "quick", 0.5, here, data)
+
+
+def test_record_merges_per_notebook_atomically(tmp_path, monkeypatch):
+    rt = _run_times()
+    monkeypatch.setenv("COMPANION_OUTPUTS", str(tmp_path))
+    monkeypatch.setattr(rt, "probe", lambda: 0.25)
+    rt.main(["start", "--profile", "smoke", "00_a.ipynb", "01_b.ipynb"])
+    rt.main(["record", "--profile", "smoke", "--notebook", "00_a", "--seconds", "12.34"])
+    rt.main(["start", "--profile", "smoke", "01_b"])
+    rt.main(["record", "--profile", "smoke", "--notebook", "01_b", "--seconds", "5"])
+    data = rt.load()
+    assert set(data["notebooks"]["smoke"]) == {"00_a", "01_b"}           # the second run kept the first's entry
+    assert data["notebooks"]["smoke"]["00_a"]["seconds"] == 12.3
+    assert data["last_run"]["notebooks"] == ["01_b"] and data["last_run"]["finished"]
+    assert data["notebooks"]["smoke"]["01_b"]["machine"]["cores"] >= 1
+    assert [p.name for p in tmp_path.iterdir()] == ["run_times.json"]     # no temporary file left behind
+    with pytest.raises(SystemExit, match="no run of profile quick"):
+        rt.main(["record", "--profile", "quick", "--notebook", "00_a", "--seconds", "1"])
