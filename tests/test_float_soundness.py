@@ -131,3 +131,21 @@ def test_fast_search_agrees_with_a_binary_search_and_sends_ties_to_further_bits(
     low = torch.searchsorted(table, ties, right=False) + m0
     high = torch.searchsorted(table, ties, right=True) + m0
     assert bool(((k >= low) & (k <= high)).all())
+
+
+def test_sound_vs_usual_pairs_the_two_procedures_on_the_same_points():
+    from lib.experiments.float_soundness import sound_twin, sound_vs_usual
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    denoiser = torch.nn.Identity()
+    smooth = Smooth(model, 10, Gaussian(0.25), denoiser=denoiser)
+    twin = sound_twin(smooth)
+    assert twin.grid == 255 and twin.denoiser is denoiser and twin.noise == smooth.noise and smooth.grid is None
+    xs = torch.randint(0, 256, (12, 1, 28, 28)).float() / 255
+    ys = model(xs).argmax(1)  # the base classifier's own labels: most points certified at small radii
+    df = sound_vs_usual(smooth, xs, ys, 20, 400, 0.01, [0.0, 0.1, 10.0])
+    assert list(df["radius"]) == [0.0, 0.1, 10.0]
+    assert (df["usual %"].iloc[-1], df["sound %"].iloc[-1]) == (0.0, 0.0)  # beyond the largest certifiable radius
+    for k in ("usual", "sound"):
+        assert (df[f"{k} %"].diff().dropna() <= 0).all()
+    assert ((df["McNemar p"] >= 0) & (df["McNemar p"] <= 1)).all()

@@ -3,8 +3,8 @@
 Randomized smoothing is proved for exact noise and exact addition; in float32 the noise is a
 discrete law on floats and the sum is rounded, and a base classifier can read that rounding
 (Voráček & Hein, "Sound randomized smoothing in floating-point arithmetic", ICLR 2023,
-arXiv 2207.07209, section 3). For inputs on the grid ``Z / q`` (image bytes / 255) the remedy
-(their section 4) is to smooth the base classifier composed with rounding to the grid,
+arXiv 2207.07209, the counterexamples). For inputs on the grid ``Z / q`` (image bytes / 255) the remedy
+(their sound procedure for quantized inputs) is to smooth the base classifier composed with rounding to the grid,
 
     h(y) = f(G(round(q y))),    G(k) = float32(k / q)  (any fixed function of the integer k),
 
@@ -18,7 +18,7 @@ the smoothed h *in exact arithmetic*. The only random quantity h needs is the in
 This module draws k exactly from fair bits: a 63-bit uniform word U per coordinate is compared
 with ``floor(2^63 F_m)`` (a table computed in 256-bit arithmetic by mpmath); a word equal to a
 table entry (probability about 2^-50 per coordinate) draws further words and decides in
-arbitrary precision. So the votes are exact draws of the smoothed h at x and the certificate is
+arbitrary precision (F by mpmath with 256 guard bits). So the votes are exact draws of the smoothed h at x and the certificate is
 sound whatever f computes in floating point, given fair bits from the generator.
 
 It serves every family whose CDF mpmath evaluates: Gaussian, Laplace, Uniform. It cannot serve

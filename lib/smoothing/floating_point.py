@@ -7,7 +7,7 @@ tie (2^-25 is half the spacing of float32 there), so it rounds to an even last m
 at x = 0 the same last bits are those of the float32 noise, fair coins. :class:`RoundingReader`
 votes on that pattern, so the smoothed classifier is certified for one class at x and for the
 other at x', a distance of 2^-25 sqrt(d) away (Voráček & Hein, "Sound randomized smoothing in
-floating-point arithmetic", ICLR 2023, arXiv 2207.07209, section 3, build a classifier of this
+floating-point arithmetic", ICLR 2023, arXiv 2207.07209, build counterexamples of this
 kind; this one is our own construction). With ``Smooth(..., grid=q)`` the classifier sees
 grid values only, and both points get the same class.
 """
