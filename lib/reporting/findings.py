@@ -386,7 +386,7 @@ def table_finding(spec: Mapping) -> str:
             pub = pd.DataFrame(rows).T
             pw = _winners(pub, radii)
             if pw:
-                text += f" {src} (published, in its own setting; orderings compared, no test): best {_runs(pw, radii)}."
+                text += f" {src}: best {_runs(pw, radii)} (published, in its own setting: orderings compared, no test)."
             shared = [r for r in pub.index if r in ours.index]
             agree = total = within = 0
             for i, a in enumerate(shared):
