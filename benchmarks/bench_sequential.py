@@ -13,6 +13,9 @@ Settings (``--setting``, several allowed):
   n = 10^4 with 05's n0, alpha and radii (``--points`` test images, 05's sigmas or ``--sigmas``).
 * ``04`` -- notebook 04's g[h] (the linear h, votes drawn exactly in logit space) at 04's sigmas,
   n0, n, alpha and radii, ``--points`` test images.
+* ``notebook`` -- any registered method (``--method``) in a notebook's setting (``--notebook``: its
+  sigmas, n0, alpha, radii; ``--n`` or its n), e.g. ``--notebook 09 --method gaussian_aug`` or
+  ``--notebook 08 --method mse_rejector`` (sample rejection: the Theorem 3.1 pair is decided).
 * ``07`` -- the comparison of notebook 07 (sequential CERTIFY against fixed n in 04's
   and 05's settings, :func:`lib.experiments.ablations.sequential_runs`), ``--only 04|05``.
 
@@ -186,23 +189,31 @@ def run_04(points: int, seed: int, profile: str = "quick", sigmas=None) -> dict:
                         seed)
 
 
-def run_lee(points: int, seed: int, profile: str = "quick", sigmas=None, n: int = 10_000) -> dict:
-    """The ``lee`` setting: notebook 05's one-step denoiser + classifier, 05's n0, alpha, radii, n = 10^4."""
+def run_notebook(notebook: str, method: str, points: int, seed: int, profile: str = "quick", sigmas=None,
+                 n: int | None = None) -> dict:
+    """A registered method (:func:`lib.methods.build_smooth`) in a notebook's setting: its profile's
+    sigmas, n0, alpha and radii, n = ``n`` (default the profile's n), ``points`` test images."""
     import lib.profiles
     from lib.methods import Setup, build_smooth
     from lib.methods.runs import test_subset
     from lib.smoothing import Gaussian
 
-    cfg = lib.profiles.get("05", profile)
+    cfg = lib.profiles.get(notebook, profile)
     setup = Setup.from_profile(cfg, seed=seed)
     sub = test_subset(setup.dataset, points)
-    c = {"n0": int(cfg["n0"]), "n": n, "alpha": float(cfg["alpha"]), "radii": [float(r) for r in cfg["radii"]]}
+    c = {"n0": int(cfg["n0"]), "n": int(n or cfg["n"]), "alpha": float(cfg["alpha"]),
+         "radii": [float(r) for r in cfg["radii"]]}
 
     def make(sigma):
-        return build_smooth("one_step", Gaussian(sigma), setup)[0], sub.xs, "one-step denoiser + classifier"
+        return build_smooth(method, Gaussian(sigma), setup)[0], sub.xs, method
 
-    return _run_setting(f"Lee's setting (notebook 05, profile {profile})", sigmas or cfg["sigmas"], make, c,
+    return _run_setting(f"Notebook {notebook}'s {method} (profile {profile})", sigmas or cfg["sigmas"], make, c,
                         sub.ys.numpy(), seed)
+
+
+def run_lee(points: int, seed: int, profile: str = "quick", sigmas=None, n: int = 10_000) -> dict:
+    """The ``lee`` setting: notebook 05's one-step denoiser + classifier, 05's n0, alpha, radii, n = 10^4."""
+    return run_notebook("05", "one_step", points, seed, profile, sigmas, n)
 
 
 def run_07(profile: str, seed: int, only: str | None) -> dict:
@@ -224,7 +235,10 @@ def run_07(profile: str, seed: int, only: str | None) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "04", "07"], default=["cohen"])
+    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "04", "notebook", "07"], default=["cohen"])
+    parser.add_argument("--notebook", default="09", help="with --setting notebook: whose profile settings")
+    parser.add_argument("--method", default="gaussian_aug", help="with --setting notebook: a registered method")
+    parser.add_argument("--n", type=int, default=None, help="with --setting notebook: n (default the profile's)")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--points", type=int, default=500)
     parser.add_argument("--sigmas", type=float, nargs="*", default=None)
@@ -240,6 +254,8 @@ def main(argv=None) -> dict:
             res = run_cohen(args.points, args.seed, args.profile, args.sigmas)
         elif setting == "lee":
             res = run_lee(args.points, args.seed, args.profile, args.sigmas)
+        elif setting == "notebook":
+            res = run_notebook(args.notebook, args.method, args.points, args.seed, args.profile, args.sigmas, args.n)
         elif setting == "04":
             res = run_04(args.points, args.seed, args.profile, args.sigmas)
         else:

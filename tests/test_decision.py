@@ -14,7 +14,8 @@ from scipy import stats as st
 from lib.smoothing import ABSTAIN, Gaussian, Laplace, Smooth, Uniform, certify_dataset
 from lib.smoothing.certificates import OneSided, TwoSided, WithRejection
 from lib.smoothing.decision import (CERTIFIED, OUT_OF_REACH, REFUTED, certify_decisions, decide_counts, decide_votes,
-                                    decision_looks, decision_procedure, largest_certified, threshold)
+                                    decision_looks, decision_procedure, decision_settings, largest_certified,
+                                    threshold)
 
 RADII = np.array([0.25, 0.5, 0.75, 1.0])
 K = 4
@@ -34,6 +35,7 @@ def _model(noise, num, rng, two_classes=False):
 
 
 def _run(certificate, probs, alpha, rng, n0=50, n_max=3000, **kw):
+    """decide_votes on multinomial votes of ``probs`` [B, outcomes], looks 32, 48, ... , n_max."""
     def draw(idx, r):
         return rng.multinomial(r, probs[idx])
 
@@ -76,6 +78,14 @@ def test_decisions_are_sound_near_the_thresholds(cls, two_sided):
     assert (d == CERTIFIED).any() and (d == REFUTED).any()  # both kinds of decision are exercised
     assert np.all(np.diff((d == CERTIFIED).astype(int), axis=1) <= 0)  # monotone in r
     assert np.all(np.diff((d == REFUTED).astype(int), axis=1) >= 0)
+
+
+def test_decisions_with_the_deterministic_cap_only_are_sound():
+    noise, alpha, num = Laplace(0.5), 0.05, 4000
+    rng = np.random.default_rng(5)
+    probs = _model(noise, num, rng)
+    res = _run(OneSided(noise), probs, alpha, rng, reach="cap")
+    _assert_within_alpha(_wrong_rows(OneSided(noise), probs, res), alpha)
 
 
 def test_rejection_decisions_are_sound():
@@ -167,7 +177,8 @@ def test_certify_decisions_end_to_end(tmp_path):
     assert int(samples.max()) <= 64 + 20_000 and dec.shape == (4, 3)
     log = tmp_path / "d.tsv"
     df = certify_dataset(smooth, xs, torch.tensor([0, 0, 0, 1]), 64, 20_000, 0.001, log, progress=False,
-                         certify=decision_procedure([0.25, 0.5, 1.0])(smooth), columns=["samples"])
+                         certify=decision_procedure([0.25, 0.5, 1.0])(smooth), columns=["samples"],
+                         settings=decision_settings([0.25, 0.5, 1.0]))
     assert set(df["radius"]) <= {0.0, 0.25, 0.5, 1.0} and df["samples"].max() <= 20_064
     assert int(df["predict"][2]) == ABSTAIN or float(df["radius"][2]) == 0.0
 

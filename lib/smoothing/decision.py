@@ -70,7 +70,7 @@ from lib.smoothing.stats import lower_confidence_bound
 from lib.utils import check_alpha, check_count
 
 __all__ = ["CERTIFIED", "REFUTED", "OUT_OF_REACH", "threshold", "decision_looks", "select_candidates",
-           "decide_counts", "decide_votes", "largest_certified", "certify_decisions", "decision_procedure"]
+           "decide_counts", "decide_votes", "largest_certified", "certify_decisions", "decision_procedure", "decision_settings"]
 
 #: codes of a decision row [B, K]
 CERTIFIED, REFUTED, OUT_OF_REACH = 1, -1, 0
@@ -288,11 +288,18 @@ def certify_decisions(smooth, xs: torch.Tensor, radii: Sequence[float], n0: int,
     return out + (decisions,) if return_decisions else out
 
 
+def decision_settings(radii: Sequence[float], **options) -> dict:
+    """The sidecar settings of a decision-mode log (``certify_dataset(..., settings=...)``): they keep
+    its rows, whose ``radius`` is a table radius, apart from a fixed-n log of the same points."""
+    return {"procedure": "decision", "radii": [float(r) for r in radii], "options": dict(options)}
+
+
 def decision_procedure(radii: Sequence[float], **options):
     """A ``certify=`` function for :func:`lib.smoothing.certify.certify_dataset` (log column
     ``samples``): ``certify(xs, n0, n, alpha, batch_size=, generator=)`` runs decision mode with
     n_max = n at the table ``radii``; ``options`` are those of :func:`certify_decisions`.
-    Use it as ``certify=decision_procedure(radii)(smooth), columns=["samples"]``."""
+    Use it as ``certify=decision_procedure(radii)(smooth), columns=["samples"],
+    settings=decision_settings(radii)``."""
     radii = [float(r) for r in radii]
 
     def procedure(smooth):
