@@ -34,11 +34,10 @@ Two anytime-valid bound families (``bound=``):
   so it depends on the counts only; valid at every n by Ville's inequality, no schedule needed.
   Each bound of the certificate gets its share of alpha. Tighter at early looks, looser at n_max.
 
-Measured on the analytic half-space models (tests/test_sequential.py; 2000 points, n_max = 4000,
-alpha = 0.01, run to n_max): mean radius 0.993-0.995 of fixed-n CERTIFY's for ``"cp"`` and
-0.84-0.90 for ``"betting"`` (Gaussian, Laplace, uniform), hence the default. With a table's grid as
-``targets`` and n_max = 10^5, a mixture of easy and boundary points used 6.5x fewer votes at the
-same certified accuracy; on real models the saving depends on the margins (notebook 07).
+Their looseness against fixed-n CERTIFY is measured on the analytic half-space models in
+tests/test_sequential.py. For a certified-accuracy table, :mod:`lib.smoothing.decision` decides
+every table radius with one two-sided sequence and an adaptive n0 (``Smooth.certify_decisions``);
+this module returns the radius itself, for curves over r.
 """
 from __future__ import annotations
 
