@@ -18,8 +18,9 @@ the smoothed h *in exact arithmetic*. The only random quantity h needs is the in
 This module draws k exactly from fair bits: a 63-bit uniform word U per coordinate is compared
 with ``floor(2^63 F_m)`` (a table computed in 256-bit arithmetic by mpmath); a word equal to a
 table entry (probability about 2^-50 per coordinate) draws further words and decides in
-arbitrary precision (F by mpmath with 256 guard bits). So the votes are exact draws of the smoothed h at x and the certificate is
-sound whatever f computes in floating point, given fair bits from the generator.
+arbitrary precision (F by mpmath with 256 guard bits). So the votes are exact draws of the
+smoothed h at x, and the certificate is sound whatever f computes in floating point, given fair
+bits from the generator.
 
 It serves every family whose CDF mpmath evaluates: Gaussian, Laplace, Uniform. It cannot serve
 :class:`lib.smoothing.noise.LogitGaussian` (its votes are drawn in logit space, which assumes the
