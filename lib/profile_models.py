@@ -10,7 +10,7 @@ PROFILES = ("smoke", "quick", "full")
 
 # ================================================================ model settings, by family
 # classifiers: options and optimiser per architecture, then data size and epochs per profile. The quick
-# sizes fit a 2-core CPU (3 epochs on 30k images; measured in notebook 07); full is paper scale
+# sizes fit a 2-core CPU (3 epochs on 30k images); full is paper scale
 # (ResNet-110 of Cohen et al. on CIFAR-10).
 _CLASSIFIER_ARCH = {
     "linear": {"optimizer": "adam", "lr": 1e-3, "batch_size": 128},
@@ -73,10 +73,7 @@ MODELS: dict[str, dict[str, dict]] = {
     "deen": {
         "smoke": {"hidden": [256, 256], "epochs": 6, "batch_size": 64, "lr": 3e-3,
                   "train_split": "train", "train_limit": 2000, "test_limit": 500},
-        # quick: chosen by lib.experiments.fidelity.deen_sweep (issue 14): sigma = 0.6, every candidate trained for
-        # ~60 CPU-s (its epochs from a measured per-step cost), test MSE per pixel (2000 test images; Wiener floor
-        # 0.0235, noisy 0.36): 256-256 x 20 epochs 0.0165, 512-512 x 8 0.0158, 1024-1024 x 3 0.0171,
-        # 512-512-512 x 6 0.0161 (shared 2-core CPU under load) -> 512-512, 8 epochs
+        # quick: the architecture chosen by lib.experiments.fidelity.deen_sweep (equal CPU budget per candidate)
         "quick": {"hidden": [512, 512], "epochs": 8, "batch_size": 128, "lr": 1e-3,
                   "train_split": "trainval", "train_limit": None, "test_limit": 2000},
         "full": {"hidden": [1024, 1024], "epochs": 30, "batch_size": 128, "lr": 1e-3,

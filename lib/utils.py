@@ -128,7 +128,7 @@ def configure_threads(threads: int | None = None) -> int:
     ``OMP_NUM_THREADS`` is set, which torch already honours) the number of :func:`free_cores`.
     On a machine shared with other CPU-bound processes this avoids oversubscription: two
     processes each running one thread per core on the same cores slow each other down far more
-    than the cores they share (notebook 02 ran 8.8x its idle time so). Results do not depend on it:
+    than the cores they share. Results do not depend on it:
     the certification logs and trained weights are the same for 1 and 2 threads
     (tests/test_reproducibility.py)."""
     if threads is None:

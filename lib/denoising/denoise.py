@@ -1,7 +1,7 @@
 """Denoisers: one interface, ``denoiser(noisy batch [B, *shape]) -> denoised batch [B, *shape]``.
 
 Every score-based constructor takes any ``score(y, sigma)`` callable -- a learned
-:class:`lib.score.ScoreModel`, a closed form (``lib.score.ClosedFormScore`` or directly a
+:class:`lib.denoising.score.ScoreModel`, a closed form (``lib.denoising.score.ClosedFormScore`` or directly a
 ``lib.data.GaussianData`` / ``GaussianMixture``), or a plain function -- so the theory
 notebooks' exact scores drive the same code as the networks.
 
@@ -20,7 +20,7 @@ constructor         what it computes
 :func:`identity`    no denoiser
 ==================  ============================================================================
 
-A denoiser whose score needs autograd (``lib.score.EnergyScore``) has
+A denoiser whose score needs autograd (``lib.denoising.score.EnergyScore``) has
 ``requires_grad = True``; :class:`lib.smoothing.Smooth` then runs it under ``no_grad``
 rather than ``inference_mode`` (the energy model re-enables autograd locally and works in
 either). All others run their score network under ``torch.no_grad``.
@@ -138,7 +138,7 @@ class AnnealedMAP(_ScoreDenoiser):
                  steps_per_level: int = 1, sigma_ref: float | None = None):
         super().__init__(score)
         if not isinstance(noise, NoiseDistribution):
-            raise TypeError(f"noise must be a lib.noise.NoiseDistribution, got {type(noise).__name__}")
+            raise TypeError(f"noise must be a lib.smoothing.NoiseDistribution, got {type(noise).__name__}")
         self.noise = noise
         if isinstance(sigmas, str):
             sigmas = make_schedule(sigmas)
@@ -269,7 +269,7 @@ def mse_loss(model: nn.Module, data_x: torch.Tensor, noise: NoiseDistribution, b
     (Salman et al. 2020), for :func:`lib.models.train_loop`; batches and noise from one
     generator seeded by ``seed``."""
     if not isinstance(noise, NoiseDistribution):
-        raise TypeError(f"noise must be a lib.noise.NoiseDistribution, got {type(noise).__name__}")
+        raise TypeError(f"noise must be a lib.smoothing.NoiseDistribution, got {type(noise).__name__}")
     batch_size = check_count("batch_size", batch_size)
     device = next(model.parameters()).device
     data_x = data_x.to(device)

@@ -16,7 +16,7 @@ gradient ∇_y φ is taken by autograd (``create_graph=True`` while training, so
 can be differentiated again with respect to the weights).
 
 This module keeps one model per sigma (the paper's setting: "φ is learned in advance for
-any σ of interest"); the sigma-conditional score models live in ``lib.score``.
+any σ of interest"); the sigma-conditional score models live in ``lib.denoising.score``.
 """
 from __future__ import annotations
 

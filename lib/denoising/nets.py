@@ -11,7 +11,7 @@
 The conditional networks see the noise level through ``log sigma`` (a Fourier-feature
 embedding), never through an index into a fixed grid, so one network serves every
 ``sigma > 0`` (interpolating between the levels it was trained on). Score *scaling*
-(``s = net / sigma``) and input preconditioning live in :mod:`lib.score`, not here.
+(``s = net / sigma``) and input preconditioning live in :mod:`lib.denoising.score`, not here.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class ScoreMLP(nn.Module):
     noise embedding added after the first), summed into the output (for ``scalar``: its
     per-pixel map is summed into the energy). A plain MLP must squeeze every image through
     ``hidden`` units and cannot represent local detail, which is what denoising at small
-    sigma needs; this cheap local path fixes most of that (measured in notebook 02).
+    sigma needs; this cheap local path supplies it.
     """
 
     def __init__(self, shape=(1, 28, 28), hidden: int = 512, depth: int = 3, emb_dim: int = 64,

@@ -34,8 +34,8 @@ mean squared error of the one-step denoiser relative to that of the noisy input 
 denoising, 0 = perfect). EMA weights are what is cached and evaluated.
 
 :func:`get_score_model` builds the config from ``lib.profiles`` (family "score") and goes
-through ``lib.cache.load_or_train``, so every notebook gets the same cached network with
-one line: ``model, hist = lib.score.get_score_model("mnist", "geometric", profile)``.
+through ``lib.models.cache.load_or_train``, so every notebook gets the same cached network with
+one line: ``model, hist = lib.denoising.score.get_score_model("mnist", "geometric", profile)``.
 """
 from __future__ import annotations
 
@@ -414,7 +414,7 @@ def score_config(dataset: str = "mnist", schedule: str = "geometric", profile: s
 
 
 def build_score_model(config: dict) -> ScoreModel:
-    """An untrained model from a :func:`score_config` dict (used by ``lib.cache``)."""
+    """An untrained model from a :func:`score_config` dict (used by ``lib.models.cache``)."""
     shape = data.image_shape(config["dataset"])
     energy = config["param"] == "energy"
     net = build_net(config["arch"], shape, scalar=energy, **config["net"])
@@ -425,7 +425,7 @@ def build_score_model(config: dict) -> ScoreModel:
 def _train_score(model: ScoreModel, config: dict, progress: bool = True, desc: str | None = None,
                  per_sigma: bool = True) -> dict:
     """DSM on the config's training data for ``config["iters"]`` steps; with ``per_sigma``, add the held-out loss at the training levels to the history. (The initial
-    weights are seeded by ``lib.cache``; the training draws by ``train_dsm(seed=...)``.)"""
+    weights are seeded by ``lib.models.cache``; the training draws by ``train_dsm(seed=...)``.)"""
     x, _ = data.load(config["dataset"], "train", limit=config["n_train"])
     hist = train_dsm(model, x, config["sigmas"], config["iters"], config["batch_size"], config["lr"],
                      config["ema"], seed=config["seed"], progress=progress,

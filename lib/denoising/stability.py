@@ -20,8 +20,8 @@ for the duration of training (restored afterwards) so no gradient is accumulated
 the denoiser's parameters are optimised.
 
 ``stability_denoiser(...)`` is cached by config like every model (``lib.models.cache``); its
-``history`` holds ``seconds``, ``iters``, ``epochs`` and ``seconds_per_epoch`` for the training-time
-table of notebook 08 (Sheikholeslami et al. Table 1).
+``history`` holds ``seconds``, ``iters``, ``epochs`` and ``seconds_per_epoch`` for a training-time
+table (Sheikholeslami et al. Table 1).
 """
 from __future__ import annotations
 

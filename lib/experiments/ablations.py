@@ -1,11 +1,11 @@
-"""Notebook 07's ablations: Lee's D.1 (multi-scale vs single-sigma score networks), D.2 (classifier
+"""Ablations of denoised smoothing: Lee's D.1 (multi-scale vs single-sigma score networks), D.2 (classifier
 strength), and the cost side (samples n, annealing levels L, sequential vs fixed-n CERTIFY).
 
 Each section is one call that certifies (reusing logs), registers its tables and returns a small
 dict of frames, log paths and the numbers the notebook records; the notebook holds prose,
 parameters and these calls.
 
-**Work, not clocks** (issue 18). The cost runs count the work in the code that does it
+**Work, not clocks**. The cost runs count the work in the code that does it
 (:class:`WorkCounter`): noisy samples drawn (rows of ``noise.sample``), rows through the denoiser
 and score-network evaluations (rows through the denoiser's ``score``). Their logs carry the
 per-example columns ``samples`` and ``score_evals`` after Cohen's six, so a rerun that reuses

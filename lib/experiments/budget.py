@@ -1,4 +1,4 @@
-"""Notebook 07: comparisons that our quick run resolves against a claim, tested against the training budget.
+"""Gaps between two methods that a run resolves against a claim, rerun at larger training budgets.
 
 Three comparisons: (i) the multi-step denoiser against the one-step one from the same multi-scale score
 network (our comparison: Lee compares each of them with other methods, never the two with each other);

@@ -1,4 +1,4 @@
-"""The studies of notebooks 02 and 03: score networks compared, and every denoiser on every noise.
+"""Score networks compared, and every denoiser on every noise: tables and figures of the denoising studies.
 
 Glue that turns the models of :mod:`lib.denoising.score` and the denoisers of
 :mod:`lib.denoising.denoise` into the notebooks' tables and figures, so the notebooks hold prose,

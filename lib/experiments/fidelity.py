@@ -1,4 +1,4 @@
-"""Fidelity of notebook 04 to Saremi & Srivastava's Table 1 (issue 14, items 1-3).
+"""The empirical-Bayes classifier g[π] against Saremi & Srivastava's Table 1: certification, floors and checks.
 
 * :func:`logit_procedure` -- g[h] of a *linear* h certified by sampling its logits: for
   h(x) = W vec(x) + b under N(0, sigma^2 I), h(x + u) = h(x) + W u with W u ~ N(0, sigma^2 W W^T),

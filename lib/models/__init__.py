@@ -8,7 +8,7 @@ from .classifiers import (  # noqa: F401
 from .cache import (  # noqa: F401
     CorruptCheckpointError, checkpoint_path, load_checkpoint, load_or_train, save_checkpoint, verify_manifest,
 )
-from .rejector import (  # noqa: F401  (Sheikholeslami et al.'s rejectors; notebook 08)
+from .rejector import (  # noqa: F401  (Sheikholeslami et al.'s rejectors)
     RejectorNet, Rejector, reject_decisions, rejection_targets, rejection_loss, rejector_config, train_rejector,
     get_rejector,
 )

@@ -18,7 +18,7 @@ resnet      CIFAR-style pre-activation-free ResNet of basic blocks, depth = 6k +
 x + u, u ~ q_sigma (Gaussian data augmentation of Cohen et al. 2019, and its Laplace /
 uniform analogues): the base classifier then sees the inputs the smoothed classifier
 feeds it. :func:`get_classifier` builds a config from a profile and goes through
-:func:`lib.cache.load_or_train`, so a model is trained once per config.
+:func:`lib.models.cache.load_or_train`, so a model is trained once per config.
 """
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def _model_device(model: nn.Module) -> torch.device:
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048,
              noise=None, generator: torch.Generator | None = None) -> float:
     """Top-1 accuracy of ``model`` on x [N, C, H, W], y [N]; with ``noise`` (a
-    ``lib.noise.NoiseDistribution``) on x + u, one draw per image."""
+    ``lib.smoothing.NoiseDistribution``) on x + u, one draw per image."""
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"x and y must have the same positive length, got {x.shape[0]} and {y.shape[0]}")
     was_training = model.training
@@ -328,7 +328,7 @@ def classifier_config(arch: str, dataset: str, profile: str, noise: str | None =
 def get_classifier(arch: str, dataset: str, profile: str, noise: str | None = None, sigma: float | None = None,
                    seed: int = 0, device=None, **overrides) -> tuple[nn.Module, dict]:
     """(trained classifier in eval mode on ``device``, history): loaded from ``data/models``
-    when a model with the same config exists, else trained and cached (lib.cache).
+    when a model with the same config exists, else trained and cached (lib.models.cache).
 
     The model carries ``config`` (its training config) and ``config_hash`` (the cache key)."""
     config = classifier_config(arch, dataset, profile, noise, sigma, seed, **overrides)

@@ -28,7 +28,7 @@ def default_batch_size(input_numel: int, device: torch.device) -> int:
 
 def rows_for_memory(per_sample_bytes: float, free_bytes: float, fraction: float = MEMORY_FRACTION) -> int:
     """Noisy samples per pipeline call that fit in ``fraction`` of ``free_bytes``, given the peak
-    memory of one sample through the pipeline (measured by :func:`memory_batch_size`)."""
+    memory of one sample through the pipeline (from :func:`memory_batch_size`)."""
     if not per_sample_bytes > 0 or not free_bytes > 0:
         raise ValueError(f"per-sample and free memory must be positive, got {per_sample_bytes}, {free_bytes}")
     return max(1, int(fraction * free_bytes // per_sample_bytes))

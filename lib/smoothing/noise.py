@@ -192,8 +192,8 @@ class Laplace(NoiseDistribution):
 
     def _fill(self, out, generator):
         # inverse CDF from one uniform: v ~ U[-1/2, 1/2), |u| = -log(1 - 2|v|) ~ Exp(1) with the
-        # sign of v; dividing by √2 gives std 1, and the final mul_ std sigma. (One uniform draw:
-        # ~4x faster than exponential_ plus bernoulli_.) The clamp maps the single lattice point
+        # sign of v; dividing by √2 gives std 1, and the final mul_ std sigma (one uniform draw per
+        # coordinate). The clamp maps the single lattice point
         # v = -1/2 (probability 2^-24 in float32) to the largest finite magnitude instead of infinity.
         v = out.uniform_(generator=generator).sub_(0.5)
         sign = torch.sign(v)
