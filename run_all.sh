@@ -91,9 +91,10 @@ except u.DeviceError as e:
 fi
 
 OUT="${COMPANION_OUTPUTS:-outputs}/notebooks/$PROFILE"
-mkdir -p "$OUT" figures
+FIG="${COMPANION_FIGURES:-figures}"
+mkdir -p "$OUT" "$FIG"
 total=${#NOTEBOOKS[@]}
-echo "[run_all] profile=$PROFILE${COMPANION_TINY:+ (tiny)}${DATASET:+, dataset=$DATASET}, $total notebooks -> $OUT, figures/"
+echo "[run_all] profile=$PROFILE${COMPANION_TINY:+ (tiny)}${DATASET:+, dataset=$DATASET}, $total notebooks -> $OUT, $FIG/"
 python scripts/run_times.py start --profile "$PROFILE" ${COMPANION_TINY:+--tiny} ${DATASET:+--dataset "$DATASET"} \
   --command "$COMMAND_LINE" "${NOTEBOOKS[@]##*/}"
 start_all=$(date +%s)
@@ -120,10 +121,10 @@ done
 ran_tables=0
 for nb in "${NOTEBOOKS[@]}"; do [[ "$(basename "$nb")" == 10_* ]] && ran_tables=1; done
 if [ "$ran_tables" = 1 ]; then
-  echo "[run_all] all $total notebooks done in $(( $(date +%s) - start_all )) s; see figures/ and figures/RESULTS.md"
+  echo "[run_all] all $total notebooks done in $(( $(date +%s) - start_all )) s; see $FIG/ and $FIG/RESULTS.md"
 else
-  echo "[run_all] $total notebooks done in $(( $(date +%s) - start_all )) s; see figures/" \
-       "(figures/RESULTS.md is rebuilt only by 10_tables: ./run_all.sh --profile $PROFILE --only 10)"
+  echo "[run_all] $total notebooks done in $(( $(date +%s) - start_all )) s; see $FIG/" \
+       "($FIG/RESULTS.md is rebuilt only by 10_tables: ./run_all.sh --profile $PROFILE --only 10)"
 fi
 if [ "$SLIDES" = 1 ]; then
   python scripts/slides.py fetch --quiet
@@ -133,3 +134,4 @@ fi
 if [ "$BOOK" = 1 ]; then
   python scripts/book.py build --profile "$PROFILE"
 fi
+echo "[run_all] run times (with the machine, date and commit) in ${COMPANION_OUTPUTS:-outputs}/run_times.json"

@@ -139,6 +139,13 @@ def save(data: dict) -> Path:
 
 
 # ------------------------------------------------------------------------------ the estimate
+def duration(seconds: float) -> str:
+    """Seconds under two minutes, minutes under two hours, else hours."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def estimate(notebooks: list[str], key: str, probe_now: float, here: dict, data: dict) -> str:
     """One line: the expected total for ``notebooks`` under the run variant ``key`` on this machine."""
     own = {nb: rec for nb, rec in data.get("notebooks", {}).get(key, {}).items()
@@ -159,8 +166,9 @@ def estimate(notebooks: list[str], key: str, probe_now: float, here: dict, data:
     if len(missing) == len(notebooks):
         return (f"[run_all] estimate: none for profile {key} (no recorded run on this CPU and no reference run); "
                 "this run's times will be recorded in " + str(times_path()))
-    line = (f"[run_all] ESTIMATE (not a measurement): about {total / 60:.0f} min for "
-            f"{len(notebooks) - len(missing)} notebooks on an idle machine like this one, from "
+    count = len(notebooks) - len(missing)
+    line = (f"[run_all] ESTIMATE (not a measurement): about {duration(total)} for "
+            f"{count} notebook{'s' * (count != 1)} on an idle machine like this one, from "
             f"{' and '.join(sorted(sources))}, scaled by a CPU probe ({probe_now:.2f} s here)")
     if missing:
         line += f"; no recorded time for {' '.join(missing)}"

@@ -80,10 +80,11 @@ def test_the_estimate_scales_recorded_times_by_the_probe_and_prefers_this_machin
     rec = lambda s, cpu="CPU X": {"seconds": s, "probe_cpu_seconds": 0.5, "machine": {"cpu": cpu, "cores": 2}}
     data = {"notebooks": {"quick": {"00_a": rec(600), "01_b": rec(1200, cpu="CPU Y")}}}
     line = rt.estimate(["00_a"], "quick", 1.0, here, data)        # a probe twice as slow: twice the time
-    assert "ESTIMATE (not a measurement): about 20 min for 1 notebooks" in line and "this machine" in line
+    assert "ESTIMATE (not a measurement): about 20 min for 1 notebook on" in line and "this machine" in line
     line = rt.estimate(["00_a", "01_b", "99_c"], "quick", 0.5, here, data)   # 01_b: another CPU, not used
-    assert "about 10 min for 1 notebooks" in line and "no recorded time for 01 99" in line
+    assert "about 10 min for 1 notebook on" in line and "no recorded time for 01 99" in line
     assert "estimate: none" in rt.estimate(["99_c"], "quick", 0.5, here, data)
+    assert [rt.duration(s) for s in (59.6, 3000, 9000)] == ["60 s", "50 min", "2.5 h"]
 
 
 def test_record_merges_per_notebook_atomically(tmp_path, monkeypatch):
