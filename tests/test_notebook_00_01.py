@@ -20,7 +20,7 @@ EXPECTED_00 = [
     # the rescaling of Lemma 2.6 and the Gaussian integrals of §2
     "gaussian_integrals_by_quadrature",
     "lemma24_tight_constant", "lemma26_gradient_below_envelope",
-    "lemma26_pair_ratio_below_one", "cohen_radius_dominates_lipschitz",
+    "lemma26_pair_ratio_below_one", "lemma26_halfspace_is_extremal", "cohen_radius_dominates_lipschitz",
     "cohen_radius_equals_margin_of_halfspace_z", "certify_soundness_vs_reference",
     "abstention_exact_vs_simulated_z", "rmax_vs_beta_quantile_relative", "rmax_vs_certify_constant_classifier",
     "noise_norm_mean_z",

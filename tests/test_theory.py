@@ -519,3 +519,15 @@ def test_mixture_eb_boundary_is_the_root_of_h_o_xhat(gen):
         assert float(T.mog_bayes_estimator(y[None], mu, 0.5, sigma)[0] @ w + b) == pytest.approx(0.0, abs=1e-10)
     df = T.mixture_eb_experiment(mu, 0.5, 0.5, 0.6, 8, 64, 2000, 0.001, gen)
     assert (df.r_certified <= df.r_closed + 1e-12).all() and df.z.abs().max() < 5
+
+
+def test_sliders_build_and_print_the_closed_forms(capsys):
+    import matplotlib
+    matplotlib.use("Agg")
+    clf = T.IntervalClassifier(breaks=[-1.0, 0.5], labels=[0, 1, 0])
+    for w in (T.widgets.transform_1d_slider(clf, np.linspace(-3, 3, 101)), T.widgets.radii_slider(0.5),
+              T.widgets.certify_slider(0.5), T.widgets.prop23_slider()):
+        w.update()
+    out = capsys.readouterr().out
+    assert f"R_Cohen = sigma/2 (Phi^-1(p_A) - Phi^-1(p_B)) = {float(T.cohen_radius(0.8, 0.15, 0.5)):.4f}" in out
+    assert f"gain |b| (1/beta - 1) = {1 / T.bayes_shrinkage(0.5, 1.0) - 1:.3f}" in out

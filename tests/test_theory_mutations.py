@@ -257,3 +257,12 @@ def test_gradient_descent_convergence_checks_fail_when_stopped_early(gen):
     early = T.lee_mixture_experiment(mix, [1.0], [0.0], 200, 2, gen)
     assert (good.gd_residual * good.sigma**2).max() <= good.se.min()
     assert (early.gd_residual * early.sigma**2).max() > early.se.min()
+
+
+def test_lemma26_extremal_check_fails_with_a_smaller_envelope():
+    df = T.lemma26_extremal(np.linspace(0.05, 0.95, 7), 20, 40, np.random.default_rng(0))
+    assert max(0.0, (df.value - df.bound).max()) <= 1e-12
+    assert max(0.0, (df.value - df.bound * 0.9).max()) > 1e-12  # a bound 10% too small is beaten by the half-space
+    ramp = df[df.family == "probit ramp"].groupby("p").value.max()  # the ramp claimed extremal: others beat it
+    best = df.groupby("p").value.max()
+    assert (best - ramp.reindex(best.index)).max() > 1e-12

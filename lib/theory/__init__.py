@@ -2,7 +2,7 @@
 
 Modules: ``common`` (checks, helpers, toy models), ``transforms`` (Gaussian smoothing, Stein's lemma,
 functions with a known transform), ``lecture`` (Lecture 14 §1-2: radii, Lipschitz lemmas, rescaling), ``certification`` (CERTIFY's outcome distribution and soundness),
-``smoothing_training`` (Lecture 14 §3), ``empirical_bayes`` (Saremi & Srivastava §2, Lee's
+``smoothing_training`` (Lecture 14 §3), ``widgets`` (sliders for the closed forms), ``empirical_bayes`` (Saremi & Srivastava §2, Lee's
 Theorem A.2; notebook 01), ``plots`` (the figures).
 """
 from .common import (  # noqa: F401
@@ -16,7 +16,7 @@ from .transforms import (  # noqa: F401
 from .lecture import (  # noqa: F401
     cohen_radius, lemma24_constant, lipschitz_radius, max_certifiable_radius, lipschitz_experiment,
     stein_convergence, rescaling_identities,
-    gaussian_tail_identities, lipschitz_lemmas_experiment, theorem11_on_a_line,
+    gaussian_tail_identities, lipschitz_lemmas_experiment, theorem11_on_a_line, lemma26_extremal,
 )
 from .certification import (  # noqa: F401
     certify_statistics, certificate_reference, abstention_simulation, sample_noise_norms, PROTOCOL_KEYS,
@@ -33,8 +33,10 @@ from .empirical_bayes import (  # noqa: F401
     mixture_mode, strong_convexity, lee_mixture_experiment, lee_counterexample, lee_counterexample_summary,
     lee_counterexample_verdict, StronglyLogConcave, lee_corrected_check, mixture_eb_boundary, mixture_eb_experiment,
 )
+from . import widgets  # noqa: F401
 from .plots import (  # noqa: F401
     CLASS_COLORS, set_style, plot_regions, plot_certified, plot_certify_toy, plot_weierstrass_1d,
     plot_weierstrass_2d, plot_stein_convergence, plot_lipschitz, plot_radii, plot_certify_tradeoff, plot_concentration,
     plot_training, plot_contraction, plot_prop23, plot_mog_estimator, plot_collapse, plot_lee_bound, plot_prop23_offset,
+    plot_lemma26_extremal,
 )

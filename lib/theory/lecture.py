@@ -31,7 +31,7 @@ from .transforms import (ball_smoothed, gauss_hermite_smoothing, halfspace_smoot
 
 __all__ = ["cohen_radius", "lipschitz_radius", "max_certifiable_radius", "lemma24_constant", "stein_convergence",
            "lipschitz_experiment", "rescaling_identities", "gaussian_tail_identities",
-           "lipschitz_lemmas_experiment", "theorem11_on_a_line"]
+           "lipschitz_lemmas_experiment", "theorem11_on_a_line", "lemma26_extremal"]
 
 
 # =============================================================================== radii (Lecture 14)
@@ -340,3 +340,34 @@ def theorem11_on_a_line(G: Callable[[torch.Tensor], torch.Tensor], xs: np.ndarra
         if other.size:
             distance[i] = np.abs(other - xs[i]).min()
     return pd.DataFrame({"x": xs, "p_a": top2[:, 0], "p_b": top2[:, 1], "radius": radius, "distance": distance})
+
+
+def lemma26_extremal(p_grid: Sequence[float], num: int, bins: int, generator: np.random.Generator) -> pd.DataFrame:
+    """The key step of Lemma 2.6: among h: R -> [0, 1] with E h(Z) = p (Z ~ N(0, 1), the direction of the
+    gradient), E[Z h(Z)] is largest for the half-space h = 1[z > Phi^-1(1 - p)], where it equals phi(Phi^-1(p)).
+
+    Candidates, all with E h(Z) = p exactly and E[Z h(Z)] in closed form: ``num`` random piecewise-constant h
+    on ``bins`` equal-probability bins of N(0, 1) (values u_i in [0, 1] with mean p, between pure noise and an increasing ramp; E[Z h] = sum_i u_i
+    (phi(q_i) - phi(q_{i+1})) over the bin edges q), probit ramps h = Phi((z - c)/s) (E[Z h] = phi(c') / sqrt(1 + s^2),
+    c' = c / sqrt(1 + s^2) = -Phi^-1(p)), two-tailed sets (-inf, a] U [c, inf), and the half-space.
+    Columns: family, p, value (E[Z h(Z)]), bound (phi(Phi^-1(p)))."""
+    num, bins = check_count("num", num), check_count("bins", bins)
+    q = norm.ppf(np.linspace(0, 1, bins + 1))
+    dphi = norm.pdf(q[:-1]) - norm.pdf(q[1:])  # E[Z; Z in bin i]
+    rows = []
+    for p in _probabilities("p_grid", p_grid):
+        bound = float(norm.pdf(norm.ppf(p)))
+        for _ in range(num):
+            lam, gamma = generator.random(), generator.choice([1.0, 3.0, 10.0])
+            r = (lam * np.sort(generator.random(bins)) + (1 - lam) * generator.random(bins)) ** gamma  # from noise to a ramp
+            u = r * p / r.mean()
+            if u.max() > 1:
+                u = 1 - (1 - r) * (1 - p) / (1 - r).mean()
+            rows.append(("random piecewise h", p, float(u @ dphi), bound))
+        for s in (0.25, 0.5, 1.0, 2.0):
+            rows.append(("probit ramp", p, float(norm.pdf(norm.ppf(p)) / math.sqrt(1 + s**2)), bound))
+        for frac in (0.1, 0.3, 0.5):  # mass frac * p in the lower tail, the rest in the upper tail
+            a, c = norm.ppf(frac * p), norm.isf((1 - frac) * p)
+            rows.append(("two tails", p, float(norm.pdf(c) - norm.pdf(a)), bound))
+        rows.append(("half-space", p, float(norm.pdf(norm.isf(p))), bound))
+    return pd.DataFrame(rows, columns=["family", "p", "value", "bound"])

@@ -18,7 +18,7 @@ from scipy.stats import norm
 __all__ = ["set_style", "CLASS_COLORS", "plot_regions", "plot_certified", "plot_weierstrass_1d",
            "plot_weierstrass_2d", "plot_stein_convergence", "plot_lipschitz", "plot_radii",
            "plot_certify_tradeoff", "plot_certify_toy", "plot_concentration", "plot_training", "plot_contraction", "plot_prop23",
-           "plot_mog_estimator", "plot_collapse", "plot_lee_bound", "plot_prop23_offset"]
+           "plot_mog_estimator", "plot_collapse", "plot_lee_bound", "plot_prop23_offset", "plot_lemma26_extremal"]
 
 #: colour-blind-safe class colours (Okabe-Ito)
 CLASS_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
@@ -393,4 +393,35 @@ def plot_lee_bound(df: pd.DataFrame, title: str = "Lee, Theorem A.2 on Gaussian 
     ax.set_ylabel(r"$E\|\hat x - x^*\|$")
     ax.set_title(title)
     ax.legend(ncol=2)
+    return fig
+
+
+def plot_lemma26_extremal(df: pd.DataFrame, p_show: float):
+    """Left: three h with the same mean p_show under N(0, 1) (half-space, probit ramp, a two-tailed set) over
+    the density; right: E[Z h(Z)] of every candidate of :func:`lib.theory.lemma26_extremal` against p, with
+    the bound phi(Phi^-1(p)) that the half-space attains."""
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(15, 5.5))
+    z = np.linspace(-3.5, 3.5, 700)
+    t = norm.isf(p_show)
+    a0.fill_between(z, norm.pdf(z) / norm.pdf(0), color="0.85", label=r"density of $Z$ (scaled)")
+    a0.plot(z, (z > t).astype(float), color=_color(0), lw=3, label=f"half-space, z > {t:.2f}")
+    a0.plot(z, norm.cdf((z + norm.ppf(p_show) * np.sqrt(2)) / 1.0), color=_color(1), ls="--", label="probit ramp, s = 1")
+    a, c = norm.ppf(0.3 * p_show), norm.isf(0.7 * p_show)
+    a0.plot(z, ((z <= a) | (z >= c)).astype(float), color=_color(2), ls=":", lw=3, label="two tails")
+    a0.set_xlabel("z (along the gradient direction)")
+    a0.set_ylabel("h(z)")
+    a0.set_title(f"Three h with the same mean E h(Z) = {p_show:g}")
+    a0.legend(loc="center left")
+    p = np.linspace(0.005, 0.995, 300)
+    a1.plot(p, norm.pdf(norm.ppf(p)), "k-", lw=3, label=r"$\varphi(\Phi^{-1}(p))$")
+    markers = {"random piecewise h": ".", "probit ramp": "s", "two tails": "^", "half-space": "*"}
+    for i, (fam, sub) in enumerate(df.groupby("family", sort=False)):
+        a1.plot(sub["p"], sub["value"], markers.get(fam, "o"), color=_color(i), alpha=0.6 if fam.startswith("random") else 1,
+                ms=14 if fam == "half-space" else 7, label=fam, ls="none")
+    a1.set_xlabel("p = E h(Z)")
+    a1.set_ylabel(r"$E[Z\,h(Z)]$  ($\sigma\,\|\nabla H\|$ along $v$)")
+    a1.set_title("Which h has the largest gradient (Lemma 2.6)")
+    a1.set_ylim(-0.3, 0.45)
+    a1.legend(loc="lower center", ncol=3)
+    fig.tight_layout()
     return fig
