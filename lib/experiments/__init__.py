@@ -14,7 +14,8 @@ the names of the studies below, and, listed explicitly, the run and reporting na
 from lib.methods import (  # noqa: F401  (the runs the notebooks call)
     METHODS, REJECTOR_BASES, Method, Pipeline, Setup, TestSubset, annealing_kwargs, build_pipeline, build_smooth, certify_grid,
     certify_method, cost_table, grid_metrics, log_path, log_summary, measure_throughput, method_label, model_summary,
-    paired_table, register_method, register_walk_jump, rows_by_method, table_settings, test_subset, timing_table,
+    paired_table, register_method, register_walk_jump, rows_by_method, smooth_factory, table_settings, test_subset,
+    timing_table,
 )
 from lib.reporting import (  # noqa: F401  (the tables and findings the notebooks call)
     EXPECTED_TABLES, PUBLISHED, QUOTES, quote, paired_difference, plot_certified_curves, published_rows, rebuild_table,
