@@ -24,7 +24,12 @@ import torch
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from lib.smoothing import Smooth
+import lib.experiments as ex
+import lib.profiles
+from lib import paths
+from lib.reporting.tables import markdown_table
+from lib.smoothing import Gaussian, Smooth
+from lib.utils import atomic_write_json, atomic_write_text, configure_threads
 
 __all__ = ["sound_twin", "sound_vs_usual", "run_notebook_settings"]
 
@@ -86,10 +91,6 @@ def run_notebook_settings(profile: str = "smoke", points: int = 24, n0: int = 20
     """Both procedures on notebook 05's settings (``methods`` x its sigmas, its radii, ``points``
     evenly spaced MNIST test points, ``n0``, ``n``, its alpha) and on notebook 04's linear h (its
     sigmas and radii, ``points04`` points, n = ``n04`` or the profile's). Returns one dict per setting."""
-    import lib.experiments as ex
-    import lib.profiles
-    from lib.smoothing import Gaussian
-
     results = []
     cfg = lib.profiles.get("05", profile)
     setup = ex.Setup.from_profile(cfg, dataset="mnist", seed=seed)
@@ -114,10 +115,6 @@ def run_notebook_settings(profile: str = "smoke", points: int = 24, n0: int = 20
 
 
 def main(argv=None) -> list[dict]:
-    from lib import paths
-    from lib.reporting.tables import markdown_table
-    from lib.utils import atomic_write_json, atomic_write_text, configure_threads
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="smoke", help="the notebooks' profile whose models and settings are used")
     parser.add_argument("--points", type=int, default=24, help="notebook 05: evenly spaced MNIST test points")

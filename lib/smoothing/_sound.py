@@ -34,6 +34,7 @@ import mpmath
 import torch
 
 from lib.smoothing import _sampler
+from lib.smoothing.noise import Gaussian, Laplace, LogitGaussian, Uniform
 
 __all__ = ["cell_table", "grid_index", "sound_noisy", "MAX_OFFSETS", "check_grid"]
 
@@ -57,7 +58,6 @@ def check_grid(grid) -> int:
 
 def _cdf(noise):
     """The one-coordinate CDF of ``noise`` in mpmath (exact up to the working precision)."""
-    from lib.smoothing.noise import Gaussian, Laplace, LogitGaussian, Uniform
     s = mpmath.mpf(noise.sigma)
     if isinstance(noise, LogitGaussian):
         raise ValueError("the sound sampler cannot serve LogitGaussian: logit-space votes assume a classifier "

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lib.smoothing.noise import Gaussian
+from lib.smoothing.smooth import Smooth
 
 __all__ = ["RoundingReader", "rounding_counterexample", "TIE_OFFSET"]
 
@@ -53,7 +54,6 @@ def rounding_counterexample(dim: int = 784, sigma: float = 1.0, n0: int = 100, n
     ``refuted`` (both certified, classes differ and distance < radius: a false certificate).
     Each CERTIFY holds with probability >= 1 - alpha in exact arithmetic.
     """
-    from lib.smoothing.smooth import Smooth
     smooth = Smooth(RoundingReader(), 2, Gaussian(sigma), device="cpu", grid=grid)
     x = torch.zeros(dim)
     x_adv = x + TIE_OFFSET
