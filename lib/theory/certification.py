@@ -12,10 +12,12 @@ import pandas as pd
 import torch
 from scipy.stats import binom, norm
 
-from lib.smoothing import ABSTAIN, Gaussian, Smooth, lower_confidence_bound
+from lib import paths
+from lib.reporting import certified_accuracy, load_table_spec
+from lib.smoothing import ABSTAIN, Gaussian, Smooth, lower_confidence_bound, read_log, read_settings
 from lib.utils import check_alpha, check_count, check_sigma
 
-from .common import LinearBinaryClassifier, _probabilities
+from .common import LinearBinaryClassifier, _probabilities, binomial_tolerance
 from .lecture import max_certifiable_radius
 
 __all__ = ["certify_statistics", "certificate_reference", "abstention_simulation", "sample_noise_norms",
@@ -130,13 +132,9 @@ LECTURE_TABLE_METHODS = {"Gaussian augmentation": "gaussian_aug", "smoothed obje
 def lecture_table_logs(profile: str, notebook: str = "09_learned_empirical_bayes",
                        stem: str = "lecture_tables") -> dict:
     """The logs of the MNIST counterpart of Lecture 14's Tables 1-2, as notebook 09 registered them
-    (``lib.experiments.lecture_table``): {label: [log path per sigma]} for the labels of
+    (``lib.experiments.learned_empirical_bayes.lecture_table``): {label: [log path per sigma]} for the labels of
     :data:`LECTURE_TABLE_METHODS`. Empty when notebook 09 has not registered the table under
     ``profile`` or a log is missing; ``ValueError`` when a log is not of its row's method."""
-    from lib import paths
-    from lib.reporting import load_table_spec
-    from lib.smoothing import read_settings
-
     try:
         spec = load_table_spec(notebook, stem)
     except (FileNotFoundError, ValueError):
@@ -162,9 +160,6 @@ def same_protocol_table(logs: Mapping[str, object], radii: Sequence[float]) -> p
     that every log was certified under one protocol (:data:`PROTOCOL_KEYS`: data set, split, noise,
     n0, n, alpha and the same test points) and that every row holds the same sigmas; raises
     ``ValueError`` naming the logs and the differing settings otherwise."""
-    from lib.reporting import certified_accuracy
-    from lib.smoothing import read_log, read_settings
-
     if not logs:
         raise ValueError("no logs given")
     paths_of = {label: [v] if isinstance(v, (str, Path)) else list(v) for label, v in logs.items()}
@@ -197,7 +192,6 @@ def plugin_vs_certify(p_a: Sequence[float], sigma: float, n0: int, n: int, alpha
     A certificate fails when it returns a radius larger than R. Columns: p_a, true_radius,
     plugin_fail, certify_fail (fractions of ``copies``), se_plugin, se_certify (binomial standard errors),
     certify_tolerance (the 1e-3 binomial quantile of a failure rate alpha)."""
-    from .common import binomial_tolerance  # noqa: PLC0415 (local: keeps the module's import list short)
     copies = check_count("copies", copies)
     sigma = check_sigma(sigma)
     smooth = Smooth(LinearBinaryClassifier([1.0], 0.0), 2, Gaussian(sigma))
