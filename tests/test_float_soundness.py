@@ -125,7 +125,7 @@ def test_fast_search_agrees_with_a_binary_search_and_sends_ties_to_further_bits(
     words = words[~torch.isin(words, table)]  # a word equal to an entry is a tie, tested below
     reference = torch.searchsorted(table, words, right=True) + m0
     assert torch.equal(_sound._cells(noise, q, 0.0, words, g), reference)
-    ties = table[1:-1:97]
+    ties = table[1:-1:97].contiguous()
     k = _sound._cells(noise, q, 0.0, ties, g)
     # entries below the word are <= V, entries above it > V; entries equal to it need further bits
     low = torch.searchsorted(table, ties, right=False) + m0
@@ -149,3 +149,12 @@ def test_sound_vs_usual_pairs_the_two_procedures_on_the_same_points():
     for k in ("usual", "sound"):
         assert (df[f"{k} %"].diff().dropna() <= 0).all()
     assert ((df["McNemar p"] >= 0) & (df["McNemar p"] <= 1)).all()
+
+
+def test_counterexample_table_states_the_outcome_from_the_numbers():
+    from lib.smoothing.floating_point import counterexample_table
+    fake = {"r": {"class": 0, "radius": 2.0, "class_adv": 1, "radius_adv": 2.0, "distance": 1e-6, "refuted": True},
+            "s": {"class": 0, "radius": 2.0, "class_adv": 0, "radius_adv": 2.0, "distance": 1e-6, "refuted": False}}
+    table = counterexample_table(fake)
+    assert table.loc["r", "verdict"].startswith("false certificate") and "1.00e-06" in table.loc["r", "verdict"]
+    assert table.loc["s", "verdict"].startswith("no contradiction")

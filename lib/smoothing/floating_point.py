@@ -13,13 +13,14 @@ grid values only, and both points get the same class.
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 
 from lib.smoothing.noise import Gaussian
 from lib.smoothing.smooth import Smooth
 
-__all__ = ["RoundingReader", "rounding_counterexample", "TIE_OFFSET"]
+__all__ = ["RoundingReader", "rounding_counterexample", "counterexample_table", "counterexample_verdict", "TIE_OFFSET"]
 
 #: the shift x' - x per coordinate: half the float32 spacing on [1/2, 1)
 TIE_OFFSET = 2.0 ** -25
@@ -64,3 +65,20 @@ def rounding_counterexample(dim: int = 784, sigma: float = 1.0, n0: int = 100, n
     refuted = c >= 0 and c_adv >= 0 and c != c_adv and distance < min(r, r_adv)
     return {"x": x, "x_adv": x_adv, "class": c, "radius": r, "class_adv": c_adv, "radius_adv": r_adv,
             "distance": distance, "refuted": bool(refuted)}
+
+
+def counterexample_verdict(out: dict) -> str:
+    """One sentence from a :func:`rounding_counterexample` result: refuted or not, with the numbers."""
+    if out["refuted"]:
+        return (f"false certificate: class {out['class']} certified with radius {out['radius']:.3f} at x, while x' at "
+                f"distance {out['distance']:.2e} is certified for class {out['class_adv']} (radius {out['radius_adv']:.3f})")
+    return (f"no contradiction: x gives class {out['class']} (radius {out['radius']:.3f}) and x' at distance "
+            f"{out['distance']:.2e} gives class {out['class_adv']} (radius {out['radius_adv']:.3f})")
+
+
+def counterexample_table(results: dict) -> pd.DataFrame:
+    """One row per named :func:`rounding_counterexample` result: classes, radii, distance, refuted, verdict."""
+    rows = {name: {"class at x": r["class"], "radius at x": round(r["radius"], 3), "class at x'": r["class_adv"],
+                   "radius at x'": round(r["radius_adv"], 3), "||x' - x||": r["distance"], "refuted": r["refuted"],
+                   "verdict": counterexample_verdict(r)} for name, r in results.items()}
+    return pd.DataFrame(rows).T.rename_axis("sampler")
