@@ -68,11 +68,11 @@ def test_a_word_equal_to_a_table_entry_is_decided_by_further_bits():
     m0, table = _sound.cell_table(noise, q)
     i = int(table.numel() // 2) + 1
     with mpmath.workprec(256):
-        share = float(mpmath.frac(_sound._boundary(noise, q, 0.0, m0 + i) * mpmath.mpf(2) ** 63))
+        share = float(mpmath.frac(_sound._boundary(noise, q, 0.0, m0 + i) * mpmath.mpf(2) ** _sound.WORD))
     g = torch.Generator().manual_seed(0)
     ks = [_sound._resolve(noise, q, 0.0, int(table[i]), g) for _ in range(400)]
     assert set(ks) <= {m0 + i, m0 + i + 1}
-    below = sum(k == m0 + i for k in ks)  # V < F_m exactly when the further bits are < frac(2^63 F_m)
+    below = sum(k == m0 + i for k in ks)  # V < F_m exactly when the further bits are < frac(2^31 F_m)
     assert stats.binomtest(below, 400, share).pvalue > 1e-4
 
 
@@ -119,9 +119,9 @@ def test_fast_search_agrees_with_a_binary_search_and_sends_ties_to_further_bits(
     noise, q = Gaussian(0.5), 255
     m0, table = _sound.cell_table(noise, q)
     g = torch.Generator().manual_seed(4)
-    words = torch.cat([torch.empty(50_000, dtype=torch.int64).random_(generator=g),
+    words = torch.cat([torch.empty(50_000, dtype=torch.int32).random_(generator=g),
                        table[1:-1] - 1, table[1:-1] + 1,  # every bucket, crowded tails included
-                       torch.tensor([0, (1 << 63) - 2], dtype=torch.int64)])
+                       torch.tensor([0, (1 << 31) - 2], dtype=torch.int32)])
     words = words[~torch.isin(words, table)]  # a word equal to an entry is a tie, tested below
     reference = torch.searchsorted(table, words, right=True) + m0
     assert torch.equal(_sound._cells(noise, q, 0.0, words, g), reference)

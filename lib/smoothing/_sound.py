@@ -15,9 +15,9 @@ the smoothed h *in exact arithmetic*. The only random quantity h needs is the in
 
     P(k) = F((k + 1/2 - o) / q) - F((k - 1/2 - o) / q),    F the noise's one-coordinate CDF.
 
-This module draws k exactly from fair bits: a 63-bit uniform word U per coordinate is compared
-with ``floor(2^63 F_m)`` (a table computed in 256-bit arithmetic by mpmath); a word equal to a
-table entry (probability about 2^-50 per coordinate) draws further words and decides in
+This module draws k exactly from fair bits: a 31-bit uniform word U per coordinate is compared
+with ``floor(2^31 F_m)`` (a table computed in 256-bit arithmetic by mpmath); a word equal to a
+table entry (probability about 2^-19 per coordinate) draws further 63-bit words and decides in
 arbitrary precision (F by mpmath with 256 guard bits). So the votes are exact draws of the
 smoothed h at x, and the certificate is sound whatever f computes in floating point, given fair
 bits from the generator.
@@ -38,8 +38,10 @@ from lib.smoothing.noise import Gaussian, Laplace, LogitGaussian, Uniform
 
 __all__ = ["cell_table", "grid_index", "sound_noisy", "MAX_OFFSETS", "check_grid"]
 
-#: bits of one uniform word (torch's int64 ``random_`` draws 63 fair bits)
-WORD = 63
+#: bits of one uniform word of the fast path (torch's int32 ``random_`` draws 31 fair bits)
+WORD = 31
+#: bits of each further word that decides a tie (torch's int64 ``random_``: 63 fair bits)
+EXTRA = 63
 #: precision (bits) of the CDF table
 PREC = 256
 #: distinct offsets (q x - round(q x)) one call may hold; grid inputs have one (0)
@@ -79,8 +81,8 @@ def _boundary(noise, q: int, offset: float, m: int):
 
 
 def cell_table(noise, q: int, offset: float = 0.0) -> tuple[int, torch.Tensor]:
-    """``(m0, T)``: T[i] = floor(2^63 P(k <= m0 + i)) as int64, from the last m with T = 0 to the
-    first with T = 2^63 - 1 (cached per noise, q, offset). k is the cell offset of one coordinate."""
+    """``(m0, T)``: T[i] = floor(2^31 P(k <= m0 + i)) as int32, from the last m with T = 0 to the
+    first with T = 2^31 - 1 (cached per noise, q, offset). k is the cell offset of one coordinate."""
     key = (type(noise).__name__, float(noise.sigma), q, float(offset))
     with _lock:
         if key in _tables:
@@ -108,7 +110,10 @@ def cell_table(noise, q: int, offset: float = 0.0) -> tuple[int, torch.Tensor]:
             c = (a + b) // 2
             a, b = (a, c) if entry(c) == (1 << WORD) - 1 else (c, b)
         m1 = b
-        table = torch.tensor([entry(m) for m in range(m0, m1 + 1)], dtype=torch.int64)
+        if max(-m0, m1) + q > 1 << 23:
+            raise ValueError(f"{noise!r} spreads over more than 2^23 cells of the grid Z / {q}: its cells are not "
+                             "exact in float32; use a coarser grid or a smaller sigma")
+        table = torch.tensor([entry(m) for m in range(m0, m1 + 1)], dtype=torch.int32)
     with _lock:
         _tables[key] = (m0, table)
     return m0, table
@@ -120,7 +125,7 @@ def _resolve(noise, q: int, offset: float, word: int, generator) -> int:
     num, bits = int(word), WORD
     while True:
         extra = int(torch.empty(1, dtype=torch.int64).random_(generator=generator).item())
-        num, bits = (num << WORD) | extra, bits + WORD
+        num, bits = (num << EXTRA) | extra, bits + EXTRA
         with mpmath.workprec(bits + PREC):
             lo = mpmath.mpf(num) / mpmath.mpf(2) ** bits
             hi = mpmath.mpf(num + 1) / mpmath.mpf(2) ** bits
@@ -168,15 +173,16 @@ def _buckets(noise, q: int, offset: float, device) -> tuple[int, torch.Tensor, t
     if key not in _bucket_cache:
         m0, table = cell_table(noise, q, offset)
         starts = torch.arange(1 << BUCKET_BITS, dtype=torch.int64) << (WORD - BUCKET_BITS)
-        first = torch.searchsorted(table, starts - 1, right=True)
-        last = torch.searchsorted(table, starts + ((1 << (WORD - BUCKET_BITS)) - 1), right=True)
+        wide = table.long()
+        first = torch.searchsorted(wide, starts - 1, right=True)
+        last = torch.searchsorted(wide, starts + ((1 << (WORD - BUCKET_BITS)) - 1), right=True)
         padded = torch.cat([table, table[-1:]])  # T[first] is read for a bucket above every entry too
-        _bucket_cache[key] = (m0, padded.to(device), first.to(device), (last - first > 1).to(device))
+        _bucket_cache[key] = (m0, padded.to(device), first.int().to(device), (last - first > 1).to(device))
     return _bucket_cache[key]
 
 
 def _cells(noise, q: int, offset: float, words: torch.Tensor, generator) -> torch.Tensor:
-    """The cell offsets k for fair 63-bit ``words`` (any shape): the smallest m with V < F_m, where
+    """The cell offsets k (int32) for fair 31-bit ``words`` (int32, any shape): the smallest m with V < F_m, where
     V = 0.U... is uniform on [0, 1); words equal to a table entry are decided by :func:`_resolve`."""
     m0, table, first, crowded = _buckets(noise, q, offset, words.device)
     flat = words.reshape(-1)
@@ -190,7 +196,7 @@ def _cells(noise, q: int, offset: float, words: torch.Tensor, generator) -> torc
     if bool(hard.any()):
         w = words[hard]
         j = torch.searchsorted(table[:-1], w, right=True)
-        i[hard] = j
+        i[hard] = j.int()
         tie[hard] = w == table[(j - 1).clamp_min(0)]
     k = i.add_(m0)
     if bool(tie.any()):
@@ -209,7 +215,7 @@ def sound_noisy(noise, q: int, group: torch.Tensor, s: int, generator: torch.Gen
     if offsets.numel() > MAX_OFFSETS:
         raise ValueError(f"the sound sampler needs inputs on the grid Z / {q} (or with at most {MAX_OFFSETS} "
                          f"distinct offsets from it); these have {offsets.numel()} distinct offsets")
-    words = torch.empty((m, s) + shape, dtype=torch.int64, device=group.device)
+    words = torch.empty((m, s) + shape, dtype=torch.int32, device=group.device)
     _sampler.fill(lambda piece, g: piece.random_(generator=g), words.view(-1), generator)
     if offsets.numel() == 1:
         cells = _cells(noise, q, float(offsets[0]), words, generator)
@@ -218,5 +224,5 @@ def sound_noisy(noise, q: int, group: torch.Tensor, s: int, generator: torch.Gen
         for o in offsets.tolist():
             mask = (offset == o).expand_as(words)
             cells[mask] = _cells(noise, q, o, words[mask], generator)
-    cells.add_(j)  # broadcast over the s copies
+    cells.add_(j.int())  # broadcast over the s copies (|cell| < 2^24: exact in float32)
     return (cells.to(torch.float32) / q).to(group.dtype)
