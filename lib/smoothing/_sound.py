@@ -124,7 +124,8 @@ def _resolve(noise, q: int, offset: float, word: int, generator) -> int:
     fair words until one m has F_{m-1} <= V < F_m for every V left (exact comparisons)."""
     num, bits = int(word), WORD
     while True:
-        extra = int(torch.empty(1, dtype=torch.int64).random_(generator=generator).item())
+        device = generator.device if generator is not None else "cpu"
+        extra = int(torch.empty(1, dtype=torch.int64, device=device).random_(generator=generator).item())
         num, bits = (num << EXTRA) | extra, bits + EXTRA
         with mpmath.workprec(bits + PREC):
             lo = mpmath.mpf(num) / mpmath.mpf(2) ** bits
