@@ -76,6 +76,21 @@ def min_votes(sigma: float, radii, alpha: float) -> str:
         f"r={r:g}: {v:,.0f}" for r, v in zip(radii, n))
 
 
+def ratio_ceiling(fixed: dict, labels: np.ndarray, sigma: float, radii, alpha: float) -> float:
+    """The largest sample ratio any level-alpha procedure can reach at fixed n's certified accuracy: each
+    point that fixed n certifies correctly at table radius r needs >= ceil(log(alpha) / log(Phi(r / sigma)))
+    votes (all for c_A, one Clopper-Pearson bound at the full alpha), every point at least one vote."""
+    from lib.smoothing import Gaussian
+    from lib.smoothing.decision import threshold
+
+    radii = np.asarray(radii, dtype=float)
+    ok = fixed["preds"] == labels
+    best = np.where(ok[:, None] & (fixed["radii"][:, None] >= radii[None, :]), radii[None, :], 0.0).max(1)
+    with np.errstate(divide="ignore"):
+        need = np.where(best > 0, np.ceil(np.log(alpha) / np.log(threshold(Gaussian(sigma), best))), 1.0)
+    return float(np.mean(fixed["samples"]) / np.mean(need))
+
+
 def _summary(name: str, table: pd.DataFrame, fixed: dict, decision: dict, seconds: dict) -> str:
     equal = bool((table["McNemar p"] >= 0.05).all())
     cap = "" if "ratio, cap only" not in table.attrs else (
@@ -124,7 +139,9 @@ def _run_setting(title: str, sigmas, make, c: dict, labels: np.ndarray, seed: in
                       "cap": dec_cap})
         md.append(_summary(f"{title}, sigma = {sigma:g} ({note}), n0 = {c['n0']}, n = {c['n']:,}, "
                            f"alpha = {c['alpha']}, {len(z)} points", table, fixed, dec,
-                           {"fixed": t1 - t0, "decision": t2 - t1}) + min_votes(sigma, c["radii"], c["alpha"]) + "\n")
+                           {"fixed": t1 - t0, "decision": t2 - t1}) + min_votes(sigma, c["radii"], c["alpha"])
+                  + f"; the largest ratio any level-alpha procedure could reach at fixed n's certified radii: "
+                  f"{ratio_ceiling(fixed, labels, sigma, c['radii'], c['alpha']):.1f}x\n")
         print(md[-1], flush=True)
     fixed, dec, labels = _pooled(parts)
     cap = {k: np.concatenate([p["cap"][k] for p in parts]) for k in dec}
