@@ -105,6 +105,7 @@ def test_rows_on_other_points_are_not_tested_against_each_other(tmp_path):
     spec = {"rows": {"A": [a], "B": [b_other]}, "radii": [0.5], "settings": {}, "clean": True}
     text = table_finding(spec)
     assert "no test between them" in text and "Rows differ in their settings" in text
+    assert "Ours: best" not in text and "not a ranking" in text
     assert "60 points, n=1,000" in text and "n=4,000" in text
     spec_same = {"rows": {"A": [a], "B": [b_same]}, "radii": [0.5], "settings": {}, "clean": True}
     text_same = table_finding(spec_same)

@@ -356,7 +356,9 @@ def table_finding(spec: Mapping) -> str:
     ours, lo, hi, refs = table_numbers(spec)
     radii = [f"{float(r):g}" for r in spec["radii"]]
     w = _winners(ours, radii)
-    text = f"Ours: best {_runs(w, radii)}"
+    differ = row_settings_line(spec)
+    text = (f"Ours: best {_runs(w, radii)}" if not differ else
+            f"Ours (rows in different settings: the highest cell, not a ranking): {_runs(w, radii)}")
     unresolved, untested = [], []  # radii where the winner is not separated from the runner-up / not testable
     for c in radii:
         if c in w and len(ours) > 1 and w[c][1] > 0:
@@ -374,7 +376,6 @@ def table_finding(spec: Mapping) -> str:
         text += (f" (at r={', '.join(untested)} the runner-up is on other test points or another n or alpha: "
                  "no test between them, and no ranking claimed)")
     text += "."
-    differ = row_settings_line(spec)
     if differ:
         text += " " + differ + "."
     if len(refs):
