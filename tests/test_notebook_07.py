@@ -2,7 +2,7 @@
 
 The assertions read the numbers the notebook records. Costs are asserted on *counted work*
 (noisy samples drawn, score-network evaluations: counted in the code that does the work and
-stored per point in the logs), never on seconds, which depend on the machine's load (issue 18).
+stored per point in the logs), never on seconds, which depend on the machine's load.
 """
 import numpy as np
 import pytest
@@ -43,7 +43,7 @@ def test_work_counter_restores_on_error():
     assert smooth.noise is noise
 
 
-# ---------------------------------------------------------------------- budget comparisons (issue 14 item 4)
+# ---------------------------------------------------------------------- budget comparisons
 def test_budget_verdict_rules():
     worse, tie, better = (-0.2, -0.3, -0.1), (0.0, -0.1, 0.1), (0.1, 0.05, 0.15)
     assert budget_verdict([worse, worse]) == "persists at every budget tried"
