@@ -24,7 +24,8 @@ radius of both procedures on the same points, the exact McNemar p-value (statsmo
 and the ratio mean samples per point of fixed n (n0 + n) / decision mode (its candidate votes
 included). Writes ``outputs/benchmarks/decision_<setting>.json`` / ``.md``.
 
-Usage: ``python benchmarks/bench_sequential.py --setting cohen [--points 500] [--seed 0]``.
+Usage: ``python benchmarks/bench_sequential.py [--setting cohen lee] [--points N] [--seed 0]`` (default:
+both targets, ``cohen`` on 500 points, ``lee`` on 50; the machine's load is printed with the results).
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ import torch  # noqa: E402
 from lib import paths  # noqa: E402
 from lib.utils import atomic_write_json, atomic_write_text, configure_threads  # noqa: E402
 
+#: test points per setting when --points is not given (lee and notebook: a denoiser per vote on the CPU)
+DEFAULT_POINTS = {"cohen": 500, "04": 500, "lee": 50, "notebook": 50}
 COHEN = {"sigmas": [0.25, 0.5, 1.0], "n0": 100, "n": 100_000, "alpha": 0.001, "radii": [0.5, 1.0, 1.5, 2.0],
          "hidden": [64]}
 
@@ -252,12 +255,14 @@ def run_07(profile: str, seed: int, only: str | None) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "04", "notebook", "07"], default=["cohen"])
+    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "04", "notebook", "07"],
+                        default=["cohen", "lee"])
     parser.add_argument("--notebook", default="09", help="with --setting notebook: whose profile settings")
     parser.add_argument("--method", default="gaussian_aug", help="with --setting notebook: a registered method")
     parser.add_argument("--n", type=int, default=None, help="with --setting notebook: n (default the profile's)")
     parser.add_argument("--profile", default="quick")
-    parser.add_argument("--points", type=int, default=500)
+    parser.add_argument("--points", type=int, default=None,
+                        help=f"test points (default per setting: {DEFAULT_POINTS})")
     parser.add_argument("--sigmas", type=float, nargs="*", default=None)
     parser.add_argument("--only", choices=["04", "05"], default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -267,17 +272,18 @@ def main(argv=None) -> dict:
     out, results = Path(args.out), {}
     for setting in args.setting:
         load0, t0 = os.getloadavg(), time.perf_counter()
+        points = args.points or DEFAULT_POINTS.get(setting)
         if setting == "cohen":
-            res = run_cohen(args.points, args.seed, args.profile, args.sigmas)
+            res = run_cohen(points, args.seed, args.profile, args.sigmas)
         elif setting == "lee":
-            res = run_lee(args.points, args.seed, args.profile, args.sigmas)
+            res = run_lee(points, args.seed, args.profile, args.sigmas)
         elif setting == "notebook":
-            res = run_notebook(args.notebook, args.method, args.points, args.seed, args.profile, args.sigmas, args.n)
+            res = run_notebook(args.notebook, args.method, points, args.seed, args.profile, args.sigmas, args.n)
         elif setting == "04":
-            res = run_04(args.points, args.seed, args.profile, args.sigmas)
+            res = run_04(points, args.seed, args.profile, args.sigmas)
         else:
             res = run_07(args.profile, args.seed, args.only)
-        info = {"setting": setting, "profile": args.profile, "seed": args.seed, "points": args.points,
+        info = {"setting": setting, "profile": args.profile, "seed": args.seed, "points": points,
                 "threads": threads, "load_before": load0, "load_after": os.getloadavg(),
                 "wall_seconds": round(time.perf_counter() - t0, 1), "cpus": os.cpu_count()}
         ratio = res["ratio"]
