@@ -158,3 +158,33 @@ def test_counterexample_table_states_the_outcome_from_the_numbers():
     table = counterexample_table(fake)
     assert table.loc["r", "verdict"].startswith("false certificate") and "1.00e-06" in table.loc["r", "verdict"]
     assert table.loc["s", "verdict"].startswith("no contradiction")
+
+
+class _GridHalfSpace(torch.nn.Module):
+    """h(z) = 1[round(q z_1) >= t] on inputs [B, 1]: smoothed over the grid cells it is the
+    half-space at b = (t - 1/2) / q, whose exact radius at x > b is x - b."""
+
+    def __init__(self, q, t):
+        super().__init__()
+        self.q, self.t = q, t
+
+    def forward(self, z):
+        v = (torch.round(z[:, 0].double() * self.q) >= self.t).float()
+        return torch.stack([1 - v, v], 1)
+
+
+@pytest.mark.parametrize("family", [Gaussian, Laplace, Uniform])
+def test_sound_certify_is_wrong_at_most_alpha_of_the_time(family):
+    q, j, t, sigma, alpha, copies = 255, 200, 37, 0.5, 0.1, 3000
+    noise = family(sigma)
+    b = (t - 0.5) / q
+    x = j / q
+    true_p = 1 - _cell_probs(family, sigma, q, 0.0, np.arange(-10_000, t - j)).sum()  # P(j + k >= t)
+    true_radius = x - b  # the distance to the boundary: every family's radius at true_p equals it
+    assert true_p > 0.8 and abs(float(noise.radius(true_p)) - true_radius) < 1e-9
+    smooth = Smooth(_GridHalfSpace(q, t), 2, noise, grid=q)
+    xs = torch.full((copies, 1), x, dtype=torch.float32)
+    preds, radii = smooth.certify_batch(xs, 10, 100, alpha, generator=torch.Generator().manual_seed(11))
+    wrong = ((preds == 0) | ((preds == 1) & (radii > true_radius + 1e-9))).double().mean().item()
+    assert wrong <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / copies)
+    assert (preds == 1).double().mean().item() > 0.5  # it does certify: the check above is not empty
