@@ -287,11 +287,3 @@ def test_09_tests_rows_only_on_shared_settings(executed_notebook):
     out = _stdout(executed_notebook("09_learned_empirical_bayes"))
     assert quote("saremi_table2") in out
     assert not re.search(r"\b93 s\b", out)
-
-
-@pytest.mark.notebook
-def test_10_lists_every_reference_with_its_setting(executed_notebook):
-    out = _stdout(executed_notebook("10_tables"))
-    for t in PUBLISHED.values():
-        assert t["source"] in out
-    assert "CIFAR-10 / ImageNet, large networks" not in out

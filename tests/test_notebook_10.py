@@ -2,6 +2,8 @@
 table (here a toy one, plus whatever 04-07 registered earlier in the session), writes
 figures/RESULTS.md with each title, settings line, finding and published rows, and says which
 notebooks have not run."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -11,7 +13,7 @@ import lib.reporting as results
 pytestmark = pytest.mark.notebook
 
 
-def test_10_tables(run_notebook, notebook_outputs, monkeypatch):
+def test_10_tables(run_notebook, executed_notebook, notebook_outputs, monkeypatch):
     outputs, figures = notebook_outputs / "outputs", notebook_outputs / "figures"
     monkeypatch.setattr(paths, "OUTPUTS", outputs)
     monkeypatch.setattr(paths, "FIGURES", figures)
@@ -39,3 +41,10 @@ def test_10_tables(run_notebook, notebook_outputs, monkeypatch):
     assert set(m["missing"]) == expected_missing
     for name in ("99_toy.csv", "99_toy.md", "99_toy.tex"):
         assert (figures / name).exists()
+    # every published reference with its own setting, in RESULTS.md and in the executed copy's output
+    from lib.reporting import PUBLISHED
+    nb = json.loads(executed_notebook("10_tables").read_text())
+    out = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    for t in PUBLISHED.values():
+        assert t["source"] in text and t["source"] in out
+    assert "CIFAR-10 / ImageNet, large networks" not in text + out
