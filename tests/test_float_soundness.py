@@ -188,3 +188,19 @@ def test_sound_certify_is_wrong_at_most_alpha_of_the_time(family):
     wrong = ((preds == 0) | ((preds == 1) & (radii > true_radius + 1e-9))).double().mean().item()
     assert wrong <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / copies)
     assert (preds == 1).double().mean().item() > 0.5  # it does certify: the check above is not empty
+
+
+def test_bench_certify_times_the_sound_sampler_beside_the_usual_one():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_certify.py"
+    spec = importlib.util.spec_from_file_location("bench_certify", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    linear = bench.LinearClassifier(bench.SHAPE, 10).eval()
+    xs = torch.randint(0, 256, (2,) + bench.SHAPE).float() / 255
+    row = bench.bench_model("linear", linear, None, xs, 400, torch.device("cpu"), 1, sound=True)
+    assert row["sound_samples_per_s"] > 0 and row["sound_over_usual_wall"] > 0
+    logit = bench.bench_model("linear-logit", linear, None, xs, 400, torch.device("cpu"), 1, sound=True)
+    assert logit["sound_samples_per_s"] is None  # logit-space votes have no sound form
