@@ -318,7 +318,6 @@ PAPER_FIG4 = {"count": 26, "points": 10_000, "sigma": 0.6,
 def fig4_line(f4: Mapping, sigma: float, level: float = 0.95) -> str:
     """The Figure 4 count as a rate per 10k with its Clopper-Pearson interval (statsmodels), beside the
     paper's count, and whether the paper's rate lies in our interval."""
-
     k, m = int(f4["grid_count"]), int(f4["points"])
     if m == 0:
         return f"σ = {sigma:g}: no point certified by both: no Figure 4 count."
