@@ -1,5 +1,6 @@
 """Ablations of denoised smoothing: Lee's D.1 (multi-scale vs single-sigma score networks), D.2 (classifier
-strength), and the cost side (samples n, annealing levels L, sequential vs fixed-n CERTIFY).
+strength), and the cost side (samples n, annealing levels L, sequential and decision-mode vs fixed-n
+CERTIFY).
 
 Each section is one call that certifies (reusing logs), registers its tables and returns a small
 dict of frames, log paths and the numbers the notebook records; the notebook holds prose,
@@ -36,7 +37,8 @@ __all__ = ["WorkCounter", "counting_procedure", "WORK_COLUMNS", "d1_denoising_ms
            "cost_samples", "cost_levels", "work_summary", "cost_figure", "findings", "metrics", "d1_figure",
            "sequential_procedure", "two_sided_procedure", "compare_logs", "sequential_vs_fixed", "samples_histogram",
            "two_sided_gain", "two_sided_figure", "two_sided_vs_one_sided",
-           "sequential_findings", "sequential_runs", "SEQUENTIAL_BOUNDS"]
+           "sequential_findings", "sequential_runs", "SEQUENTIAL_BOUNDS", "DECISION_LABEL", "samples_per_point",
+           "decision_vs_fixed"]
 
 #: the extra log columns of the counted cost runs
 WORK_COLUMNS = ["samples", "score_evals"]
@@ -285,7 +287,9 @@ def compare_logs(logs: Mapping[str, object], base: str, radii) -> pd.DataFrame:
     for label, df in frames.items():
         meta = read_settings(logs[label])
         used = df["samples"] if "samples" in df else pd.Series(int(meta["n0"]) + int(meta["n"]), index=df.index)
-        table.loc[label, "ACR"] = round(float((df["radius"] * df["correct"]).mean()), 3)
+        # a decision log's radius is a table radius: its ACR would be a lower bound, not the ACR
+        table.loc[label, "ACR"] = (np.nan if meta.get("procedure") == "decision"
+                                   else round(float((df["radius"] * df["correct"]).mean()), 3))
         table.loc[label, "samples/point"] = round(float(used.mean()), 1)
         table.loc[label, "seconds"] = round(log_seconds(df), 1)
         if label != base:
@@ -298,9 +302,11 @@ def compare_logs(logs: Mapping[str, object], base: str, radii) -> pd.DataFrame:
 
 
 def sequential_vs_fixed(setup, method: str, sigma: float, radii, n0: int, n_max: int, alpha: float, num_points: int,
-                        notebook: str, bounds: Mapping[str, dict], tag: str = "") -> dict:
-    """Fixed-n CERTIFY (n = n_max, work counted) and sequential CERTIFY (targets = ``radii``, one run per
-    entry of ``bounds``: label -> options of ``certify_sequential``) on the same points.
+                        notebook: str, bounds: Mapping[str, dict], tag: str = "", decision: bool = True) -> dict:
+    """Fixed-n CERTIFY (n = n_max, work counted), sequential CERTIFY (targets = ``radii``, one run per
+    entry of ``bounds``: label -> options of ``certify_sequential``) and, with ``decision``, decision mode
+    at the table ``radii`` (:mod:`lib.smoothing.decision`, n_max votes at most; row ``DECISION_LABEL``)
+    on the same points.
 
     Returns {"logs", "table" (:func:`compare_logs`), "ratio" {label: fixed samples / sequential samples},
     "within_error" {label: McNemar p >= 0.05 at every radius}, "max_samples" {label: most samples of a point},
@@ -316,6 +322,9 @@ def sequential_vs_fixed(setup, method: str, sigma: float, radii, n0: int, n_max:
             method, noise, setup, sub, n0, n_max, alpha, notebook, tag=f"seq{tag}_{key}", progress=False,
             procedure=sequential_procedure([float(r) for r in radii], **opts), columns=["samples"],
             settings={"procedure": "sequential", "targets": [float(r) for r in radii], "options": dict(opts)})
+    if decision:
+        logs[DECISION_LABEL] = certify_method(method, noise, setup, sub, n0, n_max, alpha, notebook, tag=f"seq{tag}",
+                                              progress=False, mode="decision", radii=radii)
     table = compare_logs(logs, "fixed n", radii)
     seq = [k for k in logs if k != "fixed n"]
     return {"logs": logs, "table": table, "n_max": int(n_max), "n0": int(n0), "points": len(sub),
@@ -333,6 +342,50 @@ def two_sided_vs_one_sided(setup, c: Mapping, notebook: str, one_sided_log) -> p
                          tag="two_sided", progress=False, procedure=two_sided_procedure,
                          settings={"procedure": "two_sided"})
     return compare_logs({"one-sided (Cohen)": one_sided_log, "two-sided": two}, "one-sided (Cohen)", c["radii"])
+
+
+#: the row of decision-mode certification in the tables of :func:`sequential_vs_fixed`
+DECISION_LABEL = "decision mode"
+
+
+def samples_per_point(log) -> float:
+    """Mean noisy samples per test point of a log: its column ``samples`` (decision or sequential
+    mode), else n0 + n of its sidecar (fixed-n CERTIFY)."""
+    df = read_log(log)
+    if "samples" in df:
+        return float(df["samples"].mean())
+    meta = read_settings(log)
+    return float(int(meta["n0"]) + int(meta["n"]))
+
+
+def decision_vs_fixed(fixed_logs: Mapping, decision_logs: Mapping, radii) -> tuple[pd.DataFrame, str]:
+    """Decision mode against fixed-n CERTIFY for every key present in both ``fixed_logs`` and
+    ``decision_logs`` ({key: log path}, e.g. (method, sigma) of ``certify_grid``), on the points both logs
+    hold: mean samples per point of each, their ratio, and the largest certified-accuracy difference over
+    ``radii`` with the smallest McNemar p (paired). Returns (table, one sentence computed from it)."""
+    rows = {}
+    for key in [k for k in fixed_logs if k in decision_logs]:
+        f, d = read_log(fixed_logs[key]), read_log(decision_logs[key])
+        common = f["idx"].isin(d["idx"])
+        fixed_mean = (float(f["samples"][common].mean()) if "samples" in f
+                      else samples_per_point(fixed_logs[key]))
+        dec_mean = float(d.loc[d["idx"].isin(f["idx"]), "samples"].mean())
+        diffs = [paired_difference(decision_logs[key], fixed_logs[key], float(r)) for r in radii]
+        rows[key] = {"points": int(common.sum()), "fixed n: samples/point": round(fixed_mean, 1),
+                     "decision: samples/point": round(dec_mean, 1), "ratio": round(fixed_mean / dec_mean, 2),
+                     "max |Δ| (pts of %)": round(100 * max(abs(x["diff"]) for x in diffs), 1),
+                     "min McNemar p": round(min(x["p"] for x in diffs), 3)}
+    if not rows:
+        raise ValueError("no run has both a fixed-n and a decision-mode log")
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    fixed_total = float((table["fixed n: samples/point"] * table["points"]).sum())
+    dec_total = float((table["decision: samples/point"] * table["points"]).sum())
+    same = int((table["min McNemar p"] >= 0.05).sum())
+    line = (f"decision mode: {dec_total / table['points'].sum():,.0f} samples per point against fixed n's "
+            f"{fixed_total / table['points'].sum():,.0f} ({fixed_total / dec_total:.2f}x fewer) over {len(table)} "
+            f"run(s), {int(table['points'].sum())} point-runs; certified accuracy equal within sampling error "
+            f"(McNemar p >= 0.05 at every radius) in {same} of {len(table)}")
+    return table, line
 
 
 #: the two anytime-valid bounds of lib.smoothing.sequential compared in notebook 07

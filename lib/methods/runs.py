@@ -8,6 +8,13 @@ s<sigma>-<profile>-<key>.tsv`` where ``<key>`` hashes everything that determines
 configs, n0, n, alpha, seed, test indices). Rerunning with the same settings reuses (or
 resumes) the log -- also one written by another notebook (:func:`lib.smoothing.logs.find_log`)
 -- so tables are rebuilt from logs, never from memory.
+
+``mode`` picks the certification: ``"fixed"`` (CERTIFY with n votes, Cohen et al.) or ``"decision"``
+(:mod:`lib.smoothing.decision`: every table radius decided with at most n votes; the log's
+``radius`` is the largest certified table radius and its column ``samples`` the votes a point
+used). A decision log carries its own tag and sidecar settings (``procedure: decision``), so it is
+never read as a fixed-n log; certified accuracy at the table radii means the same in both. Curves
+of certified accuracy as a function of r need fixed-n logs.
 """
 from __future__ import annotations
 
@@ -24,12 +31,29 @@ from lib.data import datasets as data
 from lib.methods.registry import Setup, _as_noise, _method, build_smooth, method_label
 from lib.smoothing import logs as logs_lib
 from lib.smoothing.certify import certify_dataset
+from lib.smoothing.decision import decision_procedure, decision_settings
 from lib.smoothing.logs import log_seconds
 from lib.smoothing.noise import NoiseDistribution
 from lib.utils import check_alpha, check_count, config_hash, estimate_seconds, synchronize
 
-__all__ = ["TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput",
+__all__ = ["CERTIFY_MODES", "certification_mode", "TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput",
            "smooth_factory", "estimate_certification"]
+
+
+#: the certification modes of :func:`certify_method`
+CERTIFY_MODES = ("fixed", "decision")
+
+
+def _check_mode(mode: str, radii) -> None:
+    if mode not in CERTIFY_MODES:
+        raise ValueError(f"mode must be one of {CERTIFY_MODES}, got {mode!r}")
+    if mode == "decision" and (radii is None or len(radii) == 0):
+        raise ValueError("decision mode needs the table's radii (radii=[...])")
+
+
+def certification_mode(log) -> str:
+    """``"decision"`` for a decision-mode log (its sidecar says ``procedure: decision``), else ``"fixed"``."""
+    return "decision" if logs_lib.read_settings(log).get("procedure") == "decision" else "fixed"
 
 
 @dataclass
@@ -85,7 +109,7 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
                    notebook: str, sigma: float | None = None, batch_size: int | None = None,
                    chunk: int | None = None, tag: str = "", progress: bool = True, procedure=None,
                    columns: Sequence[str] = (), settings: dict | None = None, executor=None,
-                   pipeline=None) -> Path:
+                   pipeline=None, mode: str = "fixed", radii: Sequence[float] | None = None) -> Path:
     """CERTIFY every point of ``subset`` with ``method`` under ``noise``; return the log path.
 
     ``executor``: where the blocks run (default: this process), e.g.
@@ -98,6 +122,9 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     own ``tag``: the log name does not see the procedure. ``pipeline``: an already built
     :class:`Pipeline` of ``method`` (e.g. a variant with other settings), else the registry's.
 
+    ``mode="decision"`` decides each of the table ``radii`` (:func:`lib.smoothing.decision_procedure`,
+    n_max = n); it takes no ``procedure`` or ``executor``, and its log name carries ``decision``.
+
     The log (Cohen's TSV: ``idx label predict radius correct time``) is reused when it is
     complete, resumed when it is partial, and written otherwise. Its sidecar JSON records
     the method, the configs of its models, the profile and the sizes.
@@ -107,6 +134,15 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     alpha = check_alpha(alpha)
     if executor is not None and procedure is not None:
         raise ValueError("an executor runs Smooth.certify_batch on its workers; it cannot take a procedure")
+    _check_mode(mode, radii)
+    if mode == "decision":
+        if procedure is not None or executor is not None:
+            raise ValueError("decision mode is its own procedure: give neither procedure nor executor")
+        radii = sorted(float(r) for r in radii)
+        side = decision_settings(radii)
+        procedure, columns = decision_procedure(radii), ["samples"]
+        settings = {**side, **(settings or {})}
+        tag = "_".join(t for t in (tag, "decision" + config_hash(side)[:6]) if t)
     if not isinstance(subset, TestSubset):
         raise TypeError(f"subset must be a TestSubset (lib.methods.test_subset), got {type(subset).__name__}")
     if subset.dataset != setup.dataset:
@@ -160,6 +196,7 @@ def certify_grid(methods: Sequence[str], noise: str, sigmas: Sequence[float], se
                  **kwargs) -> dict:
     """:func:`certify_method` for every (method, sigma); returns {(method, sigma): log path}.
 
+    ``kwargs`` go to :func:`certify_method` (e.g. ``mode="decision", radii=cfg["radii"]``).
     Methods that do not support ``noise`` are skipped. With ``verbose`` prints one line per
     run with its wall time (the sum of the per-example times in its log); ``progress`` shows
     a progress bar per run instead.
@@ -174,7 +211,8 @@ def certify_grid(methods: Sequence[str], noise: str, sigmas: Sequence[float], se
                                   **kwargs)
             out[(m, float(s))] = path
             if verbose:
-                print(f"{method_label(m):<34} {noise} sigma={s:<5g} {len(subset)} points, n={n}: "
+                mode = "" if kwargs.get("mode", "fixed") == "fixed" else ", decision mode"
+                print(f"{method_label(m):<34} {noise} sigma={s:<5g} {len(subset)} points, n={n}{mode}: "
                       f"{log_seconds(path):7.1f} s certifying (this call {time.perf_counter() - t0:6.1f} s)")
     return out
 
