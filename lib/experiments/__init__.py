@@ -13,7 +13,7 @@ the names of the studies below, and, listed explicitly, the run and reporting na
 """
 from lib.methods import (  # noqa: F401  (the runs the notebooks call)
     METHODS, REJECTOR_BASES, Method, Pipeline, Setup, TestSubset, annealing_kwargs, build_pipeline, build_smooth, certify_grid,
-    certify_method, cost_table, grid_metrics, log_path, log_summary, measure_throughput, method_label, model_summary,
+    certify_method, certify_tables, certification_mode, cost_table, grid_metrics, log_path, log_summary, measure_throughput, method_label, model_summary,
     paired_table, register_method, register_walk_jump, rows_by_method, smooth_factory, table_settings, test_subset,
     timing_table,
 )

@@ -26,6 +26,7 @@ from scipy.stats import spearmanr
 
 from lib.data import load
 from lib.denoising import dsm_loss_per_sigma
+from lib.methods.runs import certification_mode
 from lib.methods import (certify_grid, certify_method, cost_table, grid_metrics, method_label, paired_table,
                          table_settings, test_subset)
 from lib.reporting import (certified_accuracy_table, paired_difference, plot_certified_curves, plot_cost, read_log,
@@ -38,7 +39,7 @@ __all__ = ["WorkCounter", "counting_procedure", "WORK_COLUMNS", "d1_denoising_ms
            "sequential_procedure", "two_sided_procedure", "compare_logs", "sequential_vs_fixed", "samples_histogram",
            "two_sided_gain", "two_sided_figure", "two_sided_vs_one_sided",
            "sequential_findings", "sequential_runs", "SEQUENTIAL_BOUNDS", "DECISION_LABEL", "samples_per_point",
-           "decision_vs_fixed"]
+           "decision_vs_fixed", "decision_ratio"]
 
 #: the extra log columns of the counted cost runs
 WORK_COLUMNS = ["samples", "score_evals"]
@@ -386,6 +387,19 @@ def decision_vs_fixed(fixed_logs: Mapping, decision_logs: Mapping, radii) -> tup
             f"run(s), {int(table['points'].sum())} point-runs; certified accuracy equal within sampling error "
             f"(McNemar p >= 0.05 at every radius) in {same} of {len(table)}")
     return table, line
+
+
+def decision_ratio(fixed_logs: Mapping, table_logs: Mapping, radii, run: tuple, setup, subset, n0: int, n: int,
+                   alpha: float, notebook: str, noise: str = "gaussian") -> tuple[pd.DataFrame, str]:
+    """:func:`decision_vs_fixed` of a notebook's fixed-n logs against its table logs where these are in
+    decision mode (``full``); where the tables are fixed-n, ``run`` = (method, sigma) of the table is
+    certified once more in decision mode on ``subset`` (the points of its fixed-n log) for the comparison."""
+    decision = {k: p for k, p in table_logs.items() if certification_mode(p) == "decision"}
+    if not decision:
+        m, s = run[0], float(run[1])
+        decision = {(m, s): certify_method(m, noise, setup, subset, n0, n, alpha, notebook, sigma=s, progress=False,
+                                           mode="decision", radii=radii)}
+    return decision_vs_fixed(fixed_logs, decision, radii)
 
 
 #: the two anytime-valid bounds of lib.smoothing.sequential compared in notebook 07

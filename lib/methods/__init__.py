@@ -2,7 +2,8 @@
 
 * ``registry``   ``Setup`` (which trained models), ``Pipeline`` (classifier, denoiser, rejector),
                  ``Method`` / ``METHODS`` (every built-in method, listed in one place), ``build_smooth``
-* ``runs``       fixed test subsets, ``certify_method`` (one log), ``certify_grid``
+* ``runs``       fixed test subsets, ``certify_method`` (one log, fixed-n or decision mode), ``certify_grid``,
+                 ``certify_tables``
 * ``summaries``  per-log numbers, timing / cost tables, rows by method, paired tables, metrics
 """
 from .registry import (  # noqa: F401
@@ -12,7 +13,7 @@ from .registry import (  # noqa: F401
 )
 from .runs import (  # noqa: F401
     TestSubset, test_subset, log_path, certify_method, certify_grid, measure_throughput, smooth_factory,
-    estimate_certification,
+    estimate_certification, CERTIFY_MODES, certification_mode, certify_tables,
 )
 from .summaries import (  # noqa: F401
     average_certified_radius, log_summary, table_settings, timing_table, rows_by_method, paired_table,

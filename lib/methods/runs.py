@@ -36,7 +36,7 @@ from lib.smoothing.logs import log_seconds
 from lib.smoothing.noise import NoiseDistribution
 from lib.utils import check_alpha, check_count, config_hash, estimate_seconds, synchronize
 
-__all__ = ["CERTIFY_MODES", "certification_mode", "TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput",
+__all__ = ["CERTIFY_MODES", "certification_mode", "certify_tables", "TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput",
            "smooth_factory", "estimate_certification"]
 
 
@@ -215,6 +215,22 @@ def certify_grid(methods: Sequence[str], noise: str, sigmas: Sequence[float], se
                 print(f"{method_label(m):<34} {noise} sigma={s:<5g} {len(subset)} points, n={n}{mode}: "
                       f"{log_seconds(path):7.1f} s certifying (this call {time.perf_counter() - t0:6.1f} s)")
     return out
+
+
+def certify_tables(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup, subset: TestSubset,
+                   n0: int, n: int, alpha: float, notebook: str, radii: Sequence[float], mode: str,
+                   fixed_logs: dict | None = None, **kwargs) -> dict:
+    """The logs a certified-accuracy table reads: :func:`certify_grid` of ``subset`` in ``mode``
+    (``"decision"``: each of the table ``radii`` decided with at most n votes). ``fixed_logs``
+    ({(method, sigma): path}, the notebook's fixed-n runs, e.g. for its curves) are returned as they
+    are when ``mode`` is ``"fixed"`` and they hold the points of ``subset``: no run twice."""
+    _check_mode(mode, radii)
+    if mode == "fixed" and fixed_logs is not None:
+        keys = [(m, float(s)) for m in methods if noise in _method(m).noises for s in sigmas]
+        if all(k in fixed_logs and logs_lib.read_settings(fixed_logs[k]).get("subset") == subset.key for k in keys):
+            return {k: fixed_logs[k] for k in keys}
+    return certify_grid(methods, noise, sigmas, setup, subset, n0, n, alpha, notebook, mode=mode,
+                        radii=None if mode == "fixed" else radii, **kwargs)
 
 
 def measure_throughput(method: str, noise, setup: Setup, xs: torch.Tensor, num: int = 256,
