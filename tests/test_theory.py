@@ -521,9 +521,12 @@ def test_mixture_eb_boundary_is_the_root_of_h_o_xhat(gen):
     assert (df.r_certified <= df.r_closed + 1e-12).all() and df.z.abs().max() < 5
 
 
-def test_sliders_build_and_print_the_closed_forms(capsys):
+def test_sliders_build_and_print_the_closed_forms(capsys, monkeypatch):
     import matplotlib
     matplotlib.use("Agg")
+    monkeypatch.setenv("COMPANION_HEADLESS", "1")
+    assert T.widgets.radii_slider(0.5) is None and T.widgets.prop23_slider() is None
+    monkeypatch.delenv("COMPANION_HEADLESS")
     clf = T.IntervalClassifier(breaks=[-1.0, 0.5], labels=[0, 1, 0])
     for w in (T.widgets.transform_1d_slider(clf, np.linspace(-3, 3, 101)), T.widgets.radii_slider(0.5),
               T.widgets.certify_slider(0.5), T.widgets.prop23_slider()):

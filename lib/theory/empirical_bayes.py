@@ -1,5 +1,6 @@
-"""Empirical Bayes smoothing (Saremi & Srivastava §2, ``004_…``) and Lee's recovery bound
-(``000_…``, Theorem A.2), for notebook 01.
+"""Empirical Bayes smoothing (Saremi & Srivastava, "Provable robust classification via learned smoothed densities",
+2020, arXiv:2005.04504, §2) and Lee's recovery bound (Lee, "Provable defense by denoised smoothing with learned
+score function", 2021, Theorem A.2), for notebook 01.
 
 Closed forms: the Gaussian beta-contraction (eq. 7), Proposition 2.3 for a linear classifier,
 the mixture-of-Gaussians Bayes estimator (eq. 8), Lee's bound (eq. 16); toy learned estimators

@@ -1,4 +1,4 @@
-"""Lecture 14 (``003_…``, "Certified defenses III: randomized smoothing") §1–2, for notebook 00:
+"""Lecture 14 ("Certified defenses III: randomized smoothing", lecture notes, 2019) §1–2, for notebook 00:
 the Weierstrass transform, Stein's lemma, the Lipschitz lemmas and the two certified radii.
 
 Every formula has a docstring naming its statement and a unit test in ``tests/test_theory.py``

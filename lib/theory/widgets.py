@@ -1,7 +1,10 @@
 """Sliders for the closed forms of notebooks 00 and 01 (``ipywidgets``): a lecturer moves a parameter and
-the figure or the numbers follow. Each function returns an ``ipywidgets.interactive``; headless runs and
-slides show the static figure drawn before it."""
+the figure or the numbers follow. Each function returns an ``ipywidgets.interactive`` in a live kernel; in a
+headless run (``COMPANION_HEADLESS=1``, set by ``scripts/run_notebook.py``) it builds no widget and returns
+None, and the executed copy and the slides show the static figure drawn before it."""
 from __future__ import annotations
+
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +18,11 @@ from .plots import plot_prop23_offset, plot_weierstrass_1d
 __all__ = ["transform_1d_slider", "radii_slider", "certify_slider", "prop23_slider"]
 
 
+def headless() -> bool:
+    """True in a headless run (papermill through ``scripts/run_notebook.py``): no frontend to move a slider."""
+    return os.environ.get("COMPANION_HEADLESS") == "1"
+
+
 def _widgets():
     import ipywidgets  # noqa: PLC0415 (only where a notebook asks for a slider)
     return ipywidgets
@@ -22,6 +30,8 @@ def _widgets():
 
 def transform_1d_slider(clf, xs: np.ndarray):
     """sigma -> the exact transform G of a 1-D interval classifier (``IntervalClassifier.smoothed``)."""
+    if headless():
+        return None
     w = _widgets()
     xt = torch.tensor(xs)[:, None]
 
@@ -34,6 +44,8 @@ def transform_1d_slider(clf, xs: np.ndarray):
 
 def radii_slider(sigma: float):
     """p_A, p_B -> Theorem 1.1's radius sigma/2 (Phi^-1(p_A) - Phi^-1(p_B)) and Corollary 2.5's sigma sqrt(pi/8) (p_A - p_B)."""
+    if headless():
+        return None
     w = _widgets()
 
     def show(p_a=0.8, p_b=0.15):
@@ -49,6 +61,8 @@ def radii_slider(sigma: float):
 
 def certify_slider(sigma: float):
     """n, n0, alpha -> P(abstain) against p_A (:func:`certify_statistics`), the p_A needed for <= 1% abstentions, r_max."""
+    if headless():
+        return None
     w = _widgets()
     grid = np.linspace(0.5, 0.999, 121)
 
@@ -73,6 +87,8 @@ def certify_slider(sigma: float):
 
 def prop23_slider():
     """sigma, sigma0 and the offset b -> Proposition 2.3's radius against the vanilla margin (:func:`plot_prop23_offset`)."""
+    if headless():
+        return None
     w = _widgets()
 
     def show(sigma=0.5, sigma0=1.0, b=1.0):
