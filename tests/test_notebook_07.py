@@ -181,7 +181,7 @@ def test_07_ablations(run_notebook):
     seq = m["sequential"]
     assert len(seq) == len(lib.profiles.get("04", "smoke")["sigmas"]) + len(sq["sigmas_05"])
     for name, run in seq.items():
-        assert set(run["ratio"]) == {"sequential, CP over looks", "sequential, betting CS"}, name
+        assert set(run["ratio"]) == {"sequential, CP over looks", "sequential, betting CS", "decision mode"}, name
         assert run["table"]["fixed n"]["samples/point"] == run["n0"] + run["n_max"]
         for label, ratio in run["ratio"].items():
             # never more than n0 + n_max samples for a point, so never more on average than fixed n
