@@ -1,228 +1,245 @@
-"""Run sizes per notebook per profile: how many test points, n0, n, alpha, sigma grids, radii,
-which methods -- never a model's settings (those are :data:`lib.profiles.MODELS`, by family).
+"""Run settings per notebook per profile: how many test points, n0, n, alpha, sigma grids, radii,
+which methods -- never a model's settings (those are :data:`lib.profile_models.MODELS`, by family).
 
-Read through :func:`lib.profiles.get` ("NN", profile), which applies the tiny-full overlay and the
-device check; this module only holds the tables.
+``SETTINGS[notebook][profile]`` is a plain table: its choices (alpha, sigma grids, radii, methods ...)
+and, at any level, a ``"sizes"`` sub-dict of counts (test points, n, n0, steps, epochs ...) and a
+``"sweeps"`` sub-dict of lists of choices run in turn. Read through :func:`lib.profiles.get` ("NN",
+profile), which returns one flat dict, derives tiny full from the sizes and sweeps, and checks the device.
 """
 from __future__ import annotations
 
-import copy
+from lib.profile_models import MODELS, PROFILES, SIZES, SWEEPS
 
-from lib.profile_models import MODELS, PROFILES
-
-
-def model_settings(family: str, profile: str) -> dict:
-    """A copy of ``MODELS[family][profile]`` (embedded in a notebook's settings)."""
-    return copy.deepcopy(MODELS[family][profile])
-
-# ================================================================ run sizes, per notebook
-# ---------------------------------------------------------------- 05-07: shared by the denoised-smoothing notebooks
-# (owned by lib/experiments.py). Sizes were chosen from measured throughputs on the 2-core CPU: the
-# multi-step denoiser costs L score evaluations per noisy sample and dominates (see notebook 07).
-_DS_NOTE = {
-    "smoke": "smoke test: tiny models, {points} points, n={n}, alpha=0.01 -- the numbers are not meaningful",
-    "quick": ("MNIST on a 2-core CPU: small CNN classifier, MLP score network, {points} test points, n={n}, "
-              "n0={n0}, alpha=0.001 (the papers: CIFAR-10 / ImageNet, ResNet-110 / ResNet-50, NCSNv2 score "
-              "networks, n=10,000, n0=100, the full test sets); multi-step denoiser with Lee's L=32 levels, T=1"),
-    "full": ("paper sizes: n=10,000, n0=100, alpha=0.001 (Lee C.4; Cohen et al. use n=100,000), the full test "
-             "set, L=32 levels; CIFAR-10 with dataset='cifar10' (ResNet-110, U-Net score network)"),
-}
-_DS = {  # which models (their settings: MODELS): the standard classifier, the multi-scale score network
+# ================================================================ 05-08: the denoised-smoothing notebooks
+# the models shared by 05, 06, 07 and 08 (their settings: MODELS): the standard classifier, the multi-scale
+# score network, Lee's multi-step denoiser. The multi-step denoiser costs L score evaluations per noisy
+# sample and dominates the run time (see notebook 07).
+_DS = {
     "smoke": {"dataset": "mnist", "classifier_arch": "cnn", "score": {"schedule": "geometric"}, "mse": {},
+              "multi_step": MODELS["multi_step"]["smoke"],
               "model_note": "CNN classifier (smoke), multi-scale MLP score network (smoke)"},
     "quick": {"dataset": "mnist", "classifier_arch": "cnn", "score": {"schedule": "geometric"}, "mse": {},
+              "multi_step": MODELS["multi_step"]["quick"],
               "model_note": "CNN classifier (3 epochs on 30k images), multi-scale MLP score network of notebook 02"},
     # classifier_overrides per data set: a ResNet on (Fashion-)MNIST (07's D.2 row) is ResNet-20 for 15 epochs,
     # not CIFAR-10's ResNet-110 for 90 (our choice; Lee D.2 uses CIFAR-10 only)
     "full": {"dataset": "mnist", "classifier_arch": {"mnist": "cnn", "fashion_mnist": "cnn", "cifar10": "resnet"},
-             "classifier_overrides": {d: {"resnet": {"depth": 20, "epochs": 15, "lr_step": 5}}
-                                      for d in ("mnist", "fashion_mnist")} | {"cifar10": {}},
-             "score": {"schedule": "geometric"}, "mse": {},
+             "classifier_overrides": {"mnist": {"resnet": {"depth": 20, "lr_step": 5, SIZES: {"epochs": 15}}},
+                                      "fashion_mnist": {"resnet": {"depth": 20, "lr_step": 5, SIZES: {"epochs": 15}}},
+                                      "cifar10": {}},
+             "score": {"schedule": "geometric"}, "mse": {}, "multi_step": MODELS["multi_step"]["full"],
              "model_note": "CNN (MNIST) or ResNet-110 (CIFAR-10); multi-scale score network of notebook 02"},
 }
-for _p in PROFILES:
-    _DS[_p]["multi_step"] = model_settings("multi_step", _p)
-_DS_SIZES = {"smoke": {"num_points": 24, "n0": 10, "n": 60, "alpha": 0.01, "probe_samples": 64},
-             "quick": {"num_points": 150, "n0": 20, "n": 200, "alpha": 0.001, "probe_samples": 256},
-             "full": {"num_points": None, "n0": 100, "n": 10_000, "alpha": 0.001, "probe_samples": 2048}}
-_DS_SIGMAS_L1 = {"smoke": [0.5], "quick": [0.5, 1.0], "full": [0.25, 0.5, 1.0]}
-_DS_05 = {p: {**_DS_SIZES[p], "sigmas": [0.25, 0.5, 1.0], "radii": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
-              # mse_stab_query / mse_stab: Salman et al.'s denoisers (query / full access; Lee Table 1's rows)
-              "methods": ["none", "white_box", "mse", "mse_stab_query", "mse_stab", "one_step", "multi_step"],
-              "curve_grid": [round(0.05 * i, 2) for i in range(61)]} for p in PROFILES}
-_DS_06 = {p: {**_DS_SIZES[p], "sigmas": _DS_SIGMAS_L1[p], "radii": [0.5, 1.0, 1.5, 2.0],
-              "noises": ["laplace", "uniform"], "methods": ["white_box", "multi_step"],
-              "curve_grid": [round(0.05 * i, 2) for i in range(81)]} for p in PROFILES}
-_DS_07 = {
-    "smoke": {"d1": {"sigmas": [0.25, 0.5], "num_points": 24, "n0": 10, "n": 60, "alpha": 0.01,
-                     "radii": [0.25, 0.5, 0.75], "val_points": 100},
-              "d2": {"archs": ["linear", "mlp", "cnn"], "sigmas": [0.5], "num_points": 20, "n0": 10, "n": 60,
-                     "alpha": 0.01, "radii": [0.25, 0.5, 0.75]},
-              "cost": {"sigma": 0.5, "num_points": 16, "n0": 10, "n_grid": [30, 120], "n_method": "one_step",
-                       "levels": [1, 4], "steps_n": 30, "steps_sigmas": [0.5], "alpha": 0.01, "radii": [0.25, 0.5, 0.75]}},
-    "quick": {"d1": {"sigmas": [0.12, 0.25, 0.5, 1.0], "num_points": 150, "n0": 20, "n": 200, "alpha": 0.001,
-                     "radii": [0.25, 0.5, 0.75, 1.0, 1.5], "val_points": 1000},
-              "d2": {"archs": ["linear", "mlp", "cnn", "resnet"], "sigmas": [0.5], "num_points": 150,
-                     "n0": 20, "n": 200, "alpha": 0.001, "radii": [0.25, 0.5, 0.75]},
-              "cost": {"sigma": 0.5, "num_points": 30, "n0": 20, "n_grid": [100, 400, 1600], "n_method": "one_step",
-                       "levels": [1, 4, 8, 16, 32], "steps_n": 100, "steps_sigmas": [0.5, 1.0], "alpha": 0.001,
-                       "radii": [0.25, 0.5, 0.75]}},
-    "full": {"d1": {"sigmas": [0.12, 0.25, 0.5, 1.0], "num_points": 500, "n0": 100, "n": 10_000, "alpha": 0.001,
-                    "radii": [0.25, 0.5, 0.75, 1.0, 1.5], "val_points": 10_000},
-             "d2": {"archs": ["linear", "mlp", "cnn", "resnet"], "sigmas": [0.25, 0.5, 1.0], "num_points": 500,
-                    "n0": 100, "n": 10_000, "alpha": 0.001, "radii": [0.25, 0.5, 0.75, 1.0, 1.5]},
-             "cost": {"sigma": 0.5, "num_points": 500, "n0": 100, "n_grid": [100, 1000, 10_000, 100_000],
-                      "n_method": "one_step", "levels": [1, 2, 4, 8, 16, 32], "steps_n": 10_000,
-                      "steps_sigmas": [0.5, 1.0], "alpha": 0.001,
-                      "radii": [0.25, 0.5, 0.75, 1.0, 1.5]}},
-}
-# notebook 07, sequential vs fixed-n CERTIFY: n_max and test points for notebook 04's setting (linear h, its
-# sigmas, radii, n0, alpha) and notebook 05's (one-step denoiser at sigmas_05, 05's radii, n0, alpha)
-_SEQ_07 = {"smoke": {"n_max_04": 2000, "points_04": 10, "n_max_05": 300, "points_05": 8, "sigmas_05": [0.5]},
-           "quick": {"n_max_04": 100_000, "points_04": 50, "n_max_05": 10_000, "points_05": 30, "sigmas_05": [0.5]},
-           "full": {"n_max_04": 100_000, "points_04": 1000, "n_max_05": 10_000, "points_05": 500,
-                    "sigmas_05": [0.25, 0.5, 1.0]}}
-# notebook 07, Lee's claims that the quick run contradicts, against the score network's training budget (issue 14
-# item 4; lib/experiments/budget.py): `multipliers` of the family "score"'s steps (the first = 1: the model of 05-07),
-# the same points, n0, n, alpha as 05/06 (so the x1 runs are 05/06's logs), the sigmas where each contradiction
-# appears and the radius of its McNemar test. quick adds one x3 multi-scale network (3,600 steps), one x3 single-sigma
-# network (900 steps) and four certifications of 150 points at n = 200 (two multi-step). Measured in CPU seconds on the
-# shared machine (1 thread, load 2-5): training 314 + 63, a multi-step run 140, a one-step run ~5, i.e. ~660 CPU-s:
-# about 11 min on one idle core; measured idle with 2 threads inside the whole quick run (session 4): the budget
-# cell 5.6 min of 07's 9.2 min; multipliers [1, 2] would cut it by about a third
-_BUDGET_07 = {p: {**{k: _DS_SIZES[p][k] for k in ("num_points", "n0", "n", "alpha")},
-                  "multipliers": {"smoke": [1, 2], "quick": [1, 3], "full": [1, 2, 4]}[p],
-                  "radii": [0.25, 0.5, 0.75],
-                  "contradictions": {"multi_vs_one_step": {"sigmas": [0.25], "radius": 0.25},
-                                     "d1_multiscale": {"sigmas": [0.25], "radius": 0.25},
-                                     "uniform_l1": {"sigmas": [0.5], "radius": 0.5}}} for p in PROFILES}
-# D.1 where the quick run resolves the difference (sigma = 1; at 0.25 the x1 difference is within sampling error)
-_BUDGET_07["quick"]["contradictions"]["d1_multiscale"] = {"sigmas": [1.0], "radius": 0.25}
-_BUDGET_07["full"].update(num_points=500, radii=[0.25, 0.5, 0.75, 1.0, 1.5], contradictions={
-    "multi_vs_one_step": {"sigmas": [0.25, 0.5], "radius": 0.25},
-    "d1_multiscale": {"sigmas": [0.12, 0.25, 0.5, 1.0], "radius": 0.25},
-    "uniform_l1": {"sigmas": [0.25, 0.5, 1.0], "radius": 0.5}})
-for _p in PROFILES:
-    _DS_07[_p]["seq"] = _SEQ_07[_p]
-    _DS_07[_p]["budget"] = _BUDGET_07[_p]
-for _p in PROFILES:
-    for _d in (_DS_05[_p], _DS_06[_p]):
-        _d["note"] = _DS_NOTE[_p].format(points=_d["num_points"], n=_d["n"], n0=_d["n0"])
-    _DS_07[_p]["note"] = _DS_NOTE[_p].format(points=_DS_07[_p]["d1"]["num_points"], n=_DS_07[_p]["d1"]["n"],
-                                             n0=_DS_07[_p]["d1"]["n0"])
+# test points, n0, n, alpha of 05 and 06 (and of 07's training-budget section, which reuses their logs)
+_DS_SIZES = {"smoke": {"num_points": 24, "n0": 10, "n": 60, "probe_samples": 64},
+             "quick": {"num_points": 150, "n0": 20, "n": 200, "probe_samples": 256},
+             "full": {"num_points": None, "n0": 100, "n": 10_000, "probe_samples": 2048}}
+_DS_ALPHA = {"smoke": 0.01, "quick": 0.001, "full": 0.001}
 
-# ---------------------------------------------------------------- 08: sample rejection (lib/experiments/rejection.py)
-# The models are those of 05 (_DS) plus the "rejector" and "stability" families above; t_ablation: Figure 9
-# (rejectors with other T, all else equal) and the head of eq. 9 (f(x_i), the paper's, against f(D(x_i + eps))),
-# as overrides of the rejector settings. The quick sizes are for a 2-core CPU; measured on the shared
-# machine (load 8-10): 18 min from a cold cache, 6.6 min with every model but the rejectors cached, 76 s with
-# everything cached (logs too); on the idle 2-core CPU inside the whole quick run (session 4): 289 s, of which
-# 44 s are the budget check (section 9).
+
+def _ds_note(profile: str, points, n: int, n0: int) -> str:
+    """The one-line description of a denoised-smoothing run's sizes, printed by notebooks 05-07."""
+    return {
+        "smoke": f"smoke test: tiny models, {points} points, n={n}, alpha=0.01 -- the numbers are not meaningful",
+        "quick": (f"MNIST on a 2-core CPU: small CNN classifier, MLP score network, {points} test points, n={n}, "
+                  f"n0={n0}, alpha=0.001 (the papers: CIFAR-10 / ImageNet, ResNet-110 / ResNet-50, NCSNv2 score "
+                  "networks, n=10,000, n0=100, the full test sets); multi-step denoiser with Lee's L=32 levels, T=1"),
+        "full": ("paper sizes: n=10,000, n0=100, alpha=0.001 (Lee C.4; Cohen et al. use n=100,000), the full test "
+                 "set, L=32 levels; CIFAR-10 with dataset='cifar10' (ResNet-110, U-Net score network)"),
+    }[profile]
+
+
+def _ds_run(profile: str, **choices) -> dict:
+    """05's or 06's table: the shared models, sizes and note, and the notebook's own ``choices``."""
+    s = _DS_SIZES[profile]
+    return {**_DS[profile], "alpha": _DS_ALPHA[profile], **choices, SIZES: dict(s),
+            "note": _ds_note(profile, s["num_points"], s["n"], s["n0"])}
+
+
+_CURVE_3 = [round(0.05 * i, 2) for i in range(61)]  # radii of the certified-accuracy curves, 0 to 3
+_CURVE_4 = [round(0.05 * i, 2) for i in range(81)]  # ... 0 to 4
+
+_NB05 = {p: _ds_run(p, sigmas=[0.25, 0.5, 1.0], radii=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
+                    # mse_stab_query / mse_stab: Salman et al.'s denoisers (query / full access; Lee Table 1's rows)
+                    methods=["none", "white_box", "mse", "mse_stab_query", "mse_stab", "one_step", "multi_step"],
+                    curve_grid=_CURVE_3) for p in PROFILES}
+_NB06 = {p: _ds_run(p, sigmas={"smoke": [0.5], "quick": [0.5, 1.0], "full": [0.25, 0.5, 1.0]}[p],
+                    radii=[0.5, 1.0, 1.5, 2.0], noises=["laplace", "uniform"], methods=["white_box", "multi_step"],
+                    curve_grid=_CURVE_4) for p in PROFILES}
+
+# notebook 07. d1 / d2: Lee's appendix D.1 (sigmas) and D.2 (classifier architectures); cost: certified
+# accuracy against n and against the annealing levels L; seq: sequential vs fixed-n CERTIFY, n_max and test
+# points for notebook 04's setting (linear h, its sigmas, radii, n0, alpha) and notebook 05's (one-step
+# denoiser at sigmas_05, 05's radii, n0, alpha); budget: Lee's claims that the quick run contradicts, against
+# the score network's training budget (lib/experiments/budget.py): `multipliers` of the family "score"'s
+# steps (the first = 1: the model of 05-07), the same points, n0, n, alpha as 05/06 (so the x1 runs are
+# 05/06's logs), the sigmas where each contradiction appears and the radius of its McNemar test.
+_CONTRADICTIONS = {
+    "smoke": {"multi_vs_one_step": {"sigmas": [0.25], "radius": 0.25},
+              "d1_multiscale": {"sigmas": [0.25], "radius": 0.25},
+              "uniform_l1": {"sigmas": [0.5], "radius": 0.5}},
+    # D.1 where the quick run resolves the difference (sigma = 1; at 0.25 the x1 difference is within sampling error)
+    "quick": {"multi_vs_one_step": {"sigmas": [0.25], "radius": 0.25},
+              "d1_multiscale": {"sigmas": [1.0], "radius": 0.25},
+              "uniform_l1": {"sigmas": [0.5], "radius": 0.5}},
+    "full": {"multi_vs_one_step": {"sigmas": [0.25, 0.5], "radius": 0.25},
+             "d1_multiscale": {"sigmas": [0.12, 0.25, 0.5, 1.0], "radius": 0.25},
+             "uniform_l1": {"sigmas": [0.25, 0.5, 1.0], "radius": 0.5}},
+}
+_NB07 = {
+    "smoke": {"d1": {"sigmas": [0.25, 0.5], "alpha": 0.01, "radii": [0.25, 0.5, 0.75],
+                     SIZES: {"num_points": 24, "n0": 10, "n": 60, "val_points": 100}},
+              "d2": {"archs": ["linear", "mlp", "cnn"], "sigmas": [0.5], "alpha": 0.01, "radii": [0.25, 0.5, 0.75],
+                     SIZES: {"num_points": 20, "n0": 10, "n": 60}},
+              "cost": {"sigma": 0.5, "n_method": "one_step", "steps_sigmas": [0.5], "alpha": 0.01,
+                       "radii": [0.25, 0.5, 0.75],
+                       SIZES: {"num_points": 16, "n0": 10, "n_grid": [30, 120], "steps_n": 30},
+                       SWEEPS: {"levels": [1, 4]}},
+              "seq": {"sigmas_05": [0.5], SIZES: {"n_max_04": 2000, "points_04": 10, "n_max_05": 300, "points_05": 8}},
+              "budget": {"alpha": 0.01, "radii": [0.25, 0.5, 0.75], "contradictions": _CONTRADICTIONS["smoke"],
+                         SIZES: {"num_points": 24, "n0": 10, "n": 60}, SWEEPS: {"multipliers": [1, 2]}}},
+    "quick": {"d1": {"sigmas": [0.12, 0.25, 0.5, 1.0], "alpha": 0.001, "radii": [0.25, 0.5, 0.75, 1.0, 1.5],
+                     SIZES: {"num_points": 150, "n0": 20, "n": 200, "val_points": 1000}},
+              "d2": {"archs": ["linear", "mlp", "cnn", "resnet"], "sigmas": [0.5], "alpha": 0.001,
+                     "radii": [0.25, 0.5, 0.75], SIZES: {"num_points": 150, "n0": 20, "n": 200}},
+              "cost": {"sigma": 0.5, "n_method": "one_step", "steps_sigmas": [0.5, 1.0], "alpha": 0.001,
+                       "radii": [0.25, 0.5, 0.75],
+                       SIZES: {"num_points": 30, "n0": 20, "n_grid": [100, 400, 1600], "steps_n": 100},
+                       SWEEPS: {"levels": [1, 4, 8, 16, 32]}},
+              "seq": {"sigmas_05": [0.5],
+                      SIZES: {"n_max_04": 100_000, "points_04": 50, "n_max_05": 10_000, "points_05": 30}},
+              "budget": {"alpha": 0.001, "radii": [0.25, 0.5, 0.75], "contradictions": _CONTRADICTIONS["quick"],
+                         SIZES: {"num_points": 150, "n0": 20, "n": 200}, SWEEPS: {"multipliers": [1, 3]}}},
+    "full": {"d1": {"sigmas": [0.12, 0.25, 0.5, 1.0], "alpha": 0.001, "radii": [0.25, 0.5, 0.75, 1.0, 1.5],
+                    SIZES: {"num_points": 500, "n0": 100, "n": 10_000, "val_points": 10_000}},
+             "d2": {"archs": ["linear", "mlp", "cnn", "resnet"], "sigmas": [0.25, 0.5, 1.0], "alpha": 0.001,
+                    "radii": [0.25, 0.5, 0.75, 1.0, 1.5], SIZES: {"num_points": 500, "n0": 100, "n": 10_000}},
+             "cost": {"sigma": 0.5, "n_method": "one_step", "steps_sigmas": [0.5, 1.0], "alpha": 0.001,
+                      "radii": [0.25, 0.5, 0.75, 1.0, 1.5],
+                      SIZES: {"num_points": 500, "n0": 100, "n_grid": [100, 1000, 10_000, 100_000], "steps_n": 10_000},
+                      SWEEPS: {"levels": [1, 2, 4, 8, 16, 32]}},
+             "seq": {"sigmas_05": [0.25, 0.5, 1.0],
+                     SIZES: {"n_max_04": 100_000, "points_04": 1000, "n_max_05": 10_000, "points_05": 500}},
+             "budget": {"alpha": 0.001, "radii": [0.25, 0.5, 0.75, 1.0, 1.5], "contradictions": _CONTRADICTIONS["full"],
+                        SIZES: {"num_points": 500, "n0": 100, "n": 10_000}, SWEEPS: {"multipliers": [1, 2, 4]}}},
+}
+_NB07 = {p: {**_DS[p], **t, "note": _ds_note(p, t["d1"][SIZES]["num_points"], t["d1"][SIZES]["n"],
+                                                t["d1"][SIZES]["n0"])} for p, t in _NB07.items()}
+
+# notebook 08, sample rejection (lib/experiments/rejection.py). The models are those of 05 (_DS) plus the
+# "rejector" and "stability" families; t_ablation: Figure 9 (rejectors with other T, all else equal) and the
+# head of eq. 9 (f(x_i), the paper's, against f(D(x_i + eps))), as overrides of the rejector settings.
+# budget (section 9): the rejector against the budget (is its effect an artefact of our sizes?), one case
+# (MNIST, the MSE DnCNN), where Sheikholeslami et al. place the gain (section 6.3: sigma 0.25 or 0.5,
+# certified accuracy at radius 0), its budget grown in the rejector's training and in n together;
+# "budget" = the multiplier of the rejector's training (images x epochs), the first (x1) the notebook's own run.
 _REJ_METHODS = ["white_box", "mse", "mse_rejector", "mse_stab", "mse_stab_rejector", "one_step", "one_step_rejector"]
-_REJ_08 = {
-    "smoke": {"sigmas": [0.25, 1.0], "num_points": 12, "n0": 10, "n": 60, "alpha": 0.01, "radii": [0.25, 0.5, 1.0],
-              "methods": _REJ_METHODS, "hist_method": "mse_stab_rejector", "table1_sigma": 1.0, "max_radius": 2.0,
+_REJ_MODEL_NOTE = "; DnCNN MSE / MSE+Stab denoisers; rejectors (family 'rejector')"
+_NB08 = {
+    "smoke": {"sigmas": [0.25, 1.0], "alpha": 0.01, "radii": [0.25, 0.5, 1.0], "methods": _REJ_METHODS,
+              "hist_method": "mse_stab_rejector", "table1_sigma": 1.0, "max_radius": 2.0,
+              SIZES: {"num_points": 12, "n0": 10, "n": 60},
               "t_ablation": {"dataset": "mnist", "sigma": 1.0, "variants": {
-                  "T = 1": {"draws": 1}, "T = 2": {"draws": 2}, "T = 2, head f(D(x+ε))": {"head": "noisy"}}},
+                  "T = 1": {SIZES: {"draws": 1}}, "T = 2": {SIZES: {"draws": 2}},
+                  "T = 2, head f(D(x+ε))": {"head": "noisy"}}},
+              "budget": {"dataset": "mnist", "method": "mse_rejector", "sigma": 0.25, "radius": 0.0, "budgets": {
+                  "x1": {"budget": 1, "rejector": {}, SIZES: {"n": 60}},
+                  "x2": {"budget": 2, "rejector": {SIZES: {"n_train": 512}}, SIZES: {"n": 120}}}},
               "note": "smoke test: tiny models, 12 points, n=60, alpha=0.01 -- the numbers are not meaningful"},
-    "quick": {"sigmas": [0.25, 0.5, 1.0], "num_points": 100, "n0": 20, "n": 100, "alpha": 0.01,
-              "radii": [0.25, 0.5, 0.75, 1.0, 1.5], "methods": _REJ_METHODS, "hist_method": "mse_stab_rejector",
-              "table1_sigma": 0.5, "max_radius": 2.0,
+    "quick": {"sigmas": [0.25, 0.5, 1.0], "alpha": 0.01, "radii": [0.25, 0.5, 0.75, 1.0, 1.5],
+              "methods": _REJ_METHODS, "hist_method": "mse_stab_rejector", "table1_sigma": 0.5, "max_radius": 2.0,
+              SIZES: {"num_points": 100, "n0": 20, "n": 100},
               "t_ablation": {"dataset": "fashion_mnist", "sigma": 1.0, "variants": {
-                  "T = 1": {"draws": 1}, "T = 2": {"draws": 2}, "T = 4": {"draws": 4}, "T = 8": {"draws": 8},
-                  "T = 4, head f(D(x+ε))": {"head": "noisy"}}},
+                  "T = 1": {SIZES: {"draws": 1}}, "T = 2": {SIZES: {"draws": 2}}, "T = 4": {SIZES: {"draws": 4}},
+                  "T = 8": {SIZES: {"draws": 8}}, "T = 4, head f(D(x+ε))": {"head": "noisy"}}},
+              "budget": {"dataset": "mnist", "method": "mse_rejector", "sigma": 0.5, "radius": 0.0, "budgets": {
+                  "x1": {"budget": 1, "rejector": {}, SIZES: {"n": 100}},
+                  "x4": {"budget": 4, "rejector": {SIZES: {"n_train": 4000}}, SIZES: {"n": 1000}}}},
               "note": ("MNIST / Fashion-MNIST on a 2-core CPU: 100 test points, n0=20, n=100, alpha=0.01 (the paper: "
                        "CIFAR-10, ResNet-110, n=10,000, alpha=0.01, the test set); rejectors: a small CNN, T=4 draws, 4 "
                        "epochs on 1,000 images (paper: ResNet-34-like backbone, T=20, 20 epochs on 50,000); small "
                        "DnCNNs trained for half an epoch")},
-    "full": {"sigmas": [0.12, 0.25, 0.5, 1.0], "num_points": None, "n0": 100, "n": 10_000, "alpha": 0.01,
-             "radii": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0], "methods": _REJ_METHODS + ["stab"],
-             "hist_method": "mse_stab_rejector", "table1_sigma": 0.5, "max_radius": 3.0,
+    "full": {"sigmas": [0.12, 0.25, 0.5, 1.0], "alpha": 0.01, "radii": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
+             "methods": _REJ_METHODS + ["stab"], "hist_method": "mse_stab_rejector", "table1_sigma": 0.5,
+             "max_radius": 3.0, SIZES: {"num_points": None, "n0": 100, "n": 10_000},
              "t_ablation": {"dataset": "fashion_mnist", "sigma": 1.0, "variants": {
-                 "T = 4": {"draws": 4}, "T = 6": {"draws": 6}, "T = 10": {"draws": 10}, "T = 20": {"draws": 20},
-                 "T = 20, head f(D(x+ε))": {"head": "noisy"}}},
+                 "T = 4": {SIZES: {"draws": 4}}, "T = 6": {SIZES: {"draws": 6}}, "T = 10": {SIZES: {"draws": 10}},
+                 "T = 20": {SIZES: {"draws": 20}}, "T = 20, head f(D(x+ε))": {"head": "noisy"}}},
+             "budget": {"dataset": "mnist", "method": "mse_rejector", "sigma": 0.5, "radius": 0.0, "budgets": {
+                 "x1": {"budget": 1, "rejector": {}, SIZES: {"n": 10_000}},
+                 "x2": {"budget": 2, "rejector": {SIZES: {"epochs": 40, "adam_epochs": 10, "sgd_step": 10}},
+                        SIZES: {"n": 100_000}}}},
              "note": "paper sizes: n=10,000, alpha=0.01, the whole test set, T=20, 20 rejector epochs"},
 }
-# section 9 of notebook 08: the rejector against the budget (is its effect an artefact of our sizes?), one
-# case (MNIST, the MSE DnCNN, the largest sigma), its budget grown in the rejector's training and in n together;
-# "budget" = the multiplier of the rejector's training (images x epochs), the first (x1) the notebook's own run
-_REJ_BUDGET = {
-    "smoke": {"x1": {"budget": 1, "n": 60, "rejector": {}}, "x2": {"budget": 2, "n": 120, "rejector": {"n_train": 512}}},
-    "quick": {"x1": {"budget": 1, "n": 100, "rejector": {}},
-              "x4": {"budget": 4, "n": 1000, "rejector": {"n_train": 4000}}},
-    "full": {"x1": {"budget": 1, "n": 10_000, "rejector": {}},
-             "x2": {"budget": 2, "n": 100_000, "rejector": {"epochs": 40, "adam_epochs": 10, "sgd_step": 10}}},
-}
-for _p in PROFILES:
-    # where Sheikholeslami et al. place the gain (§6.3): sigma 0.25 or 0.5, certified accuracy at radius 0
-    _REJ_08[_p]["budget"] = {"dataset": "mnist", "method": "mse_rejector", "sigma": 0.25 if _p == "smoke" else 0.5,
-                             "radius": 0.0, "budgets": _REJ_BUDGET[_p]}
-    _REJ_08[_p]["curve_grid"] = [round(0.05 * i, 2) for i in range(61)]
-    _REJ_08[_p]["model_note"] = _DS[_p]["model_note"] + "; DnCNN MSE / MSE+Stab denoisers; rejectors (family 'rejector')"
+_NB08 = {p: {**_DS[p], **t, "curve_grid": _CURVE_3, "model_note": _DS[p]["model_note"] + _REJ_MODEL_NOTE}
+         for p, t in _NB08.items()}
 
-# notebook 04, item 3 of issue 14: recipes of the linear h (overrides of the "linear_h" family) compared at
-# matched test accuracy (all within 0.5 points of the paper's 0.9218 under quick); the notebook uses the
-# family's own recipe (plain SGD); notebook 04 prints which recipe is closest to 0.9218
+# notebook 04: recipes of the linear h (overrides of the "linear_h" family) compared at matched test
+# accuracy; the notebook uses the family's own recipe (plain SGD) and prints which recipe is closest to
+# the paper's test accuracy
 _LINEAR_RECIPES = {
     "SGD": {},
     "SGD + momentum 0.9": {"momentum": 0.9},
     "SGD + weight decay 1e-3": {"weight_decay": 1e-3},
-    "Adam": {"optimizer": "adam", "lr": 1e-3, "epochs": 10},
+    "Adam": {"optimizer": "adam", "lr": 1e-3, SIZES: {"epochs": 10}},
 }
 
 SETTINGS: dict[str, dict[str, dict]] = {
     # ---------------------------------------------------------------- 00 lecture
     "00": {
-        "smoke": {"sigma": 0.5, "picture_sigmas": [0.25, 0.5, 1.0], "grid_1d": 801, "grid_2d": 121,
-                  "stein_dim": 5, "stein_ns": [100, 1000, 10000], "stein_reps": 4,
-                  "lip_functions": 3, "lip_points": 30, "lip_dims": [2, 10, 100], "gh_nodes": 40,
-                  "certify_points": 24, "n0": 64, "n": 1000, "alpha": 0.001, "n_ref": 20000,
-                  "tradeoff_ns": [100, 1000, 10000], "tradeoff_alphas": [0.1, 0.01, 0.001], "tradeoff_grid": 41,
-                  "sim_p": [0.6, 0.75, 0.9], "sim_copies": 300, "sim_n0": 10, "sim_n": 100,
-                  "rmax_certify_ns": [100, 1000], "conc_dims": [2, 10, 100, 1000, 10000], "conc_samples": 1000,
-                  "train_sigma": 1.0, "train_n": 2000, "train_steps": 150, "train_k": 8, "test_points": 60, "train_cert_n": 300,
-                  "objective_samples": 64},
-        "quick": {"sigma": 0.5, "picture_sigmas": [0.25, 0.5, 1.0], "grid_1d": 1601, "grid_2d": 241,
-                  "stein_dim": 5, "stein_ns": [100, 1000, 10000, 100000], "stein_reps": 8,
-                  "lip_functions": 10, "lip_points": 60, "lip_dims": [2, 10, 100], "gh_nodes": 64,
-                  "certify_points": 40, "n0": 100, "n": 10000, "alpha": 0.001, "n_ref": 200000,
-                  "tradeoff_ns": [100, 1000, 10000, 100000], "tradeoff_alphas": [0.1, 0.01, 0.001, 0.0001],
-                  "tradeoff_grid": 61, "sim_p": [0.55, 0.6, 0.7, 0.8, 0.9], "sim_copies": 1000, "sim_n0": 10,
-                  "sim_n": 100, "rmax_certify_ns": [100, 1000, 10000, 100000],
-                  "conc_dims": [2, 10, 100, 1000, 10000, 100000], "conc_samples": 2000,
-                  "train_sigma": 1.0, "train_n": 4000, "train_steps": 1000, "train_k": 8, "test_points": 200, "train_cert_n": 2000,
-                  "objective_samples": 256},
-        "full": {"sigma": 0.5, "picture_sigmas": [0.25, 0.5, 1.0], "grid_1d": 3201, "grid_2d": 361,
-                 "stein_dim": 5, "stein_ns": [100, 1000, 10000, 100000, 1000000], "stein_reps": 16,
-                 "lip_functions": 30, "lip_points": 100, "lip_dims": [2, 10, 100, 1000], "gh_nodes": 80,
-                 "certify_points": 60, "n0": 100, "n": 100000, "alpha": 0.001, "n_ref": 1000000,
-                 "tradeoff_ns": [100, 1000, 10000, 100000], "tradeoff_alphas": [0.1, 0.01, 0.001, 0.0001],
-                 "tradeoff_grid": 101, "sim_p": [0.55, 0.6, 0.7, 0.8, 0.9], "sim_copies": 4000, "sim_n0": 10,
-                 "sim_n": 100, "rmax_certify_ns": [100, 1000, 10000, 100000],
-                 "conc_dims": [2, 10, 100, 1000, 10000, 100000, 1000000], "conc_samples": 1000,
-                 "train_sigma": 1.0, "train_n": 10000, "train_steps": 4000, "train_k": 16, "test_points": 500, "train_cert_n": 10000,
-                 "objective_samples": 1024},
+        "smoke": {"sigma": 0.5, "picture_sigmas": [0.25, 0.5, 1.0], "stein_dim": 5, "alpha": 0.001,
+                  "tradeoff_alphas": [0.1, 0.01, 0.001], "sim_p": [0.6, 0.75, 0.9], "sim_n0": 10, "sim_n": 100,
+                  "train_sigma": 1.0, "train_k": 8,
+                  SIZES: {"grid_1d": 801, "grid_2d": 121, "stein_ns": [100, 1000, 10000], "stein_reps": 4,
+                          "lip_functions": 3, "lip_points": 30, "lip_dims": [2, 10, 100], "gh_nodes": 40,
+                          "certify_points": 24, "n0": 64, "n": 1000, "n_ref": 20000,
+                          "tradeoff_ns": [100, 1000, 10000], "tradeoff_grid": 41, "sim_copies": 300,
+                          "rmax_certify_ns": [100, 1000], "conc_dims": [2, 10, 100, 1000, 10000],
+                          "conc_samples": 1000, "train_n": 2000, "train_steps": 150, "test_points": 60,
+                          "train_cert_n": 300, "objective_samples": 64}},
+        "quick": {"sigma": 0.5, "picture_sigmas": [0.25, 0.5, 1.0], "stein_dim": 5, "alpha": 0.001,
+                  "tradeoff_alphas": [0.1, 0.01, 0.001, 0.0001], "sim_p": [0.55, 0.6, 0.7, 0.8, 0.9], "sim_n0": 10,
+                  "sim_n": 100, "train_sigma": 1.0, "train_k": 8,
+                  SIZES: {"grid_1d": 1601, "grid_2d": 241, "stein_ns": [100, 1000, 10000, 100000], "stein_reps": 8,
+                          "lip_functions": 10, "lip_points": 60, "lip_dims": [2, 10, 100], "gh_nodes": 64,
+                          "certify_points": 40, "n0": 100, "n": 10000, "n_ref": 200000,
+                          "tradeoff_ns": [100, 1000, 10000, 100000], "tradeoff_grid": 61, "sim_copies": 1000,
+                          "rmax_certify_ns": [100, 1000, 10000, 100000],
+                          "conc_dims": [2, 10, 100, 1000, 10000, 100000], "conc_samples": 2000,
+                          "train_n": 4000, "train_steps": 1000, "test_points": 200, "train_cert_n": 2000,
+                          "objective_samples": 256}},
+        "full": {"sigma": 0.5, "picture_sigmas": [0.25, 0.5, 1.0], "stein_dim": 5, "alpha": 0.001,
+                 "tradeoff_alphas": [0.1, 0.01, 0.001, 0.0001], "sim_p": [0.55, 0.6, 0.7, 0.8, 0.9], "sim_n0": 10,
+                 "sim_n": 100, "train_sigma": 1.0, "train_k": 16,
+                 SIZES: {"grid_1d": 3201, "grid_2d": 361, "stein_ns": [100, 1000, 10000, 100000, 1000000],
+                         "stein_reps": 16, "lip_functions": 30, "lip_points": 100, "lip_dims": [2, 10, 100, 1000],
+                         "gh_nodes": 80, "certify_points": 60, "n0": 100, "n": 100000, "n_ref": 1000000,
+                         "tradeoff_ns": [100, 1000, 10000, 100000], "tradeoff_grid": 101, "sim_copies": 4000,
+                         "rmax_certify_ns": [100, 1000, 10000, 100000],
+                         "conc_dims": [2, 10, 100, 1000, 10000, 100000, 1000000], "conc_samples": 1000,
+                         "train_n": 10000, "train_steps": 4000, "test_points": 500, "train_cert_n": 10000,
+                         "objective_samples": 1024}},
     },
     # ---------------------------------------------------------------- 01 empirical Bayes theory
     "01": {
-        "smoke": {"sigma": 0.5, "sigma0": 1.0, "eb_dim": 100, "eb_points": 12, "n0": 64, "n": 1000,
-                  "alpha": 0.001, "e_samples": 2000, "mog_mu": [1.5, 0.5], "mog_sigma0": 0.5,
-                  "mog_sigmas": [0.5], "mog_steps": 300, "mog_batch": 256, "mog_hidden": 64,
-                  "mog_eval": 20000, "net_tol": 0.4, "collapse_sigmas": [0.1, 0.5, 1.0, 2.0, 5.0],
-                  "lee_dim": 100, "lee_sigmas": [0.25, 0.5, 1.0], "lee_sigma_tildes": [0.0, 0.1, 0.2, 0.4, 0.8],
-                  "lee_num": 500, "lee_steps": 40},
-        "quick": {"sigma": 0.5, "sigma0": 1.0, "eb_dim": 784, "eb_points": 20, "n0": 100, "n": 10000,
-                  "alpha": 0.001, "e_samples": 10000, "mog_mu": [1.5, 0.5], "mog_sigma0": 0.5,
-                  "mog_sigmas": [0.25, 0.5, 1.0], "mog_steps": 2000, "mog_batch": 512, "mog_hidden": 64,
-                  "mog_eval": 50000, "net_tol": 0.2, "collapse_sigmas": [0.1, 0.5, 1.0, 2.0, 5.0, 20.0],
-                  "lee_dim": 784, "lee_sigmas": [0.25, 0.5, 1.0], "lee_sigma_tildes": [0.0, 0.1, 0.2, 0.4, 0.8],
-                  "lee_num": 2000, "lee_steps": 40},
-        "full": {"sigma": 0.5, "sigma0": 1.0, "eb_dim": 784, "eb_points": 20, "n0": 100, "n": 100000,
-                 "alpha": 0.001, "e_samples": 50000, "mog_mu": [1.5, 0.5], "mog_sigma0": 0.5,
-                 "mog_sigmas": [0.25, 0.5, 1.0], "mog_steps": 5000, "mog_batch": 1024, "mog_hidden": 128,
-                 "mog_eval": 200000, "net_tol": 0.1, "collapse_sigmas": [0.1, 0.5, 1.0, 2.0, 5.0, 20.0],
-                 "lee_dim": 3072, "lee_sigmas": [0.25, 0.5, 1.0], "lee_sigma_tildes": [0.0, 0.1, 0.2, 0.4, 0.8],
-                 "lee_num": 1000, "lee_steps": 40},
+        "smoke": {"sigma": 0.5, "sigma0": 1.0, "eb_dim": 100, "alpha": 0.001, "mog_mu": [1.5, 0.5],
+                  "mog_sigma0": 0.5, "mog_sigmas": [0.5], "mog_hidden": 64, "net_tol": 0.4,
+                  "collapse_sigmas": [0.1, 0.5, 1.0, 2.0, 5.0], "lee_sigmas": [0.25, 0.5, 1.0],
+                  "lee_sigma_tildes": [0.0, 0.1, 0.2, 0.4, 0.8],
+                  SIZES: {"eb_points": 12, "n0": 64, "n": 1000, "e_samples": 2000, "mog_steps": 300, "mog_batch": 256,
+                          "mog_eval": 20000, "lee_dim": 100, "lee_num": 500, "lee_steps": 40}},
+        "quick": {"sigma": 0.5, "sigma0": 1.0, "eb_dim": 784, "alpha": 0.001, "mog_mu": [1.5, 0.5],
+                  "mog_sigma0": 0.5, "mog_sigmas": [0.25, 0.5, 1.0], "mog_hidden": 64, "net_tol": 0.2,
+                  "collapse_sigmas": [0.1, 0.5, 1.0, 2.0, 5.0, 20.0], "lee_sigmas": [0.25, 0.5, 1.0],
+                  "lee_sigma_tildes": [0.0, 0.1, 0.2, 0.4, 0.8],
+                  SIZES: {"eb_points": 20, "n0": 100, "n": 10000, "e_samples": 10000, "mog_steps": 2000,
+                          "mog_batch": 512, "mog_eval": 50000, "lee_dim": 784, "lee_num": 2000, "lee_steps": 40}},
+        "full": {"sigma": 0.5, "sigma0": 1.0, "eb_dim": 784, "alpha": 0.001, "mog_mu": [1.5, 0.5],
+                 "mog_sigma0": 0.5, "mog_sigmas": [0.25, 0.5, 1.0], "mog_hidden": 128, "net_tol": 0.1,
+                 "collapse_sigmas": [0.1, 0.5, 1.0, 2.0, 5.0, 20.0], "lee_sigmas": [0.25, 0.5, 1.0],
+                 "lee_sigma_tildes": [0.0, 0.1, 0.2, 0.4, 0.8],
+                 SIZES: {"eb_points": 20, "n0": 100, "n": 100000, "e_samples": 50000, "mog_steps": 5000,
+                         "mog_batch": 1024, "mog_eval": 200000, "lee_dim": 3072, "lee_num": 1000, "lee_steps": 40}},
     },
     # ---------------------------------------------------------------- 02 score training
     # (the score networks themselves: MODELS["score"]). arch_compare: every variant trains for the same
@@ -230,48 +247,50 @@ SETTINGS: dict[str, dict[str, dict]] = {
     # MACs per image among the variants within `tolerance` (relative) of the best mean held-out ratio.
     "02": {
         "smoke": {"single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
-                  "unseen_sigmas": [0.33, 0.67], "n_eval": 100,
-                  "langevin": {"n": 8, "num_levels": 10, "steps_per_level": 2, "eps": 2e-5},
-                  "arch_compare": {"steps": 60, "n_eval": 100, "tolerance": 0.05, "variants": {
+                  "unseen_sigmas": [0.33, 0.67], SIZES: {"n_eval": 100},
+                  "langevin": {"num_levels": 10, "eps": 2e-5, SIZES: {"n": 8, "steps_per_level": 2}},
+                  "arch_compare": {"tolerance": 0.05, SIZES: {"steps": 60, "n_eval": 100}, "variants": {
                       "MLP": {"arch": "mlp", "net": {"hidden": 64, "depth": 1, "emb_dim": 16}},
                       "U-Net": {"arch": "unet", "net": {"base": 8, "mults": [1, 2], "emb_dim": 16}}}}},
         "quick": {"single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.02, 0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
-                  "unseen_sigmas": [0.33, 0.67], "n_eval": 1000,
-                  "langevin": {"n": 36, "num_levels": 32, "steps_per_level": 5, "eps": 2e-5},
-                  "arch_compare": {"steps": 200, "n_eval": 500, "tolerance": 0.05, "variants": {
+                  "unseen_sigmas": [0.33, 0.67], SIZES: {"n_eval": 1000},
+                  "langevin": {"num_levels": 32, "eps": 2e-5, SIZES: {"n": 36, "steps_per_level": 5}},
+                  "arch_compare": {"tolerance": 0.05, SIZES: {"steps": 200, "n_eval": 500}, "variants": {
                       "MLP": {"arch": "mlp", "net": {"hidden": 512, "depth": 3, "emb_dim": 64}},
                       "MLP + conv path": {"arch": "mlp", "net": {"hidden": 512, "depth": 3, "emb_dim": 64, "conv": 16}},
                       "U-Net": {"arch": "unet", "net": {"base": 8, "mults": [1, 2, 2], "emb_dim": 32}}}}},
         "full": {"single_sigmas": [0.12, 0.25, 0.5, 1.0], "eval_sigmas": [0.02, 0.05, 0.12, 0.25, 0.33, 0.5, 0.67, 1.0],
-                 "unseen_sigmas": [0.33, 0.67], "n_eval": 10_000,
-                 "langevin": {"n": 64, "num_levels": 32, "steps_per_level": 5, "eps": 2e-5},
-                 "arch_compare": {"steps": 20_000, "n_eval": 2000, "tolerance": 0.05, "variants": {
+                 "unseen_sigmas": [0.33, 0.67], SIZES: {"n_eval": 10_000},
+                 "langevin": {"num_levels": 32, "eps": 2e-5, SIZES: {"n": 64, "steps_per_level": 5}},
+                 "arch_compare": {"tolerance": 0.05, SIZES: {"steps": 20_000, "n_eval": 2000}, "variants": {
                      "MLP": {"arch": "mlp", "net": {"hidden": 2048, "depth": 4, "emb_dim": 128}},
                      "MLP + conv path": {"arch": "mlp", "net": {"hidden": 2048, "depth": 4, "emb_dim": 128, "conv": 32}},
                      "U-Net": {"arch": "unet", "net": {"base": 64, "mults": [1, 2, 2], "emb_dim": 128}}}}},
     },
     # ---------------------------------------------------------------- 03 denoising
+    # (the DnCNN MSE denoisers: MODELS["mse"]; the score networks: MODELS["score"]; single_sigmas: the
+    # single-sigma networks loaded, the same as notebook 02 trains)
     "03": {
-        # (the DnCNN MSE denoisers: MODELS["mse"]; the score networks: MODELS["score"]; single_sigmas: the
-        # single-sigma networks loaded, the same as notebook 02 trains)
-        "smoke": {"sigmas": [0.5], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 32, "n_val": 32,
-                  "batch_size": 64, "unseen_sigmas": [0.33], "grid_images": 4,
-                  "annealed": {"steps_per_level": 1, "tune_step_sizes": [2e-5, 5e-6]},
-                  "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, "tau": 5},
-                  "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "n_train": 4000,
-                          "iters": 300, "hidden": 64, "depth": 2, "n_eval": 2000}},
-        "quick": {"sigmas": [0.25, 0.5, 1.0], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 300,
-                  "n_val": 200, "batch_size": 250, "unseen_sigmas": [0.33, 0.67], "grid_images": 8,
-                  "annealed": {"steps_per_level": 1, "tune_step_sizes": [1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6]},
-                  "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, "tau": 100},
-                  "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "n_train": 20000,
-                          "iters": 3000, "hidden": 128, "depth": 2, "n_eval": 20000}},
-        "full": {"sigmas": [0.12, 0.25, 0.5, 1.0], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"], "n_images": 10_000,
-                 "n_val": 1000, "batch_size": 1000, "unseen_sigmas": [0.33, 0.67], "grid_images": 8,
-                 "annealed": {"steps_per_level": 1, "tune_step_sizes": [1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6]},
-                 "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, "tau": 100},
-                 "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "n_train": 100_000,
-                         "iters": 20_000, "hidden": 256, "depth": 3, "n_eval": 100_000}},
+        "smoke": {"sigmas": [0.5], "single_sigmas": [0.12, 0.25, 0.5, 1.0], "noises": ["gaussian", "laplace", "uniform"],
+                  "unseen_sigmas": [0.33], SIZES: {"n_images": 32, "n_val": 32, "batch_size": 64, "grid_images": 4},
+                  "annealed": {"tune_step_sizes": [2e-5, 5e-6], SIZES: {"steps_per_level": 1}},
+                  "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, SIZES: {"tau": 5}},
+                  "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "hidden": 64, "depth": 2,
+                          SIZES: {"n_train": 4000, "iters": 300, "n_eval": 2000}}},
+        "quick": {"sigmas": [0.25, 0.5, 1.0], "single_sigmas": [0.12, 0.25, 0.5, 1.0],
+                  "noises": ["gaussian", "laplace", "uniform"], "unseen_sigmas": [0.33, 0.67],
+                  SIZES: {"n_images": 300, "n_val": 200, "batch_size": 250, "grid_images": 8},
+                  "annealed": {"tune_step_sizes": [1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6], SIZES: {"steps_per_level": 1}},
+                  "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, SIZES: {"tau": 100}},
+                  "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "hidden": 128, "depth": 2,
+                          SIZES: {"n_train": 20000, "iters": 3000, "n_eval": 20000}}},
+        "full": {"sigmas": [0.12, 0.25, 0.5, 1.0], "single_sigmas": [0.12, 0.25, 0.5, 1.0],
+                 "noises": ["gaussian", "laplace", "uniform"], "unseen_sigmas": [0.33, 0.67],
+                 SIZES: {"n_images": 10_000, "n_val": 1000, "batch_size": 1000, "grid_images": 8},
+                 "annealed": {"tune_step_sizes": [1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6], SIZES: {"steps_per_level": 1}},
+                 "walk_jump": {"sigma_prime": 0.05, "delta": 1e-3, SIZES: {"tau": 100}},
+                 "toy": {"mu": [1.5, 0.5], "sigma0": 0.3, "sigmas": [0.1, 0.25, 0.5, 1.0], "hidden": 256, "depth": 3,
+                         SIZES: {"n_train": 100_000, "iters": 20_000, "n_eval": 100_000}}},
     },
     # ---------------------------------------------------------------- 04 empirical Bayes, linear MNIST
     # classifier / deen: the families MODELS["linear_h"] and MODELS["deen"] (passed to
@@ -283,56 +302,55 @@ SETTINGS: dict[str, dict[str, dict]] = {
     # r_max = 2.02 > 2.0 at sigma = 0.6
     "04": {
         "smoke": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
-                  "classifier": model_settings("linear_h", "smoke"), "deen": model_settings("deen", "smoke"),
-                  "n0": 50, "n": 2000, "alpha": 0.001, "h_points": 200, "chunk": 50, "pi_points": 20, "pi_n": 2000,
-                  "pi_step": 0.25, "pi_chunk": 10, "recipes": _LINEAR_RECIPES, "recipe_points": 100,
-                  "fig3_sigma": 0.6, "fig3_samples": 6},
+                  "classifier": MODELS["linear_h"]["smoke"], "deen": MODELS["deen"]["smoke"], "alpha": 0.001,
+                  "chunk": 50, "pi_step": 0.25, "recipes": _LINEAR_RECIPES, "fig3_sigma": 0.6,
+                  SIZES: {"n0": 50, "n": 2000, "h_points": 200, "pi_points": 20, "pi_n": 2000, "pi_chunk": 10,
+                          "recipe_points": 100, "fig3_samples": 6}},
         "quick": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
-                  "classifier": model_settings("linear_h", "quick"), "deen": model_settings("deen", "quick"),
-                  "n0": 100, "n": 100_000, "alpha": 0.001, "h_points": None, "chunk": 100, "pi_points": 200,
-                  "pi_n": 20_000, "pi_step": 0.25, "pi_chunk": 10, "recipes": _LINEAR_RECIPES,
-                  "recipe_points": 1000, "fig3_sigma": 0.6, "fig3_samples": 8},
+                  "classifier": MODELS["linear_h"]["quick"], "deen": MODELS["deen"]["quick"], "alpha": 0.001,
+                  "chunk": 100, "pi_step": 0.25, "recipes": _LINEAR_RECIPES, "fig3_sigma": 0.6,
+                  SIZES: {"n0": 100, "n": 100_000, "h_points": None, "pi_points": 200, "pi_n": 20_000,
+                          "pi_chunk": 10, "recipe_points": 1000, "fig3_samples": 8}},
         "full": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
-                 "classifier": model_settings("linear_h", "full"), "deen": model_settings("deen", "full"),
-                 "n0": 100, "n": 100_000, "alpha": 0.001, "h_points": None, "chunk": 100, "pi_points": None,
-                 "pi_n": 100_000, "pi_step": 0.25, "pi_chunk": 50, "recipes": _LINEAR_RECIPES,
-                 "recipe_points": None, "fig3_sigma": 0.6, "fig3_samples": 8},
+                 "classifier": MODELS["linear_h"]["full"], "deen": MODELS["deen"]["full"], "alpha": 0.001,
+                 "chunk": 100, "pi_step": 0.25, "recipes": _LINEAR_RECIPES, "fig3_sigma": 0.6,
+                 SIZES: {"n0": 100, "n": 100_000, "h_points": None, "pi_points": None, "pi_n": 100_000,
+                         "pi_chunk": 50, "recipe_points": None, "fig3_samples": 8}},
     },
-    # ---------------------------------------------------------------- 05-07 denoised smoothing, 10 tables
-    # (owned by lib/experiments.py; the model keys are shared by 05, 06 and 07 through _DS, above)
-    "05": {p: {**_DS[p], **_DS_05[p]} for p in PROFILES},
-    "06": {p: {**_DS[p], **_DS_06[p]} for p in PROFILES},
-    "07": {p: {**_DS[p], **_DS_07[p]} for p in PROFILES},
+    # ---------------------------------------------------------------- 05-08 denoised smoothing (tables above)
+    "05": _NB05,
+    "06": _NB06,
+    "07": _NB07,
+    "08": _NB08,
     # ---------------------------------------------------------------- 09 learned empirical Bayes (XHAT_ε)
     # models: MODELS["xhat"] (and "deen"); run sizes here. Paper: n_c = 10^6, alpha = 0.001, sigma in {0.3, 0.6}
     # (Figure 5); walk-jump sigma' = 0.05, delta = 0.001, tau = 100 (Figure 6). The attacked points are a subset
-    # of the certified ones (every k-th test image with k a multiple of the certification's). quick: ~10 min on an
-    # idle 2-core CPU once notebook 04's DEENs are cached; radius 2.0 is beyond r_max(4000) at sigma = 0.6.
+    # of the certified ones (every k-th test image with k a multiple of the certification's). Radius 2.0 is
+    # beyond r_max(4000) at sigma = 0.6. nc_sweep (the certified accuracy against n_c) is one size: tiny full
+    # takes smoke's sweep whole.
     "09": {
-        "smoke": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "num_points": 12,
-                  "n0": 10, "n": 100, "alpha": 0.01, "curve_grid": [round(0.05 * i, 2) for i in range(61)],
-                  "nc_sweep": {"ns": [30, 100], "num_points": 6},
-                  "attack": {"num_points": 6, "steps": 2, "m": 2, "n": 40, "alpha": 0.01},
-                  "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3, "tau": 2, "num_points": 6,
-                                "n0": 10, "n": 40},
+        "smoke": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "alpha": 0.01,
+                  "curve_grid": _CURVE_3, SIZES: {"num_points": 12, "n0": 10, "n": 100,
+                                                  "nc_sweep": {"ns": [30, 100], "num_points": 6}},
+                  "attack": {"alpha": 0.01, SIZES: {"num_points": 6, "steps": 2, "m": 2, "n": 40}},
+                  "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3,
+                                SIZES: {"tau": 2, "num_points": 6, "n0": 10, "n": 40}},
                   "note": "smoke: tiny models and sizes for the tests; the numbers mean nothing"},
-        "quick": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "num_points": 50,
-                  "n0": 50, "n": 4000, "alpha": 0.001, "curve_grid": [round(0.05 * i, 2) for i in range(61)],
-                  "nc_sweep": {"ns": [100, 1000, 10_000], "num_points": 20},
-                  "attack": {"num_points": 25, "steps": 8, "m": 4, "n": 500, "alpha": 0.001},
-                  "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3, "tau": 10, "num_points": 20,
-                                "n0": 20, "n": 200},
+        "quick": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "alpha": 0.001,
+                  "curve_grid": _CURVE_3, SIZES: {"num_points": 50, "n0": 50, "n": 4000,
+                                                  "nc_sweep": {"ns": [100, 1000, 10_000], "num_points": 20}},
+                  "attack": {"alpha": 0.001, SIZES: {"num_points": 25, "steps": 8, "m": 4, "n": 500}},
+                  "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3,
+                                SIZES: {"tau": 10, "num_points": 20, "n0": 20, "n": 200}},
                   "note": ("quick: 93 s on the idle 2-core CPU inside the whole quick run (notebook 04's DEENs cached); "
                            "7.5 min on the shared CPU under heavy load")},
-        "full": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "num_points": None,
-                 "n0": 100, "n": 1_000_000, "alpha": 0.001, "curve_grid": [round(0.05 * i, 2) for i in range(61)],
-                 "nc_sweep": {"ns": [1000, 10_000, 100_000, 1_000_000], "num_points": 500},
-                 "attack": {"num_points": 1000, "steps": 32, "m": 16, "n": 1000, "alpha": 0.001},
-                 "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3, "tau": 100, "num_points": 500,
-                               "n0": 100, "n": 100_000},
+        "full": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "alpha": 0.001,
+                 "curve_grid": _CURVE_3, SIZES: {"num_points": None, "n0": 100, "n": 1_000_000,
+                                                 "nc_sweep": {"ns": [1000, 10_000, 100_000, 1_000_000], "num_points": 500}},
+                 "attack": {"alpha": 0.001, SIZES: {"num_points": 1000, "steps": 32, "m": 16, "n": 1000}},
+                 "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3,
+                               SIZES: {"tau": 100, "num_points": 500, "n0": 100, "n": 100_000}},
                  "note": "full: the paper's n_c = 10^6 on the 10k test set and 16 PGD steps; GPU days, not for a CPU"},
     },
     "10": {"smoke": {}, "quick": {}, "full": {}},
-    # ---------------------------------------------------------------- 08 sample rejection (Sheikholeslami et al.)
-    "08": {p: {**_DS[p], **_REJ_08[p]} for p in PROFILES},
 }

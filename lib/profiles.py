@@ -10,7 +10,9 @@ Two kinds of settings live here, and nowhere else:
   model from the same place. Families: ``classifier/<arch>`` (linear, mlp, cnn, resnet),
   ``linear_h`` (Saremi & Srivastava's linear h, notebook 04), ``score``, ``mse``, ``deen``,
   ``multi_step`` (Lee's annealed denoiser), and those added by later features (end of ``MODELS``).
-* **Run sizes, per notebook** (``SETTINGS``, in :mod:`lib.profile_runs`): test points, n, alpha, sigma grids ... A notebook's
+* **Run settings, per notebook** (``SETTINGS``, in :mod:`lib.profile_runs`): test points, n, alpha, sigma
+  grids ... Both kinds of table keep their counts in ``"sizes"`` sub-dicts, apart from the choices, so
+  that tiny full is derived from them (:func:`get`, :func:`model_settings`). A notebook's
   ``parameters`` cell holds plain literals (``profile = "quick"``, ``seed = 0``); the next cell
   calls ``cfg = lib.profiles.get("04", profile)`` and everything derives from ``cfg``, so a
   papermill override of ``profile`` changes every setting consistently. Library code never reads
@@ -21,38 +23,39 @@ from __future__ import annotations
 import copy
 import os
 
-from lib.profile_models import MODELS, PROFILES
+from lib.profile_models import MODELS, PROFILES, SIZES, SWEEPS
 from lib.profile_runs import SETTINGS
 from lib.utils import check_device
 
 # ================================================================ tiny full (CI): full's choices, smoke's sizes
 #: environment variable ("1") that shrinks the ``full`` profile to tiny sizes (``./run_all.sh --profile full --tiny``)
 TINY_ENV = "COMPANION_TINY"
-# the keys that are *sizes* (work, not choices): under tiny full each takes the smoke profile's value of the same
-# notebook section / model family; every other key (dataset, architectures and their nets, sigma grids, radii,
-# n0, alpha, methods, noise levels L, draws T ...) keeps its full value, so every line of the full run executes.
+# Tiny full is derived from the tables' structure: every entry of a ``"sizes"`` sub-dict takes the smoke
+# profile's value at the same place (full's where smoke has none), capped by TINY_CAPS where the full
+# architectures (U-Net, ResNet-110, DnCNN-17) make smoke's sizes minutes of CPU; every list of a ``"sweeps"``
+# sub-dict is cut to its two ends (07: the annealing levels L = 1 and Lee's L = 32, the training-budget
+# multipliers x1 and the largest); every other entry (dataset, architectures, sigma grids, radii, alpha,
+# methods, noise levels L ...) keeps full's value, so every line of the full run executes.
 # `num_points` None (the whole test set) becomes smoke's count, still spread over the whole test set.
-TINY_SIZE_KEYS = frozenset({
-    "num_points", "n", "iters", "epochs", "n_train", "n_eval", "train_limit", "test_limit", "batch_size",
-    "scratch_iters", "warmup", "val_points", "n_max_04", "points_04", "n_max_05", "points_05", "h_points",
-    "pi_points", "pi_n", "pi_chunk", "recipe_points", "n_images", "n_val", "steps", "m", "tau", "ns", "n_grid",
-    "steps_n", "probe_samples", "grid_1d", "grid_2d", "stein_ns", "stein_reps", "lip_functions", "lip_points",
-    "gh_nodes", "certify_points", "n_ref", "tradeoff_grid", "sim_copies", "rmax_certify_ns", "conc_dims",
-    "conc_samples", "train_n", "train_steps", "test_points", "train_cert_n", "objective_samples", "eb_points",
-    "e_samples", "mog_steps", "mog_batch", "mog_eval", "lee_num", "lee_steps", "lee_dim", "fig3_samples",
-    "grid_images", "steps_per_level", "lip_dims", "tradeoff_ns", "nc_sweep", "n_max", "adam_epochs", "sgd_step"})
-
-
-# ... and below smoke where the full architectures (U-Net, ResNet-110, DnCNN-17) make smoke's sizes minutes of CPU
 TINY_CAPS = {"num_points": 2, "n": 10, "n0": 10, "iters": 3, "scratch_iters": 3, "epochs": 1, "steps": 2,
              "draws": 2, "n_train": 32, "train_limit": 64, "test_limit": 32, "n_eval": 16, "batch_size": 8, "n_images": 4,
              "n_val": 4, "val_points": 8, "h_points": 8, "pi_points": 2, "pi_n": 100, "recipe_points": 8,
              "probe_samples": 16, "warmup": 1, "steps_n": 10, "n_max_04": 200, "points_04": 2, "n_max_05": 40,
              "points_05": 2, "adam_epochs": 1}
 
-# lists cut to their two ends under tiny full (07: the annealing levels L = 1 and Lee's L = 32; the training-budget
-# multipliers x1 and the largest), so that the first and the last choice still run
-TINY_ENDS = frozenset({"levels", "multipliers"})
+
+def flat(table: dict) -> dict:
+    """``table`` as the settings the notebooks read: the entries of every ``"sizes"`` and ``"sweeps"``
+    sub-dict beside the choices of the same level (a copy)."""
+    if not isinstance(table, dict):
+        return copy.deepcopy(table)
+    out = {}
+    for k, v in table.items():
+        if k in (SIZES, SWEEPS):
+            out.update(flat(v))
+        else:
+            out[k] = flat(v)
+    return out
 
 
 def tiny() -> bool:
@@ -61,19 +64,17 @@ def tiny() -> bool:
 
 
 def _tiny(full: dict, smoke: dict) -> dict:
-    """``full`` with every size key (:data:`TINY_SIZE_KEYS`) replaced by ``smoke``'s, recursively."""
+    """The table ``full`` with each of its sizes replaced by ``smoke``'s and capped, each sweep cut to its ends."""
     out = {}
     for k, v in full.items():
-        if k in TINY_SIZE_KEYS and k in smoke:
-            out[k] = _cap(k, copy.deepcopy(smoke[k]))
-        elif k in TINY_CAPS and isinstance(v, int):
-            out[k] = _cap(k, v)
-        elif k in TINY_ENDS and isinstance(v, list) and len(v) > 2:
-            out[k] = [v[0], v[-1]]
+        if k == SIZES:
+            out[k] = {name: _cap(name, copy.deepcopy(smoke.get(SIZES, {}).get(name, value))) for name, value in v.items()}
+        elif k == SWEEPS:
+            out[k] = {name: [x[0], x[-1]] if len(x) > 2 else list(x) for name, x in v.items()}
         elif isinstance(v, dict):  # nested settings (also those smoke lacks, e.g. full's per-data-set overrides)
             out[k] = _tiny(v, smoke[k] if isinstance(smoke.get(k), dict) else {})
         else:
-            out[k] = v
+            out[k] = copy.deepcopy(v)
     return out
 
 
@@ -100,10 +101,10 @@ def model_settings(family: str, profile: str, **overrides) -> dict:
     settings = MODELS[family][profile]
     if profile == "full" and tiny():
         settings = _tiny(settings, MODELS[family]["smoke"])
-    return {**copy.deepcopy(settings), **copy.deepcopy(overrides)}
+    return {**flat(settings), **copy.deepcopy(overrides)}
 
 
-# ================================================================ run sizes, per notebook
+# ================================================================ run settings, per notebook
 # The tables live in lib/profile_runs.py (SETTINGS); get() reads them.
 
 
@@ -113,15 +114,16 @@ def get(notebook: str | int, profile: str) -> dict:
     Every notebook starts with this call, so it is where ``full`` refuses to run without a GPU:
     :func:`lib.utils.check_device` raises ``DeviceError`` on a CPU unless ``COMPANION_ALLOW_CPU=1``
     (``./run_all.sh --allow-cpu``). Under tiny full
-    (``COMPANION_TINY=1``) the sizes are smoke's (:data:`TINY_SIZE_KEYS`), the choices full's."""
+    (``COMPANION_TINY=1``) the sizes are smoke's, capped (:data:`TINY_CAPS`), the choices full's."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     key = f"{int(str(notebook).split('_')[0]):02d}"
     if key not in SETTINGS:
         raise KeyError(f"no settings for notebook {notebook!r}; known: {sorted(SETTINGS)}")
-    out = copy.deepcopy(SETTINGS[key][profile])
+    table = SETTINGS[key][profile]
     if profile == "full" and tiny():
-        out = _tiny(out, SETTINGS[key]["smoke"])
+        table = _tiny(table, SETTINGS[key]["smoke"])
+    out = flat(table)
     out["profile"] = profile
     if profile == "full":  # a notebook about to run at paper scale: a GPU, or an explicit CPU opt-in
         check_device(profile)

@@ -159,7 +159,7 @@ def _rewrite_npz(path, **changes):
 
 
 def test_cache_manifest_written_and_verified(tiny_mnist_cache):
-    """Issue 10: a well-formed mnist.npz with shifted labels used to pass fetch() and load()."""
+    """A well-formed mnist.npz with shifted labels used to pass fetch() and load()."""
     root, path = tiny_mnist_cache
     manifest = data.manifest_path(path)
     assert manifest == root / "mnist.npz.sha256"

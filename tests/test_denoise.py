@@ -221,7 +221,7 @@ def test_tune_step_size_returns_a_table(prior):
 
 
 def test_denoisers_count_their_score_evaluations():
-    """Work is counted, not timed (issue 18): rows through the score network per denoiser."""
+    """Work is counted, not timed: rows through the score network per denoiser."""
     from lib.data import GaussianData
     from lib.denoising import denoise as dn
     from lib.smoothing.noise import make_noise

@@ -151,7 +151,7 @@ OUTCOME_PATTERNS = {
                   r"so one sees|what \*?learning\*? buys|of increasing clean)\b|\bfinds? [^.\n]{0,40}\bbetter\b"),
     "a count of steps": r"\ba few (?:hundred|thousand) (?:iterations|steps)\b",
     "one setting for every published row": r"obtained on CIFAR-10 or ImageNet|CIFAR-10 / ImageNet, large networks",
-    "a seed path": r"shared/seeds|`00[0-4]_",
+    "a seed path": r"shared/seed[s]|`00[0-4]_",
 }
 
 

@@ -1,9 +1,9 @@
-"""Tiny full (issue 16): the `full` profile's choices at tiny sizes, and its CPU guard.
+"""Tiny full: the `full` profile's choices at tiny sizes, and its CPU guard.
 
 ``COMPANION_TINY=1`` keeps every choice of `full` (architectures: U-Net score network, ResNet-110 on
 CIFAR-10, DnCNN-17; sigma grids, radii, alpha, methods, L=32 levels, test points spread over the whole
-test set) and replaces its sizes by smoke's, capped further (lib/profiles.py ``TINY_SIZE_KEYS``,
-``TINY_CAPS``). The notebook runs execute the notebooks that way on the CPU with the explicit opt-in
+test set) and replaces its sizes (the tables' ``"sizes"`` sub-dicts) by smoke's, capped further
+(lib/profiles.py ``TINY_CAPS``). The notebook runs execute the notebooks that way on the CPU with the explicit opt-in
 ``COMPANION_ALLOW_CPU=1``, on MNIST (the real caches, linked) and on a tiny CIFAR-10 archive in the
 official format (the writer of tests/test_data.py) converted into a temporary ``COMPANION_DATA``.
 """
@@ -39,7 +39,7 @@ def test_full_refuses_the_cpu_unless_allowed(monkeypatch):
         profiles.get("05", "full")
     with pytest.raises(utils.DeviceError):
         utils.check_device("full")
-    assert profiles.get("05", "quick")["n"] == profiles.SETTINGS["05"]["quick"]["n"]  # other profiles: no guard
+    assert profiles.get("05", "quick")["n"] == profiles.SETTINGS["05"]["quick"]["sizes"]["n"]  # other profiles: no guard
     monkeypatch.setenv(utils.ALLOW_CPU_ENV, "1")
     assert utils.check_device("full").type == "cpu"
     assert profiles.get("05", "full")["profile"] == "full"
@@ -68,6 +68,31 @@ def test_estimate_counts_units(capsys):
 
 
 # ---------------------------------------------------------------- the overlay
+def _walk_tiny(table, full, tiny, where):
+    """Along the structure of ``table`` (a profile's table, with its sizes and sweeps): every size of
+    ``tiny`` at most full's and its cap, every sweep cut to its two ends, every choice full's."""
+    assert set(full) == set(tiny), where
+    for k, v in table.items():
+        if k == profiles.SIZES:
+            for name in v:
+                f, t = full[name], tiny[name]
+                for fv, tv in ((f, t),) if not isinstance(f, dict) else ((f[i], t[i]) for i in f):
+                    if isinstance(fv, int) and isinstance(tv, int):
+                        assert tv <= fv, f"{where}.{name}"
+                    if name in profiles.TINY_CAPS and isinstance(tv, int) and not isinstance(tv, bool):
+                        assert tv <= profiles.TINY_CAPS[name], f"{where}.{name}: above its tiny cap"
+                    if fv is None and name in profiles.TINY_CAPS:
+                        assert tv is not None, f"{where}.{name}: 'all' kept under tiny"
+        elif k == profiles.SWEEPS:
+            for name, values in v.items():
+                ends = values[:1] + values[-1:] if len(values) > 2 else values
+                assert tiny[name] == ends, f"{where}.{name}: not cut to its ends"
+        elif isinstance(v, dict):
+            _walk_tiny(v, full[k], tiny[k], f"{where}.{k}")
+        else:
+            assert tiny[k] == full[k], f"{where}.{k}: a choice changed under tiny"
+
+
 @pytest.mark.parametrize("nb", sorted(profiles.SETTINGS))
 def test_tiny_keeps_full_choices_and_shrinks_sizes(nb, monkeypatch):
     monkeypatch.setenv(utils.ALLOW_CPU_ENV, "1")
@@ -75,24 +100,27 @@ def test_tiny_keeps_full_choices_and_shrinks_sizes(nb, monkeypatch):
     full = profiles.get(nb, "full")
     monkeypatch.setenv(profiles.TINY_ENV, "1")
     tiny = profiles.get(nb, "full")
+    _walk_tiny(profiles.SETTINGS[nb]["full"], full, tiny, nb)
 
-    def walk(f, t, where):
-        assert set(f) == set(t), where
-        for k, v in f.items():
-            if k in profiles.TINY_SIZE_KEYS or k in profiles.TINY_CAPS:
-                if isinstance(v, int) and isinstance(t[k], int):
-                    assert t[k] <= v, f"{where}.{k}"
-                if k in profiles.TINY_CAPS and isinstance(t[k], int) and not isinstance(t[k], bool):
-                    assert t[k] <= profiles.TINY_CAPS[k], f"{where}.{k}: above its tiny cap"
-            elif k in profiles.TINY_ENDS and isinstance(v, list):
-                ends = v[:1] + v[-1:] if len(v) > 2 else v
-                assert t[k] == ends, f"{where}.{k}: not cut to its ends"
-            elif isinstance(v, dict):
-                walk(v, t[k], f"{where}.{k}")
-            else:
-                assert t[k] == v, f"{where}.{k}: a choice changed under tiny"
 
-    walk(full, tiny, nb)
+@pytest.mark.parametrize("family", sorted(profiles.MODELS))
+def test_tiny_models_keep_full_choices_and_shrink_sizes(family, monkeypatch):
+    monkeypatch.delenv(profiles.TINY_ENV, raising=False)
+    full = profiles.model_settings(family, "full")
+    monkeypatch.setenv(profiles.TINY_ENV, "1")
+    _walk_tiny(profiles.MODELS[family]["full"], full, profiles.model_settings(family, "full"), family)
+
+
+def test_a_new_size_is_shrunk_without_a_key_list(monkeypatch):
+    """A size key no list names still takes smoke's value under tiny full (and stays a plain key outside it)."""
+    monkeypatch.setitem(profiles.SETTINGS, "10", {"smoke": {"x": 1, profiles.SIZES: {"new_count": 3}},
+                                                  "quick": {"x": 1, profiles.SIZES: {"new_count": 30}},
+                                                  "full": {"x": 2, profiles.SIZES: {"new_count": 3000}}})
+    monkeypatch.setenv(utils.ALLOW_CPU_ENV, "1")
+    monkeypatch.delenv(profiles.TINY_ENV, raising=False)
+    assert profiles.get("10", "full") == {"x": 2, "new_count": 3000, "profile": "full"}
+    monkeypatch.setenv(profiles.TINY_ENV, "1")
+    assert profiles.get("10", "full") == {"x": 2, "new_count": 3, "profile": "full"}
 
 
 def test_tiny_models_keep_the_architectures(monkeypatch):

@@ -1,4 +1,4 @@
-"""Logit-space sampling of a linear classifier (issue 14, item 1) has the law of input-space sampling,
+"""Logit-space sampling of a linear classifier has the law of input-space sampling,
 and the test that says so can fail: the same test rejects a sampler with the wrong covariance.
 
 tests/test_sampler.py (H8) checks the covariance of ``LogitGaussian`` and one chi-square test on a

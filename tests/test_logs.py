@@ -1,4 +1,4 @@
-"""lib.smoothing.logs and certify_dataset: logs that can be trusted (issue 10).
+"""lib.smoothing.logs and certify_dataset: logs that can be trusted.
 
 Each test reproduces a way the old log layer silently produced wrong tables: two writers on one
 log, resume by line count, an unvalidated reader, a weak settings check, locuslab's float times,

@@ -273,7 +273,7 @@ def test_classifier_training_resumes_mid_epoch(tmp_path):
         assert torch.equal(a, b)
 
 
-# ---------------------------------------------------------------------- cache manifest (issue 10)
+# ---------------------------------------------------------------------- cache manifest
 def _cached_linear(root):
     from lib.models import cache
 

@@ -1,4 +1,4 @@
-"""Same seed -> same weights and same certification logs; thread count does not change the logs (issue 18).
+"""Same seed -> same weights and same certification logs; thread count does not change the logs.
 
 The per-example logs carry a ``time`` column (wall time of each point): a measurement, not a result,
 so it is the one column these tests leave out of the comparison.

@@ -218,7 +218,7 @@ def test_certified_accuracy_definition():
     np.testing.assert_allclose(certified_accuracy(df, [0.0, 0.5, 1.0, 2.0]), [0.5, 0.5, 0.25, 0.0])
 
 
-# ------------------------------------------------------------------ numbers that are not numbers (issue 10)
+# ------------------------------------------------------------------ numbers that are not numbers
 def _linear(nan=False):
     lin = torch.nn.Linear(2, 3)
     if nan:
