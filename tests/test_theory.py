@@ -240,7 +240,7 @@ def test_three_training_methods_and_paired_tests(gen):
     assert tests["certified accuracy at r = 0.5 (McNemar, two-sided)"] < 1e-6
 
 
-# ------------------------------------------------------------------ issue 17: lecture corrections
+# ------------------------------------------------------------------ the lecture's corrections
 def test_rescaling_of_lemma26(gen):
     """h~(z) = h(sigma z) gives H~(x / sigma) = H(x); the lecture's h(z / sigma) at sigma x smooths at 1/sigma."""
     h = T.ball_h(0.8)
