@@ -101,7 +101,9 @@ def plot_certify_toy(axes, base: np.ndarray, smoothed: np.ndarray, points: np.nd
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(15, 6.4))
     plot_regions(a0, axes, base, "base classifier f", shade=False)
     n_abst = int((preds < 0).sum())
-    plot_regions(a1, axes, smoothed, rf"smoothed g ($\sigma$={sigma:g}): certified balls")
+    n_cert = int((preds >= 0).sum())
+    shown = n_cert if max_circles is None else min(n_cert, max_circles)
+    plot_regions(a1, axes, smoothed, rf"smoothed g ($\sigma$={sigma:g}): {shown} of {n_cert} certified balls drawn")
     plot_certified(a1, points, preds, radii, max_circles)
     for ax in (a0, a1):
         ax.set_xlim(axes[0][0], axes[0][-1])
