@@ -14,7 +14,7 @@ from lib.methods import registry as methods
 from lib import paths
 import lib.reporting as results
 from lib.smoothing.logs import log_key
-from lib.smoothing import Gaussian, Laplace
+from lib.smoothing import Gaussian, Laplace, make_noise
 
 
 class _Toy(torch.nn.Module):
@@ -72,14 +72,13 @@ def test_identity_denoiser_gives_the_counts_of_no_denoiser(tmp_roots, identity_m
     xs = _subset().xs
     counts = []
     for name in ("none", "identity_test"):
-        smooth, _ = ex.build_smooth(name, "gaussian", setup, sigma=0.5)
+        smooth, _ = ex.build_smooth(name, Gaussian(0.5), setup)
         counts.append(smooth.sample_counts(xs, 200, generator=torch.Generator().manual_seed(3)))
     assert torch.equal(counts[0], counts[1])
     # ... and the same certification rows, written to different logs
     sub = _subset()
-    p1 = ex.certify_method("none", "gaussian", setup, sub, 20, 100, 0.01, "05_x", sigma=0.5, progress=False)
-    p2 = ex.certify_method("identity_test", "gaussian", setup, sub, 20, 100, 0.01, "05_x", sigma=0.5,
-                           progress=False)
+    p1 = ex.certify_method("none", Gaussian(0.5), setup, sub, 20, 100, 0.01, "05_x", progress=False)
+    p2 = ex.certify_method("identity_test", Gaussian(0.5), setup, sub, 20, 100, 0.01, "05_x", progress=False)
     assert p1 != p2
     a, b = results.read_log(p1), results.read_log(p2)
     pd.testing.assert_frame_equal(a.drop(columns="time"), b.drop(columns="time"))
@@ -98,15 +97,20 @@ def test_white_box_uses_the_noise_trained_classifier(tmp_roots):
 def test_bad_method_and_noise_raise():
     setup = ex.Setup(dataset="mnist", profile="smoke")
     with pytest.raises(ValueError, match="method must be one of"):
-        ex.build_pipeline("no-such-method", "gaussian", setup, sigma=0.5)
+        ex.build_pipeline("no-such-method", Gaussian(0.5), setup)
     with pytest.raises(TypeError, match="method"):
-        ex.build_pipeline(3, "gaussian", setup, sigma=0.5)
+        ex.build_pipeline(3, Gaussian(0.5), setup)
     with pytest.raises(ValueError, match="supports noise"):
         ex.build_pipeline("one_step", Laplace(0.5), setup)  # Tweedie is for Gaussian noise only
-    with pytest.raises(ValueError, match="sigma is required"):
-        ex.build_pipeline("none", "gaussian", setup)
+    # one form of noise: a distribution object; a name (with or without a sigma) is refused, naming that form
+    for build in (ex.build_pipeline, ex.build_smooth):
+        expected = r"noise must be a noise distribution.*make_noise\('gaussian', 0.5\).*the name 'gaussian'"
+        with pytest.raises(TypeError, match=expected):
+            build("none", "gaussian", setup)
+    with pytest.raises(TypeError, match="noise must be a noise distribution"):
+        ex.certify_method("none", 0.5, setup, _subset(), 10, 50, 0.01, "05_x")
     with pytest.raises(ValueError, match="noise must be one of"):
-        ex.build_pipeline("none", "cauchy", setup, sigma=0.5)
+        ex.build_pipeline("none", make_noise("cauchy", 0.5), setup)
     with pytest.raises(ValueError, match="already registered"):
         ex.register_method(ex.METHODS["none"])
 
@@ -130,20 +134,20 @@ def test_log_names_are_stable_and_keyed_by_settings(tmp_roots):
 def test_certify_method_reuses_a_finished_log(tmp_roots):
     setup = _ToySetup(dataset="toy", profile="smoke")
     sub = _subset(6)
-    p = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "05_x", sigma=0.25, progress=False)
+    p = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
     before = p.read_text()
     side = json.loads((p.parent / (p.name + ".json")).read_text())
     assert side["method"] == "none" and side["n"] == 50 and side["profile"] == "smoke" and side["num_points"] == 6
     cpu = json.loads((p.parent / (p.name + ".cpu.json")).read_text())
     assert cpu["rows"] == 6 and "cpu_seconds" in cpu  # a measured figure: reported, never compared
-    p2 = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "05_x", sigma=0.25, progress=False)
+    p2 = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
     assert p2 == p and p.read_text() == before
     assert json.loads((p.parent / (p.name + ".cpu.json")).read_text()) == cpu  # nothing recomputed
     assert isinstance(ex.log_seconds(p), float)  # parsed from the log (its value is a measurement)
     summary = ex.log_summary(p, [0.1, 0.2])
     assert summary["points"] == 6 and 0 <= summary["certified"]["0.2"] <= summary["certified"]["0.1"] <= summary["clean"]
     with pytest.raises(ValueError, match="subset is from"):
-        ex.certify_method("none", "gaussian", ex.Setup(dataset="mnist"), sub, 10, 50, 0.01, "05_x", sigma=0.25)
+        ex.certify_method("none", Gaussian(0.25), ex.Setup(dataset="mnist"), sub, 10, 50, 0.01, "05_x")
 
 
 def test_test_subset_takes_every_skip_th_point():
@@ -262,10 +266,10 @@ def test_another_notebook_reuses_the_same_run(tmp_roots):
     (same name = same settings) instead of a hard-coded folder, and nothing is recomputed."""
     setup = _ToySetup(dataset="toy", profile="smoke")
     sub = _subset(6)
-    p5 = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "05_x", sigma=0.25, progress=False)
-    p6 = ex.certify_method("none", "gaussian", setup, sub, 10, 50, 0.01, "06_y", sigma=0.25, progress=False)
+    p5 = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
+    p6 = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "06_y", progress=False)
     assert p6 == p5 and not (paths.LOGS / "06_y").exists()
-    other = ex.certify_method("none", "gaussian", setup, sub, 10, 60, 0.01, "06_y", sigma=0.25, progress=False)
+    other = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 60, 0.01, "06_y", progress=False)
     assert other.parent == paths.LOGS / "06_y"  # other settings: a run of its own
 
 

@@ -31,7 +31,7 @@ from lib.methods import (certify_grid, certify_method, cost_table, grid_metrics,
                          table_settings, test_subset)
 from lib.reporting import (certified_accuracy_table, paired_difference, plot_certified_curves, plot_cost, read_log,
                            register_table, save_table)
-from lib.smoothing import Gaussian, log_seconds, make_certificate, read_settings
+from lib.smoothing import Gaussian, log_seconds, make_certificate, make_noise, read_settings
 from lib.utils import config_hash
 
 __all__ = ["WorkCounter", "counting_procedure", "WORK_COLUMNS", "d1_denoising_mse", "d1_multiscale", "d2_classifiers",
@@ -397,7 +397,7 @@ def decision_ratio(fixed_logs: Mapping, table_logs: Mapping, radii, run: tuple, 
     decision = {k: p for k, p in table_logs.items() if certification_mode(p) == "decision"}
     if not decision:
         m, s = run[0], float(run[1])
-        decision = {(m, s): certify_method(m, noise, setup, subset, n0, n, alpha, notebook, sigma=s, progress=False,
+        decision = {(m, s): certify_method(m, make_noise(noise, s), setup, subset, n0, n, alpha, notebook, progress=False,
                                            mode="decision", radii=radii)}
     return decision_vs_fixed(fixed_logs, decision, radii)
 

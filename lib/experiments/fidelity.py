@@ -172,7 +172,7 @@ def recipe_sensitivity(recipes: Mapping[str, Mapping], setup, subset, sigmas: Se
         s = setup.replace(classifier_overrides={setup.classifier_arch: {**setup.classifier_overrides.get(
             setup.classifier_arch, {}), **over}})
         _, _, hist = s.classifier()
-        logs[label] = [certify_method("none", "gaussian", s, subset, n0, n, alpha, notebook, sigma=sg, chunk=chunk,
+        logs[label] = [certify_method("none", Gaussian(sg), s, subset, n0, n, alpha, notebook, chunk=chunk,
                                       tag=f"{LOGIT_TAG}_recipe", progress=False, procedure=logit_procedure,
                                       settings={"sampler": "logit", "recipe": label}) for sg in sigmas]
         # (own tag: under `full` these points and the main g[h] run's are both the whole test set, and the
@@ -204,7 +204,7 @@ def certify_pi_sequential(setup, subset, sigmas: Sequence[float], n0: int, n_max
     for s in sigmas:
         targets = sequential_targets(radii, s, n_max, alpha, step)
         out[(method, float(s))] = certify_method(
-            method, "gaussian", setup, subset, n0, n_max, alpha, notebook, sigma=s, chunk=chunk, tag="sequential",
+            method, Gaussian(s), setup, subset, n0, n_max, alpha, notebook, chunk=chunk, tag="sequential",
             progress=False, procedure=sequential_procedure(targets, progress=False), columns=["samples"],
             settings={"procedure": "sequential", "targets": targets})
     return out
@@ -301,8 +301,8 @@ def figure2(logs: Mapping[tuple, object], names: Mapping[str, str], sigmas: Sequ
 def certify_both(setup, h_points, pi_points, cfg: Mapping, notebook: str) -> dict:
     """Notebook 04's runs, {(method, sigma): log}: g[h] ("none") on ``h_points`` at n = cfg["n"] by the
     logit-space sampler, g[pi] ("empirical_bayes") on ``pi_points`` by sequential CERTIFY (n_max = cfg["pi_n"])."""
-    logs = {("none", float(s)): certify_method("none", "gaussian", setup, h_points, cfg["n0"], cfg["n"], cfg["alpha"],
-                                               notebook, sigma=s, chunk=cfg["chunk"], tag=LOGIT_TAG,
+    logs = {("none", float(s)): certify_method("none", Gaussian(s), setup, h_points, cfg["n0"], cfg["n"], cfg["alpha"],
+                                               notebook, chunk=cfg["chunk"], tag=LOGIT_TAG,
                                                procedure=logit_procedure, settings={"sampler": "logit"},
                                                progress=False) for s in cfg["sigmas"]}
     logs.update(certify_pi_sequential(setup, pi_points, cfg["sigmas"], cfg["n0"], cfg["pi_n"], cfg["alpha"], notebook,

@@ -97,7 +97,7 @@ def run_notebook_settings(profile: str = "smoke", points: int = 24, n0: int = 20
     subset = ex.test_subset("mnist", points)
     for m in methods:
         for s in cfg["sigmas"]:
-            smooth, _ = ex.build_smooth(m, "gaussian", setup, sigma=s)
+            smooth, _ = ex.build_smooth(m, Gaussian(s), setup)
             df = sound_vs_usual(smooth, subset.xs, subset.ys, n0, n, cfg["alpha"], cfg["radii"], grid, seed)
             results.append({"notebook": "05", "method": ex.method_label(m), "sigma": s, "points": len(subset),
                             "n0": n0, "n": n, "alpha": cfg["alpha"], "table": df})

@@ -154,7 +154,7 @@ def empirical_robust_accuracy(method: str, sigma: float, setup: Setup, subset: T
     """
     steps, m, n = check_count("steps", steps), check_count("m", m), check_count("n", n)
     alpha = check_alpha(alpha)
-    pipe = build_pipeline(method, "gaussian", setup, sigma=sigma)
+    pipe = build_pipeline(method, Gaussian(sigma), setup)
     key = config_hash({"models": pipe.config, "subset": subset.key, "radii": [float(r) for r in radii],
                        "steps": steps, "m": m, "n": n, "alpha": alpha, "seed": setup.seed,
                        "clip": list(clip) if clip else None, "certify_log": Path(certify_log).name})
@@ -224,7 +224,7 @@ def model_table(setup: Setup, sigmas: Sequence[float], methods: Sequence[str] = 
     rows = []
     for key in methods:
         for s in sigmas:
-            pipe = build_pipeline(key, "gaussian", setup, sigma=s)
+            pipe = build_pipeline(key, Gaussian(s), setup)
             c = pipe.config["classifier"]
             hist = pipe.info["history"]
             rows.append({"method": METHODS_LABELS.get(key, key), "sigma": s, "arch": c["arch"], "ε": c["eps"],
@@ -274,7 +274,7 @@ def budget_notes(cfg: dict, setup: Setup) -> list[str]:
 def xhat0_identity(setup: Setup, sigmas: Sequence[float]) -> dict:
     """{"registered": {sigma: hash of XHAT_0's H config}, "eps0_run": {sigma: hash of the trainer's
     config with eps = 0}}: equal by construction (XHAT_0 *is* the ε = 0 run); the smoke test checks it."""
-    reg = {f"{s:g}": config_hash(build_pipeline("xhat_0", "gaussian", setup, sigma=s).config["classifier"])
+    reg = {f"{s:g}": config_hash(build_pipeline("xhat_0", Gaussian(s), setup).config["classifier"])
            for s in sigmas}
     run = {f"{s:g}": config_hash(xhat_config(setup.dataset, s, "xhat", setup.profile, 0.0, setup.seed)) for s in sigmas}
     return {"registered": reg, "eps0_run": run}

@@ -491,22 +491,19 @@ def method_label(name: str) -> str:
     return _method(name).label
 
 
-def _as_noise(noise, sigma: float | None = None) -> NoiseDistribution:
+def _as_noise(noise) -> NoiseDistribution:
+    """``noise`` itself, checked: the one form a noise takes here is a distribution object."""
     if isinstance(noise, NoiseDistribution):
-        if sigma is not None and float(sigma) != noise.sigma:
-            raise ValueError(f"sigma={sigma} contradicts noise {noise!r}")
         return noise
-    if isinstance(noise, str):
-        if sigma is None:
-            raise ValueError("sigma is required when noise is given by name")
-        return make_noise(noise, sigma)
-    raise TypeError(f"noise must be a NoiseDistribution or a name, got {type(noise).__name__}")
+    got = f"the name {noise!r}" if isinstance(noise, str) else f"a {type(noise).__name__}"
+    raise TypeError(f"noise must be a noise distribution, e.g. lib.smoothing.make_noise('gaussian', 0.5) or "
+                    f"lib.smoothing.Gaussian(0.5); got {got}")
 
 
-def build_pipeline(method: str, noise, setup: Setup, sigma: float | None = None) -> Pipeline:
+def build_pipeline(method: str, noise: NoiseDistribution, setup: Setup) -> Pipeline:
     """The (classifier, denoiser) pair of ``method`` for ``noise`` (loads or trains models)."""
     m = _method(method)
-    noise = _as_noise(noise, sigma)
+    noise = _as_noise(noise)
     if noise.name not in m.noises:
         raise ValueError(f"method {method!r} supports noise {m.noises}, got {noise.name!r}")
     if not isinstance(setup, Setup):
@@ -514,11 +511,11 @@ def build_pipeline(method: str, noise, setup: Setup, sigma: float | None = None)
     return m.build(setup, noise)
 
 
-def build_smooth(method: str, noise, setup: Setup, sigma: float | None = None,
+def build_smooth(method: str, noise: NoiseDistribution, setup: Setup,
                  pipeline: Pipeline | None = None) -> tuple[Smooth, Pipeline]:
     """The smoothed classifier of ``method`` under ``noise``: ``(Smooth(classifier, K, noise, denoiser,
     rejector), pipeline)`` on the setup's device; ``pipeline``: an already built one (e.g. a variant)."""
-    noise = _as_noise(noise, sigma)
+    noise = _as_noise(noise)
     pipe = build_pipeline(method, noise, setup) if pipeline is None else pipeline
     smooth = Smooth(pipe.classifier, pipe.num_classes, noise, denoiser=pipe.denoiser, rejector=pipe.rejector,
                     device=setup.torch_device)
@@ -526,7 +523,8 @@ def build_smooth(method: str, noise, setup: Setup, sigma: float | None = None,
 
 
 def model_summary(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup) -> pd.DataFrame:
-    """Build (load or train) the models of every (method, sigma) and list them: the classifier
+    """Build (load or train) the models of every (method, sigma) of the grid of noise family ``noise``
+    (a name) and ``sigmas`` and list them: the classifier
     (arch, training noise, clean test accuracy) and the denoiser. Call it before certifying,
     so that training time (a cache miss) is not mistaken for certification time."""
     rows = []
@@ -534,7 +532,7 @@ def model_summary(methods: Sequence[str], noise: str, sigmas: Sequence[float], s
         if noise not in _method(m).noises:
             continue
         for s in sigmas:
-            pipe = build_pipeline(m, noise, setup, sigma=s)
+            pipe = build_pipeline(m, make_noise(noise, s), setup)
             c = pipe.config["classifier"]
             d = pipe.config.get("denoiser") or {}
             acc = pipe.info.get("classifier_test_accuracy")

@@ -33,7 +33,7 @@ from lib.smoothing import logs as logs_lib
 from lib.smoothing.certify import certify_dataset
 from lib.smoothing.decision import decision_procedure, decision_settings
 from lib.smoothing.logs import log_seconds
-from lib.smoothing.noise import NoiseDistribution
+from lib.smoothing.noise import NoiseDistribution, make_noise
 from lib.utils import check_alpha, check_count, config_hash, estimate_seconds, synchronize
 
 __all__ = ["CERTIFY_MODES", "certification_mode", "certify_tables", "TestSubset", "test_subset", "log_path", "certify_method", "certify_grid", "measure_throughput",
@@ -105,15 +105,15 @@ def log_path(notebook: str, dataset: str, method: str, noise: NoiseDistribution,
     return logs_lib.log_path(str(notebook), dataset, method, noise, profile, key, tag)
 
 
-def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int, n: int, alpha: float,
-                   notebook: str, sigma: float | None = None, batch_size: int | None = None,
+def certify_method(method: str, noise: NoiseDistribution, setup: Setup, subset: TestSubset, n0: int, n: int,
+                   alpha: float, notebook: str, batch_size: int | None = None,
                    chunk: int | None = None, tag: str = "", progress: bool = True, procedure=None,
                    columns: Sequence[str] = (), settings: dict | None = None, executor=None,
                    pipeline=None, mode: str = "fixed", radii: Sequence[float] | None = None) -> Path:
     """CERTIFY every point of ``subset`` with ``method`` under ``noise``; return the log path.
 
     ``executor``: where the blocks run (default: this process), e.g.
-    ``lib.smoothing.RayExecutor(smooth_factory(method, noise, setup, sigma), address="auto")`` to
+    ``lib.smoothing.RayExecutor(smooth_factory(method, noise, setup), address="auto")`` to
     shard over a Ray cluster; the log is the same (not with a ``procedure``).
 
     ``procedure(smooth)`` (optional) returns the ``certify`` function of
@@ -129,7 +129,7 @@ def certify_method(method: str, noise, setup: Setup, subset: TestSubset, n0: int
     complete, resumed when it is partial, and written otherwise. Its sidecar JSON records
     the method, the configs of its models, the profile and the sizes.
     """
-    noise = _as_noise(noise, sigma)
+    noise = _as_noise(noise)
     n0, n = check_count("n0", n0), check_count("n", n)
     alpha = check_alpha(alpha)
     if executor is not None and procedure is not None:
@@ -180,21 +180,22 @@ def estimate_certification(smooth, subset: TestSubset, n0: int, n: int, batch_si
                             len(subset) * (n0 + n), smooth.device)
 
 
-def _smooth(method: str, noise, setup: Setup, sigma: float | None = None):
+def _smooth(method: str, noise: NoiseDistribution, setup: Setup):
     """The ``Smooth`` of ``method`` (models from the cache): what a Ray worker builds."""
-    return build_smooth(method, noise, setup, sigma)[0]
+    return build_smooth(method, noise, setup)[0]
 
 
-def smooth_factory(method: str, noise, setup: Setup, sigma: float | None = None):
+def smooth_factory(method: str, noise: NoiseDistribution, setup: Setup):
     """A picklable factory ``() -> Smooth`` for :class:`lib.smoothing.RayExecutor`: every worker
     builds the same models (trained models come from the cache, keyed by their configs)."""
-    return functools.partial(_smooth, method, noise, setup, sigma)
+    return functools.partial(_smooth, method, _as_noise(noise), setup)
 
 
 def certify_grid(methods: Sequence[str], noise: str, sigmas: Sequence[float], setup: Setup, subset: TestSubset,
                  n0: int, n: int, alpha: float, notebook: str, verbose: bool = True, progress: bool = False,
                  **kwargs) -> dict:
-    """:func:`certify_method` for every (method, sigma); returns {(method, sigma): log path}.
+    """:func:`certify_method` for every (method, sigma) of the grid of noise family ``noise`` (a name)
+    and ``sigmas``; returns {(method, sigma): log path}.
 
     ``kwargs`` go to :func:`certify_method` (e.g. ``mode="decision", radii=cfg["radii"]``).
     Methods that do not support ``noise`` are skipped. With ``verbose`` prints one line per
@@ -207,7 +208,7 @@ def certify_grid(methods: Sequence[str], noise: str, sigmas: Sequence[float], se
             continue
         for s in sigmas:
             t0 = time.perf_counter()
-            path = certify_method(m, noise, setup, subset, n0, n, alpha, notebook, sigma=s, progress=progress,
+            path = certify_method(m, make_noise(noise, s), setup, subset, n0, n, alpha, notebook, progress=progress,
                                   **kwargs)
             out[(m, float(s))] = path
             if verbose:
@@ -233,11 +234,11 @@ def certify_tables(methods: Sequence[str], noise: str, sigmas: Sequence[float], 
                         radii=None if mode == "fixed" else radii, **kwargs)
 
 
-def measure_throughput(method: str, noise, setup: Setup, xs: torch.Tensor, num: int = 256,
-                       sigma: float | None = None, batch_size: int | None = None) -> float:
+def measure_throughput(method: str, noise: NoiseDistribution, setup: Setup, xs: torch.Tensor, num: int = 256,
+                       batch_size: int | None = None) -> float:
     """Noisy samples per second of a method (denoiser + classifier): ``num`` votes for each of
     ``xs`` [B, *shape], timed after one warm-up call."""
-    smooth, _ = build_smooth(method, noise, setup, sigma)
+    smooth, _ = build_smooth(method, noise, setup)
     gen = torch.Generator(device=smooth.device).manual_seed(0)
     smooth.sample_counts(xs[:1], min(num, 16), batch_size, gen)
     synchronize(smooth.device)  # CUDA runs asynchronously: time finished work only
