@@ -284,3 +284,19 @@ def test_notebook_04_methods_are_registered():
     assert ex.METHODS["empirical_bayes"].noises == ("gaussian",)
     with pytest.raises(ValueError, match="supports noise"):
         ex.build_pipeline("empirical_bayes", Laplace(0.5), setup)
+
+
+def test_setup_keeps_model_configuration_apart_from_its_cache():
+    from lib import profiles
+
+    setup = ex.Setup.from_profile(profiles.get("05", "smoke"))
+    loads = []
+    first = setup.cache.get(("toy", 1), lambda: loads.append(1) or ("model",))
+    other = setup.replace(classifier_arch="mlp", seed=3)
+    assert other.models.classifier_arch == other.classifier_arch == "mlp" and other.seed == 3
+    assert setup.classifier_arch == "cnn"  # the original keeps its configuration
+    assert other.cache is setup.cache and other.cache.get(("toy", 1), lambda: loads.append(2)) is first
+    assert loads == [1]  # loaded once, shared by the copy
+    assert ex.Setup(dataset="mnist").cache is not ex.Setup(dataset="mnist").cache  # no cache shared by accident
+    with pytest.raises(AttributeError, match="no_such_field"):
+        setup.no_such_field

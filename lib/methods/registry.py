@@ -65,47 +65,39 @@ from lib.smoothing.noise import NoiseDistribution, make_noise
 from lib.smoothing.smooth import Smooth
 from lib.utils import check_count, check_sigma, config_hash, get_device
 
-__all__ = ["Setup", "Pipeline", "Method", "METHODS", "REJECTOR_BASES", "register_method", "method_label",
+__all__ = ["Setup", "ModelConfig", "ModelCache", "Pipeline", "Method", "METHODS", "REJECTOR_BASES", "register_method", "method_label",
            "build_pipeline", "build_smooth", "annealing_kwargs", "model_summary", "stability_model",
            "rejector_model", "rejector_pipeline", "TwoLevelEnergyScore", "walk_jump_key", "register_walk_jump"]
 
 # ====================================================================== setup and models
-@dataclass
-class Setup:
-    """Everything that selects the trained models of an experiment (not the certification sizes).
+_FAMILY_FIELDS = ("classifier_arch", "classifier_overrides", "score", "multi_step", "mse", "deen")
 
-    dataset, profile ("smoke" | "quick" | "full": the profile the *models* are trained under,
-    through the shared caches of ``lib.models`` / ``lib.denoising``), seed,
-    device; ``classifier_arch`` (the standard classifier behind every denoiser);
-    ``classifier_overrides`` {arch: training overrides for ``lib.models.get_classifier``},
-    applied alike to the standard and the noise-trained classifiers so that they differ only in
-    the noise; ``score`` (kwargs of ``lib.denoising.get_score_model``: schedule, param, arch);
-    ``multi_step`` (see :func:`annealing_kwargs`: kwargs of ``lib.denoising.annealed_map``);
-    ``mse`` (extra kwargs of ``lib.denoising.mse_denoiser``, e.g. ``progress``);
-    ``deen`` (kwargs of ``lib.denoising.get_energy_model``: the empirical Bayes energy model).
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What to train, by model family (the family settings themselves: :data:`lib.profile_models.MODELS`).
+
+    ``classifier_arch`` (the standard classifier behind every denoiser); ``classifier_overrides``
+    {arch: training overrides for ``lib.models.get_classifier``}, applied alike to the standard and the
+    noise-trained classifiers so that they differ only in the noise; ``score`` (kwargs of
+    ``lib.denoising.get_score_model``: schedule, param, arch); ``multi_step`` (see :func:`annealing_kwargs`);
+    ``mse`` (extra kwargs of ``lib.denoising.mse_denoiser``, e.g. ``progress``); ``deen`` (kwargs of
+    ``lib.denoising.get_energy_model``: the empirical Bayes energy model).
     """
 
-    dataset: str = "mnist"
-    profile: str = "quick"
-    seed: int = 0
-    device: str | None = None
     classifier_arch: str = "cnn"
     classifier_overrides: dict = field(default_factory=dict)
     score: dict = field(default_factory=lambda: {"schedule": "geometric"})
     multi_step: dict = field(default_factory=dict)
     mse: dict = field(default_factory=dict)
     deen: dict = field(default_factory=dict)
-    _models: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_profile(cls, cfg: Mapping, dataset: str | None = None, seed: int = 0, **changes) -> "Setup":
-        """A setup from a notebook's profile dict (keys ``dataset``, ``classifier_arch``,
-        ``classifier_overrides``, ``score``, ``multi_step``, ``mse``, ``deen``; ``profile``); a
-        ``classifier`` dict {"arch": ..., **training overrides} (notebook 04) is read as the arch
-        and its overrides."""
-        dataset = dataset or cfg.get("dataset", "mnist")
-        kw = {k: cfg[k] for k in ("classifier_arch", "classifier_overrides", "score", "multi_step", "mse", "deen")
-              if k in cfg}
+    def from_profile(cls, cfg: Mapping, dataset: str) -> "ModelConfig":
+        """From a notebook's profile dict (keys ``classifier_arch``, ``classifier_overrides``, ``score``,
+        ``multi_step``, ``mse``, ``deen``); a ``classifier`` dict {"arch": ..., **training overrides}
+        (notebook 04) is read as the arch and its overrides; per-data-set entries are resolved for ``dataset``."""
+        kw = {k: cfg[k] for k in _FAMILY_FIELDS if k in cfg}
         if isinstance(cfg.get("classifier"), Mapping):
             clf = dict(cfg["classifier"])
             kw["classifier_arch"] = clf.pop("arch")
@@ -115,13 +107,66 @@ class Setup:
         over = kw.get("classifier_overrides")
         if isinstance(over, Mapping) and over and set(over) <= {"mnist", "fashion_mnist", "cifar10"}:
             kw["classifier_overrides"] = dict(over.get(dataset, {}))  # per dataset, then {arch: overrides}
-        return cls(dataset=dataset, profile=cfg["profile"], seed=int(seed), **{**kw, **changes})
+        return cls(**kw)
+
+
+class ModelCache:
+    """The trained models an experiment has loaded, by key (family, config hash, device ...): each is
+    loaded (or trained) once. Copies of a :class:`Setup` made by :meth:`Setup.replace` share it."""
+
+    def __init__(self):
+        self._models: dict = {}
+
+    def get(self, key: tuple, load: Callable[[], tuple]):
+        """The model stored under ``key``, from ``load()`` the first time."""
+        if key not in self._models:
+            self._models[key] = load()
+        return self._models[key]
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __repr__(self) -> str:
+        return f"ModelCache({len(self)} models)"
+
+
+@dataclass
+class Setup:
+    """Everything that selects the trained models of an experiment (not the certification sizes).
+
+    dataset, profile ("smoke" | "quick" | "full": the profile the *models* are trained under,
+    through the shared caches of ``lib.models`` / ``lib.denoising``), seed, device; ``models``, what
+    to train by family (:class:`ModelConfig`, whose fields read as attributes of the setup:
+    ``setup.classifier_arch``, ``setup.score`` ...); ``cache``, the models loaded so far (:class:`ModelCache`).
+    """
+
+    dataset: str = "mnist"
+    profile: str = "quick"
+    seed: int = 0
+    device: str | None = None
+    models: ModelConfig = field(default_factory=ModelConfig)
+    cache: ModelCache = field(default_factory=ModelCache, repr=False, compare=False)
+
+    @classmethod
+    def from_profile(cls, cfg: Mapping, dataset: str | None = None, seed: int = 0, **changes) -> "Setup":
+        """A setup from a notebook's profile dict (:meth:`ModelConfig.from_profile`; ``profile``);
+        ``changes``: fields of the setup or of its :class:`ModelConfig`."""
+        dataset = dataset or cfg.get("dataset", "mnist")
+        setup = cls(dataset=dataset, profile=cfg["profile"], seed=int(seed),
+                    models=ModelConfig.from_profile(cfg, dataset))
+        return setup.replace(**changes) if changes else setup
 
     def replace(self, **changes) -> "Setup":
-        """A copy with some fields changed (shares the loaded-model memo)."""
-        new = dataclasses.replace(self, **changes)
-        new._models = self._models
-        return new
+        """A copy with some fields (of the setup or of its :class:`ModelConfig`) changed; it shares the cache."""
+        family = {k: changes.pop(k) for k in _FAMILY_FIELDS if k in changes}
+        if family:
+            changes["models"] = dataclasses.replace(changes.get("models", self.models), **family)
+        return dataclasses.replace(self, **changes, cache=self.cache)
+
+    def __getattr__(self, name: str):  # the model configuration's fields, e.g. setup.classifier_arch
+        if name in _FAMILY_FIELDS:
+            return getattr(self.models, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def torch_device(self) -> torch.device:
@@ -129,9 +174,7 @@ class Setup:
 
     # ------------------------------------------------------------------ models
     def _memo(self, key: tuple, load: Callable[[], tuple]):
-        if key not in self._models:
-            self._models[key] = load()
-        return self._models[key]
+        return self.cache.get(key, load)
 
     def classifier(self, noise: str | None = None, sigma: float | None = None, arch: str | None = None):
         """(classifier in eval mode, its training config, its history); trained on a cache miss.
@@ -281,13 +324,6 @@ def _build_empirical_bayes(setup: Setup, noise: NoiseDistribution) -> Pipeline:
 # ====================================================================== stability denoisers and rejectors
 #: rejector method -> the method whose (classifier, denoiser) it is trained for
 REJECTOR_BASES = {"mse_rejector": "mse", "mse_stab_rejector": "mse_stab", "one_step_rejector": "one_step"}
-_MEMO: dict = {}
-
-
-def _memo(key, load):
-    if key not in _MEMO:
-        _MEMO[key] = load()
-    return _MEMO[key]
 
 
 def stability_model(setup: Setup, sigma: float, init: str = "mse", access: str = "full"):
@@ -307,7 +343,7 @@ def stability_model(setup: Setup, sigma: float, init: str = "mse", access: str =
                                  **setup.mse)
         return den, den.config
 
-    return _memo(key, load)
+    return setup.cache.get(key, load)
 
 
 def rejector_model(setup: Setup, base: str, noise, overrides: Mapping | None = None):
@@ -324,7 +360,7 @@ def rejector_model(setup: Setup, base: str, noise, overrides: Mapping | None = N
                            seed=setup.seed, device=setup.torch_device, progress=setup.mse.get("progress", True))
         return rej, rej.config
 
-    rej, cfg = _memo(key, load)
+    rej, cfg = setup.cache.get(key, load)
     return rej, cfg, pipe
 
 
@@ -355,18 +391,17 @@ def rejector_pipeline(method: str, noise: NoiseDistribution, setup: Setup, overr
 
 
 # ====================================================================== learned empirical Bayes
-_XHAT_MEMO: dict = {}
-
-
 def _trained(setup: Setup, sigma: float, method: str, eps: float | None, **overrides):
     """(H, x̂ or None, H's config, history), trained or loaded once per config and device."""
     cfg = xhat_config(setup.dataset, sigma, method, setup.profile, eps, setup.seed, **overrides)
-    key = (config_hash(cfg), str(setup.torch_device))
-    if key not in _XHAT_MEMO:
+    key = ("xhat", config_hash(cfg), str(setup.torch_device))
+
+    def load():
         model, den, hist = get_xhat_classifier(setup.dataset, sigma, method, setup.profile, eps, setup.seed,
                                                device=setup.torch_device, **overrides)
-        _XHAT_MEMO[key] = (model, den, cfg, hist)
-    return _XHAT_MEMO[key]
+        return model, den, cfg, hist
+
+    return setup.cache.get(key, load)
 
 
 def _xhat_builder(method: str, eps_zero: bool, lecture: bool = False):
