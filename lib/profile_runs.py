@@ -31,9 +31,20 @@ _DS = {
              "model_note": "CNN (MNIST) or ResNet-110 (CIFAR-10); multi-scale score network of notebook 02"},
 }
 # test points, n0, n, alpha of 05 and 06 (and of 07's training-budget section, which reuses their logs)
-_DS_SIZES = {"smoke": {"num_points": 24, "n0": 10, "n": 60, "probe_samples": 64},
-             "quick": {"num_points": 150, "n0": 20, "n": 200, "probe_samples": 256},
-             "full": {"num_points": None, "n0": 100, "n": 10_000, "probe_samples": 2048}}
+# curve_points: the fixed-n runs of the curves (certified accuracy as a function of r), ACRs and paired tests;
+# the tables certify num_points (the same points where the tables are fixed-n)
+_DS_SIZES = {"smoke": {"num_points": 24, "curve_points": 24, "n0": 10, "n": 60, "probe_samples": 64},
+             "quick": {"num_points": 150, "curve_points": 150, "n0": 20, "n": 200, "probe_samples": 256},
+             "full": {"num_points": None, "curve_points": 500, "n0": 100, "n": 10_000, "probe_samples": 2048}}
+# certify: how the certified-accuracy tables of 05, 06, 08 and 09 are certified: "decision" (every table radius
+# decided with at most n votes, lib/smoothing/decision.py) or "fixed" (CERTIFY with n votes). `full`: decision.
+# quick stays fixed-n: its curves are drawn from the same fixed-n logs as its tables, so a decision-mode table
+# would be a second run and add to quick's time. Measured with benchmarks/bench_sequential.py (--setting
+# notebook --notebook 09 --method gaussian_aug, 20 points, 2-core CPU, 2026-12-07), a larger n_max for 09's
+# table would not fit quick's budget of n0 + n = 4,050 votes per point either: mean votes per point of decision
+# mode 1,119 at n_max = 8,000 and at 12,000 (r = 2 at sigma = 0.6 needs 16,097 votes: out of reach below), 6,776
+# at 20,000 (sigma = 0.3: 10,271; sigma = 0.6: 3,280)
+_CERTIFY = {"smoke": "fixed", "quick": "fixed", "full": "decision"}
 _DS_ALPHA = {"smoke": 0.01, "quick": 0.001, "full": 0.001}
 
 
@@ -62,10 +73,10 @@ _CURVE_4 = [round(0.05 * i, 2) for i in range(81)]  # ... 0 to 4
 _NB05 = {p: _ds_run(p, sigmas=[0.25, 0.5, 1.0], radii=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
                     # mse_stab_query / mse_stab: Salman et al.'s denoisers (query / full access; Lee Table 1's rows)
                     methods=["none", "white_box", "mse", "mse_stab_query", "mse_stab", "one_step", "multi_step"],
-                    curve_grid=_CURVE_3) for p in PROFILES}
+                    curve_grid=_CURVE_3, certify=_CERTIFY[p]) for p in PROFILES}
 _NB06 = {p: _ds_run(p, sigmas={"smoke": [0.5], "quick": [0.5, 1.0], "full": [0.25, 0.5, 1.0]}[p],
                     radii=[0.5, 1.0, 1.5, 2.0], noises=["laplace", "uniform"], methods=["white_box", "multi_step"],
-                    curve_grid=_CURVE_4) for p in PROFILES}
+                    curve_grid=_CURVE_4, certify=_CERTIFY[p]) for p in PROFILES}
 
 # notebook 07. d1 / d2: Lee's appendix D.1 (sigmas) and D.2 (classifier architectures); cost: certified
 # accuracy against n and against the annealing levels L; seq: sequential vs fixed-n CERTIFY, n_max and test
@@ -138,7 +149,7 @@ _REJ_MODEL_NOTE = "; DnCNN MSE / MSE+Stab denoisers; rejectors (family 'rejector
 _NB08 = {
     "smoke": {"sigmas": [0.25, 1.0], "alpha": 0.01, "radii": [0.25, 0.5, 1.0], "methods": _REJ_METHODS,
               "hist_method": "mse_stab_rejector", "table1_sigma": 1.0, "max_radius": 2.0,
-              SIZES: {"num_points": 12, "n0": 10, "n": 60},
+              "certify": _CERTIFY["smoke"], SIZES: {"num_points": 12, "curve_points": 12, "n0": 10, "n": 60},
               "t_ablation": {"dataset": "mnist", "sigma": 1.0, "variants": {
                   "T = 1": {SIZES: {"draws": 1}}, "T = 2": {SIZES: {"draws": 2}},
                   "T = 2, head f(D(x+ε))": {"head": "noisy"}}},
@@ -148,7 +159,7 @@ _NB08 = {
               "note": "smoke test: tiny models, 12 points, n=60, alpha=0.01 -- the numbers are not meaningful"},
     "quick": {"sigmas": [0.25, 0.5, 1.0], "alpha": 0.01, "radii": [0.25, 0.5, 0.75, 1.0, 1.5],
               "methods": _REJ_METHODS, "hist_method": "mse_stab_rejector", "table1_sigma": 0.5, "max_radius": 2.0,
-              SIZES: {"num_points": 100, "n0": 20, "n": 100},
+              "certify": _CERTIFY["quick"], SIZES: {"num_points": 100, "curve_points": 100, "n0": 20, "n": 100},
               "t_ablation": {"dataset": "fashion_mnist", "sigma": 1.0, "variants": {
                   "T = 1": {SIZES: {"draws": 1}}, "T = 2": {SIZES: {"draws": 2}}, "T = 4": {SIZES: {"draws": 4}},
                   "T = 8": {SIZES: {"draws": 8}}, "T = 4, head f(D(x+ε))": {"head": "noisy"}}},
@@ -161,7 +172,8 @@ _NB08 = {
                        "DnCNNs trained for half an epoch")},
     "full": {"sigmas": [0.12, 0.25, 0.5, 1.0], "alpha": 0.01, "radii": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
              "methods": _REJ_METHODS + ["stab"], "hist_method": "mse_stab_rejector", "table1_sigma": 0.5,
-             "max_radius": 3.0, SIZES: {"num_points": None, "n0": 100, "n": 10_000},
+             "max_radius": 3.0, "certify": _CERTIFY["full"],
+             SIZES: {"num_points": None, "curve_points": 500, "n0": 100, "n": 10_000},
              "t_ablation": {"dataset": "fashion_mnist", "sigma": 1.0, "variants": {
                  "T = 4": {SIZES: {"draws": 4}}, "T = 6": {SIZES: {"draws": 6}}, "T = 10": {SIZES: {"draws": 10}},
                  "T = 20": {SIZES: {"draws": 20}}, "T = 20, head f(D(x+ε))": {"head": "noisy"}}},
@@ -330,14 +342,16 @@ SETTINGS: dict[str, dict[str, dict]] = {
     # takes smoke's sweep whole.
     "09": {
         "smoke": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "alpha": 0.01,
-                  "curve_grid": _CURVE_3, SIZES: {"num_points": 12, "n0": 10, "n": 100,
+                  "curve_grid": _CURVE_3, "certify": _CERTIFY["smoke"],
+                  SIZES: {"num_points": 12, "curve_points": 12, "n0": 10, "n": 100,
                                                   "nc_sweep": {"ns": [30, 100], "num_points": 6}},
                   "attack": {"alpha": 0.01, SIZES: {"num_points": 6, "steps": 2, "m": 2, "n": 40}},
                   "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3,
                                 SIZES: {"tau": 2, "num_points": 6, "n0": 10, "n": 40}},
                   "note": "smoke: tiny models and sizes for the tests; the numbers mean nothing"},
         "quick": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "alpha": 0.001,
-                  "curve_grid": _CURVE_3, SIZES: {"num_points": 50, "n0": 50, "n": 4000,
+                  "curve_grid": _CURVE_3, "certify": _CERTIFY["quick"],
+                  SIZES: {"num_points": 50, "curve_points": 50, "n0": 50, "n": 4000,
                                                   "nc_sweep": {"ns": [100, 1000, 10_000], "num_points": 20}},
                   "attack": {"alpha": 0.001, SIZES: {"num_points": 25, "steps": 8, "m": 4, "n": 500}},
                   "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3,
@@ -345,7 +359,8 @@ SETTINGS: dict[str, dict[str, dict]] = {
                   "note": ("quick: 93 s on the idle 2-core CPU inside the whole quick run (notebook 04's DEENs cached); "
                            "7.5 min on the shared CPU under heavy load")},
         "full": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0], "alpha": 0.001,
-                 "curve_grid": _CURVE_3, SIZES: {"num_points": None, "n0": 100, "n": 1_000_000,
+                 "curve_grid": _CURVE_3, "certify": _CERTIFY["full"],  # curve_points: the PGD points are among them
+                 SIZES: {"num_points": None, "curve_points": 1000, "n0": 100, "n": 1_000_000,
                                                  "nc_sweep": {"ns": [1000, 10_000, 100_000, 1_000_000], "num_points": 500}},
                  "attack": {"alpha": 0.001, SIZES: {"num_points": 1000, "steps": 32, "m": 16, "n": 1000}},
                  "walk_jump": {"sigma": 0.6, "sigma_prime": 0.05, "delta": 1e-3,

@@ -37,7 +37,7 @@ TINY_ENV = "COMPANION_TINY"
 # multipliers x1 and the largest); every other entry (dataset, architectures, sigma grids, radii, alpha,
 # methods, noise levels L ...) keeps full's value, so every line of the full run executes.
 # `num_points` None (the whole test set) becomes smoke's count, still spread over the whole test set.
-TINY_CAPS = {"num_points": 2, "n": 10, "n0": 10, "iters": 3, "scratch_iters": 3, "epochs": 1, "steps": 2,
+TINY_CAPS = {"num_points": 2, "curve_points": 2, "n": 10, "n0": 10, "iters": 3, "scratch_iters": 3, "epochs": 1, "steps": 2,
              "draws": 2, "n_train": 32, "train_limit": 64, "test_limit": 32, "n_eval": 16, "batch_size": 8, "n_images": 4,
              "n_val": 4, "val_points": 8, "h_points": 8, "pi_points": 2, "pi_n": 100, "recipe_points": 8,
              "probe_samples": 16, "warmup": 1, "steps_n": 10, "n_max_04": 200, "points_04": 2, "n_max_05": 40,
