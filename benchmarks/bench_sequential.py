@@ -239,7 +239,8 @@ def run_lee(points: int, seed: int, profile: str = "quick", sigmas=None, n: int 
 def run_07(profile: str, seed: int, only: str | None) -> dict:
     """Notebook 07's comparison of sequential CERTIFY with fixed n (its logs are reused)."""
     import lib.profiles
-    from lib.experiments import Setup, ablations
+    from lib.experiments import ablations
+    from lib.methods import Setup
     from lib.reporting import markdown_table
 
     cfg07 = lib.profiles.get("07", profile)

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-import lib.experiments as ex
+import lib.methods
+import lib.reporting
+import lib.smoothing
 from lib.methods import registry as methods
 from lib import paths
 import lib.reporting as results
@@ -30,7 +32,7 @@ class _Toy(torch.nn.Module):
         return (x.flatten(1) + self.shift) @ self.w
 
 
-class _ToySetup(ex.Setup):
+class _ToySetup(lib.methods.Setup):
     """A Setup whose classifiers are toy networks: 'trained with noise' only changes a shift."""
 
     def classifier(self, noise=None, sigma=None, arch=None):
@@ -51,12 +53,12 @@ def tmp_roots(tmp_path, monkeypatch):
 def identity_method():
     def build(setup, noise):
         pipe = methods._build_none(setup, noise)
-        return ex.Pipeline(pipe.classifier, lambda y: y.clone(), pipe.num_classes,
+        return lib.methods.Pipeline(pipe.classifier, lambda y: y.clone(), pipe.num_classes,
                            {**pipe.config, "denoiser": "identity"})
 
-    m = ex.register_method(ex.Method("identity_test", "identity denoiser", build), replace=True)
+    m = lib.methods.register_method(lib.methods.Method("identity_test", "identity denoiser", build), replace=True)
     yield m
-    ex.METHODS.pop("identity_test")
+    lib.methods.METHODS.pop("identity_test")
 
 
 def _subset(n=12):
@@ -64,7 +66,7 @@ def _subset(n=12):
     xs = torch.rand(n, 1, 4, 4, generator=g)
     clf = _Toy()
     ys = clf(xs).argmax(1)
-    return ex.TestSubset(xs, ys, list(range(100, 100 + n)), "toy")
+    return lib.methods.TestSubset(xs, ys, list(range(100, 100 + n)), "toy")
 
 
 def test_identity_denoiser_gives_the_counts_of_no_denoiser(tmp_roots, identity_method):
@@ -72,13 +74,13 @@ def test_identity_denoiser_gives_the_counts_of_no_denoiser(tmp_roots, identity_m
     xs = _subset().xs
     counts = []
     for name in ("none", "identity_test"):
-        smooth, _ = ex.build_smooth(name, Gaussian(0.5), setup)
+        smooth, _ = lib.methods.build_smooth(name, Gaussian(0.5), setup)
         counts.append(smooth.sample_counts(xs, 200, generator=torch.Generator().manual_seed(3)))
     assert torch.equal(counts[0], counts[1])
     # ... and the same certification rows, written to different logs
     sub = _subset()
-    p1 = ex.certify_method("none", Gaussian(0.5), setup, sub, 20, 100, 0.01, "05_x", progress=False)
-    p2 = ex.certify_method("identity_test", Gaussian(0.5), setup, sub, 20, 100, 0.01, "05_x", progress=False)
+    p1 = lib.methods.certify_method("none", Gaussian(0.5), setup, sub, 20, 100, 0.01, "05_x", progress=False)
+    p2 = lib.methods.certify_method("identity_test", Gaussian(0.5), setup, sub, 20, 100, 0.01, "05_x", progress=False)
     assert p1 != p2
     a, b = results.read_log(p1), results.read_log(p2)
     pd.testing.assert_frame_equal(a.drop(columns="time"), b.drop(columns="time"))
@@ -87,41 +89,41 @@ def test_identity_denoiser_gives_the_counts_of_no_denoiser(tmp_roots, identity_m
 
 def test_white_box_uses_the_noise_trained_classifier(tmp_roots):
     setup = _ToySetup(dataset="toy", profile="smoke")
-    pipe = ex.build_pipeline("white_box", Laplace(0.25), setup)
+    pipe = lib.methods.build_pipeline("white_box", Laplace(0.25), setup)
     assert pipe.config["classifier"] == {"arch": "toy", "noise": "laplace", "sigma": 0.25}
     assert pipe.denoiser is None and pipe.classifier.shift == 0.1
-    none = ex.build_pipeline("none", Laplace(0.25), setup)
+    none = lib.methods.build_pipeline("none", Laplace(0.25), setup)
     assert none.config["classifier"]["noise"] is None
 
 
 def test_bad_method_and_noise_raise():
-    setup = ex.Setup(dataset="mnist", profile="smoke")
+    setup = lib.methods.Setup(dataset="mnist", profile="smoke")
     with pytest.raises(ValueError, match="method must be one of"):
-        ex.build_pipeline("no-such-method", Gaussian(0.5), setup)
+        lib.methods.build_pipeline("no-such-method", Gaussian(0.5), setup)
     with pytest.raises(TypeError, match="method"):
-        ex.build_pipeline(3, Gaussian(0.5), setup)
+        lib.methods.build_pipeline(3, Gaussian(0.5), setup)
     with pytest.raises(ValueError, match="supports noise"):
-        ex.build_pipeline("one_step", Laplace(0.5), setup)  # Tweedie is for Gaussian noise only
+        lib.methods.build_pipeline("one_step", Laplace(0.5), setup)  # Tweedie is for Gaussian noise only
     # one form of noise: a distribution object; a name (with or without a sigma) is refused, naming that form
-    for build in (ex.build_pipeline, ex.build_smooth):
+    for build in (lib.methods.build_pipeline, lib.methods.build_smooth):
         expected = r"noise must be a noise distribution.*make_noise\('gaussian', 0.5\).*the name 'gaussian'"
         with pytest.raises(TypeError, match=expected):
             build("none", "gaussian", setup)
     with pytest.raises(TypeError, match="noise must be a noise distribution"):
-        ex.certify_method("none", 0.5, setup, _subset(), 10, 50, 0.01, "05_x")
+        lib.methods.certify_method("none", 0.5, setup, _subset(), 10, 50, 0.01, "05_x")
     with pytest.raises(ValueError, match="noise must be one of"):
-        ex.build_pipeline("none", make_noise("cauchy", 0.5), setup)
+        lib.methods.build_pipeline("none", make_noise("cauchy", 0.5), setup)
     with pytest.raises(ValueError, match="already registered"):
-        ex.register_method(ex.METHODS["none"])
+        lib.methods.register_method(lib.methods.METHODS["none"])
 
 
 def test_log_names_are_stable_and_keyed_by_settings(tmp_roots):
-    p = ex.log_path("05_denoised_smoothing_l2", "mnist", "one_step", Gaussian(0.5), "quick", "abc123")
+    p = lib.methods.log_path("05_denoised_smoothing_l2", "mnist", "one_step", Gaussian(0.5), "quick", "abc123")
     assert p == paths.LOGS / "05_denoised_smoothing_l2" / "mnist-one_step-gaussian-s0.5-quick-abc123.tsv"
-    assert ex.log_path("07_x", "mnist", "multi_step", Laplace(1.0), "smoke", "k", tag="L8").name == \
+    assert lib.methods.log_path("07_x", "mnist", "multi_step", Laplace(1.0), "smoke", "k", tag="L8").name == \
         "mnist-multi_step-L8-laplace-s1-smoke-k.tsv"
     with pytest.raises(ValueError, match="tag"):
-        ex.log_path("07_x", "mnist", "none", Gaussian(1.0), "smoke", "k", tag="a/b")
+        lib.methods.log_path("07_x", "mnist", "none", Gaussian(1.0), "smoke", "k", tag="a/b")
     key = log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 100, 0.001, 0)
     assert key == log_key("none", Gaussian(0.5), {"m": 1}, "s", 10, 100, 0.001, 0)
     for other in (log_key("none", Gaussian(0.25), {"m": 1}, "s", 10, 100, 0.001, 0),
@@ -134,28 +136,28 @@ def test_log_names_are_stable_and_keyed_by_settings(tmp_roots):
 def test_certify_method_reuses_a_finished_log(tmp_roots):
     setup = _ToySetup(dataset="toy", profile="smoke")
     sub = _subset(6)
-    p = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
+    p = lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
     before = p.read_text()
     side = json.loads((p.parent / (p.name + ".json")).read_text())
     assert side["method"] == "none" and side["n"] == 50 and side["profile"] == "smoke" and side["num_points"] == 6
     cpu = json.loads((p.parent / (p.name + ".cpu.json")).read_text())
     assert cpu["rows"] == 6 and "cpu_seconds" in cpu  # a measured figure: reported, never compared
-    p2 = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
+    p2 = lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
     assert p2 == p and p.read_text() == before
     assert json.loads((p.parent / (p.name + ".cpu.json")).read_text()) == cpu  # nothing recomputed
-    assert isinstance(ex.log_seconds(p), float)  # parsed from the log (its value is a measurement)
-    summary = ex.log_summary(p, [0.1, 0.2])
+    assert isinstance(lib.smoothing.log_seconds(p), float)  # parsed from the log (its value is a measurement)
+    summary = lib.methods.log_summary(p, [0.1, 0.2])
     assert summary["points"] == 6 and 0 <= summary["certified"]["0.2"] <= summary["certified"]["0.1"] <= summary["clean"]
     with pytest.raises(ValueError, match="subset is from"):
-        ex.certify_method("none", Gaussian(0.25), ex.Setup(dataset="mnist"), sub, 10, 50, 0.01, "05_x")
+        lib.methods.certify_method("none", Gaussian(0.25), lib.methods.Setup(dataset="mnist"), sub, 10, 50, 0.01, "05_x")
 
 
 def test_test_subset_takes_every_skip_th_point():
-    sub = ex.test_subset("mnist", 20)
+    sub = lib.methods.test_subset("mnist", 20)
     assert len(sub) == 20 and sub.indices[:3] == [0, 500, 1000] and sub.xs.shape == (20, 1, 28, 28)
-    assert sub.key == ex.test_subset("mnist", 20).key != ex.test_subset("mnist", 10).key
+    assert sub.key == lib.methods.test_subset("mnist", 20).key != lib.methods.test_subset("mnist", 10).key
     with pytest.raises(ValueError, match="num"):
-        ex.test_subset("mnist", 10 ** 6)
+        lib.methods.test_subset("mnist", 10 ** 6)
 
 
 def test_time_column_parsing():
@@ -186,23 +188,23 @@ def test_finding_and_results_markdown(tmp_roots):
     spec = results.load_table_specs()[0]
     # the registration order survives the JSON spec (written with sorted keys), in every rebuild
     assert list(results.render_table(spec).index[:2]) == ["B", "A"]
-    ours, lo, hi, refs = ex.table_numbers(spec)
+    ours, lo, hi, refs = lib.reporting.table_numbers(spec)
     assert list(ours.index) == ["B", "A"] and list(refs.index) == list(ref)
     assert ours.loc["A"].tolist() == [90.0, 90.0, 0.0] and ours.loc["B"].tolist() == [50.0, 50.0, 50.0]
     assert (lo.values <= ours.values).all() and (ours.values <= hi.values).all()
     assert np.isnan(refs.loc["Paper T1 (CIFAR-10): A", "clean"]) and refs.loc["Paper T1 (CIFAR-10): B", "1.5"] == 60
-    finding = ex.table_finding(spec)
+    finding = lib.reporting.table_finding(spec)
     assert "Ours: best A at r=0.5; B at r=1.5" in finding
     assert "Paper T1 (CIFAR-10): best C (not ours) at r=0.5–1.5" in finding
     assert "agree with Paper T1 (CIFAR-10) in 2/2" in finding  # A > B at 0.5, B > A at 1.5 in both
     # ties and radii that nobody certifies are named as such
     spec3 = dict(spec, rows={"A": [str(a)], "A2": [str(a)], "B": [str(b)]}, radii=[0.5, 1.5, 3.0], reference={})
-    assert ex.table_finding(spec3).startswith("Ours: best A = A2 at r=0.5; B at r=1.5; none (0%) at r=3")
+    assert lib.reporting.table_finding(spec3).startswith("Ours: best A = A2 at r=0.5; B at r=1.5; none (0%) at r=3")
     # a contradiction is reported as such
     spec2 = dict(spec, reference={"P: A": [10, 10], "P: B": [90, 5]})
-    f2 = ex.table_finding(spec2)
+    f2 = lib.reporting.table_finding(spec2)
     assert "in 0/2" in f2 and "contradicts" in f2
-    path, failed = ex.write_results()
+    path, failed = lib.reporting.write_results()
     text = path.read_text()
     assert path == paths.FIGURES / "RESULTS.md" and not failed
     assert "05_t: toy table" in text and "| A |" in text and "(published)" in text and "data=toy" in text
@@ -210,31 +212,31 @@ def test_finding_and_results_markdown(tmp_roots):
     assert "Not yet run" in text and "04 (" in text  # the other notebooks have not registered tables
     # a spec whose logs vanished is reported, not fatal
     b.unlink()
-    _, failed = ex.write_results()
+    _, failed = lib.reporting.write_results()
     assert failed == ["05_t"] and "Could not be rebuilt" in (paths.FIGURES / "RESULTS.md").read_text()
 
 
 def test_paired_difference(tmp_path):
     a = _write_log(tmp_path / "a.tsv", [1] * 50, [1.0] * 50)
     b = _write_log(tmp_path / "b.tsv", [1] * 25 + [0] * 25, [1.0] * 25 + [0.0] * 25)
-    d = ex.paired_difference(a, b)
+    d = lib.reporting.paired_difference(a, b)
     assert d["diff"] == pytest.approx(0.5) and d["lo"] > 0 and d["verdict"] == "A better" and d["points"] == 50
-    assert ex.paired_difference(b, a)["verdict"] == "B better"
-    assert ex.paired_difference(a, a)["verdict"] == "not resolved"
-    assert ex.paired_difference(a, b, radius=2.0)["diff"] == 0.0
+    assert lib.reporting.paired_difference(b, a)["verdict"] == "B better"
+    assert lib.reporting.paired_difference(a, a)["verdict"] == "not resolved"
+    assert lib.reporting.paired_difference(a, b, radius=2.0)["diff"] == 0.0
     # the interval is scipy's paired t interval, the radius test McNemar's exact test
     from scipy.stats import ttest_rel
     from statsmodels.stats.contingency_tables import mcnemar
 
     c = _write_log(tmp_path / "c.tsv", [1] * 30 + [0] * 20, [0.5] * 10 + [1.5] * 20 + [0.0] * 20)
-    d = ex.paired_difference(a, c)
+    d = lib.reporting.paired_difference(a, c)
     ci = ttest_rel([1.0] * 50, [0.5] * 10 + [1.5] * 20 + [0.0] * 20).confidence_interval(0.95)
     assert (d["lo"], d["hi"]) == pytest.approx((ci.low, ci.high))
-    d1 = ex.paired_difference(a, c, radius=1.0)  # A certifies 50 points at r=1, C 20 of them: 30 discordant
+    d1 = lib.reporting.paired_difference(a, c, radius=1.0)  # A certifies 50 points at r=1, C 20 of them: 30 discordant
     assert d1["diff"] == pytest.approx(0.6) and d1["verdict"] == "A better" and np.isnan(d1["lo"])
     assert d1["p"] == pytest.approx(mcnemar([[20, 30], [0, 0]], exact=True).pvalue)
     few = _write_log(tmp_path / "few.tsv", [1] * 47 + [0] * 3, [1.0] * 47 + [0.0] * 3)
-    assert ex.paired_difference(a, few, radius=1.0)["verdict"] == "not resolved"  # 3 discordant: p = 0.25
+    assert lib.reporting.paired_difference(a, few, radius=1.0)["verdict"] == "not resolved"  # 3 discordant: p = 0.25
 
 
 @pytest.mark.parametrize("nb", ["05", "06", "07"])
@@ -248,7 +250,7 @@ def test_full_profile_cifar10_wiring(nb, monkeypatch):
     monkeypatch.setenv("COMPANION_ALLOW_CPU", "1")  # `full` on this CPU: explicitly allowed
     monkeypatch.delenv("COMPANION_TINY", raising=False)
     cfg = profiles.get(nb, "full")
-    setup = ex.Setup.from_profile(cfg, dataset="cifar10")
+    setup = lib.methods.Setup.from_profile(cfg, dataset="cifar10")
     assert setup.classifier_arch == "resnet" and setup.multi_step["num_levels"] == 32
     clf = models.classifier_config(setup.classifier_arch, "cifar10", "full",
                                    **setup.classifier_overrides.get("resnet", {}))
@@ -258,7 +260,7 @@ def test_full_profile_cifar10_wiring(nb, monkeypatch):
     sizes = cfg["d1"] if nb == "07" else cfg
     assert sizes["n"] == 10_000 and sizes["n0"] == 100 and sizes["alpha"] == 0.001
     # and the same notebooks under MNIST keep the small CNN
-    assert ex.Setup.from_profile(cfg, dataset="mnist").classifier_arch == "cnn"
+    assert lib.methods.Setup.from_profile(cfg, dataset="mnist").classifier_arch == "cnn"
 
 
 def test_another_notebook_reuses_the_same_run(tmp_roots):
@@ -266,10 +268,10 @@ def test_another_notebook_reuses_the_same_run(tmp_roots):
     (same name = same settings) instead of a hard-coded folder, and nothing is recomputed."""
     setup = _ToySetup(dataset="toy", profile="smoke")
     sub = _subset(6)
-    p5 = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
-    p6 = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "06_y", progress=False)
+    p5 = lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", progress=False)
+    p6 = lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "06_y", progress=False)
     assert p6 == p5 and not (paths.LOGS / "06_y").exists()
-    other = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 60, 0.01, "06_y", progress=False)
+    other = lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 60, 0.01, "06_y", progress=False)
     assert other.parent == paths.LOGS / "06_y"  # other settings: a run of its own
 
 
@@ -278,18 +280,18 @@ def test_notebook_04_methods_are_registered():
     from lib import profiles
 
     cfg = profiles.get("04", "smoke")
-    setup = ex.Setup.from_profile(cfg)
+    setup = lib.methods.Setup.from_profile(cfg)
     assert setup.classifier_arch == "linear" and setup.deen == cfg["deen"]
     assert setup.classifier_overrides["linear"]["optimizer"] == cfg["classifier"]["optimizer"]
-    assert ex.METHODS["empirical_bayes"].noises == ("gaussian",)
+    assert lib.methods.METHODS["empirical_bayes"].noises == ("gaussian",)
     with pytest.raises(ValueError, match="supports noise"):
-        ex.build_pipeline("empirical_bayes", Laplace(0.5), setup)
+        lib.methods.build_pipeline("empirical_bayes", Laplace(0.5), setup)
 
 
 def test_setup_keeps_model_configuration_apart_from_its_cache():
     from lib import profiles
 
-    setup = ex.Setup.from_profile(profiles.get("05", "smoke"))
+    setup = lib.methods.Setup.from_profile(profiles.get("05", "smoke"))
     loads = []
     first = setup.cache.get(("toy", 1), lambda: loads.append(1) or ("model",))
     other = setup.replace(classifier_arch="mlp", seed=3)
@@ -297,6 +299,6 @@ def test_setup_keeps_model_configuration_apart_from_its_cache():
     assert setup.classifier_arch == "cnn"  # the original keeps its configuration
     assert other.cache is setup.cache and other.cache.get(("toy", 1), lambda: loads.append(2)) is first
     assert loads == [1]  # loaded once, shared by the copy
-    assert ex.Setup(dataset="mnist").cache is not ex.Setup(dataset="mnist").cache  # no cache shared by accident
+    assert lib.methods.Setup(dataset="mnist").cache is not lib.methods.Setup(dataset="mnist").cache  # no cache shared by accident
     with pytest.raises(AttributeError, match="no_such_field"):
         setup.no_such_field

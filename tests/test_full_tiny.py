@@ -186,13 +186,13 @@ def test_notebook_runs_tiny_full(nb, tiny_data, tmp_path):
 
 def test_full_classifier_ablation_fits_the_dataset(monkeypatch):
     """07's D.2 ResNet under `full`: ResNet-20 for 15 epochs on MNIST, ResNet-110 (Cohen et al.) on CIFAR-10."""
-    import lib.experiments as ex
+    import lib.methods
     from lib import models
 
     monkeypatch.setenv(utils.ALLOW_CPU_ENV, "1")
     monkeypatch.delenv(profiles.TINY_ENV, raising=False)
     cfg = profiles.get("07", "full")
     for dataset, depth, epochs in (("mnist", 20, 15), ("cifar10", 110, 90)):
-        setup = ex.Setup.from_profile(cfg, dataset=dataset)
+        setup = lib.methods.Setup.from_profile(cfg, dataset=dataset)
         c = models.classifier_config("resnet", dataset, "full", **setup.classifier_overrides.get("resnet", {}))
         assert (c["depth"], c["epochs"]) == (depth, epochs), dataset

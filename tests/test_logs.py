@@ -168,7 +168,7 @@ def test_read_log_validates_types_uniqueness_and_count(tmp_path):
 
 def test_cohen_float_time_log(tmp_path):
     """locuslab/smoothing's published logs have plain-seconds times; no sidecar -> unknown rate is NaN."""
-    from lib.experiments import log_summary
+    from lib.methods import log_summary
 
     path = tmp_path / "noise_0.25" / "test" / "sigma_0.25"
     path.parent.mkdir(parents=True)

@@ -121,9 +121,9 @@ def test_score_budget_is_a_model_setting():
     for bad in (0, -1, float("nan"), float("inf"), True, "2"):
         with pytest.raises(ValueError, match="budget"):
             score_config("mnist", "geometric", "smoke", budget=bad)
-    import lib.experiments as ex
+    import lib.methods
 
-    setup = ex.Setup.from_profile(lib.profiles.get("07", "smoke"))
+    setup = lib.methods.Setup.from_profile(lib.profiles.get("07", "smoke"))
     assert budget_setup(setup, 1) is setup
     assert budget_setup(setup, 2).score == {**setup.score, "budget": 2.0}
 

@@ -7,22 +7,9 @@
 * ``rejection``                sample rejection against stability denoisers (08)
 * ``learned_empirical_bayes``  XHAT_ε, SmoothAdv, walk-jump, the lecture's Tables 1-2 on MNIST (09)
 
-The notebooks reach everything through this one namespace (``import lib.experiments as ex``):
-the names of the studies below, and, listed explicitly, the run and reporting names they call
-(from :mod:`lib.methods`, :mod:`lib.reporting`, :mod:`lib.smoothing.logs`).
+A notebook imports the studies it runs from here (``import lib.experiments as ex``) and the runs and
+tables they are built on from their own families (:mod:`lib.methods`, :mod:`lib.reporting`).
 """
-from lib.methods import (  # noqa: F401  (the runs the notebooks call)
-    METHODS, REJECTOR_BASES, Method, Pipeline, Setup, TestSubset, annealing_kwargs, build_pipeline, build_smooth, certify_grid,
-    certify_method, certify_tables, certification_mode, cost_table, grid_metrics, log_path, log_summary, measure_throughput, method_label, model_summary,
-    paired_table, register_method, register_walk_jump, rows_by_method, smooth_factory, table_settings, test_subset,
-    timing_table,
-)
-from lib.reporting import (  # noqa: F401  (the tables and findings the notebooks call)
-    EXPECTED_TABLES, PUBLISHED, QUOTES, quote, paired_difference, plot_certified_curves, published_rows, rebuild_table,
-    settings_line, table_finding, table_numbers, write_results,
-)
-from lib.smoothing.logs import find_log, log_cpu_seconds, log_seconds  # noqa: F401
-
 from . import ablations, budget, denoisers, fidelity  # noqa: F401
 from .learned_empirical_bayes import (  # noqa: F401
     XHAT_KEYS, PUBLISHED_TABLE2, empirical_robust_accuracy, robust_summary, previous_rows, model_table, budget_notes,

@@ -24,7 +24,7 @@ import torch
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-import lib.experiments as ex
+import lib.methods
 import lib.profiles
 from lib import paths
 from lib.reporting.tables import markdown_table
@@ -93,18 +93,18 @@ def run_notebook_settings(profile: str = "smoke", points: int = 24, n0: int = 20
     sigmas and radii, ``points04`` points, n = ``n04`` or the profile's). Returns one dict per setting."""
     results = []
     cfg = lib.profiles.get("05", profile)
-    setup = ex.Setup.from_profile(cfg, dataset="mnist", seed=seed)
-    subset = ex.test_subset("mnist", points)
+    setup = lib.methods.Setup.from_profile(cfg, dataset="mnist", seed=seed)
+    subset = lib.methods.test_subset("mnist", points)
     for m in methods:
         for s in cfg["sigmas"]:
-            smooth, _ = ex.build_smooth(m, Gaussian(s), setup)
+            smooth, _ = lib.methods.build_smooth(m, Gaussian(s), setup)
             df = sound_vs_usual(smooth, subset.xs, subset.ys, n0, n, cfg["alpha"], cfg["radii"], grid, seed)
-            results.append({"notebook": "05", "method": ex.method_label(m), "sigma": s, "points": len(subset),
+            results.append({"notebook": "05", "method": lib.methods.method_label(m), "sigma": s, "points": len(subset),
                             "n0": n0, "n": n, "alpha": cfg["alpha"], "table": df})
     cfg4 = lib.profiles.get("04", profile)
-    setup4 = ex.Setup.from_profile(cfg4, seed=seed)
+    setup4 = lib.methods.Setup.from_profile(cfg4, seed=seed)
     h = setup4.classifier()[0]
-    subset4 = ex.test_subset(cfg4["dataset"], points04)
+    subset4 = lib.methods.test_subset(cfg4["dataset"], points04)
     n4 = n04 or cfg4["n"]
     for s in cfg4["sigmas"]:
         smooth = Smooth(h, 10, Gaussian(s))
