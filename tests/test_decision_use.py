@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-import lib.experiments as ex
+import lib.methods
 from lib import profiles, utils
 from lib.experiments import ablations as ab
 from lib.methods import CERTIFY_MODES
@@ -25,17 +25,17 @@ RADII = [0.1, 0.25, 0.5]
 def test_decision_mode_has_its_own_log(tmp_roots):  # noqa: F811
     setup = _ToySetup(dataset="toy", profile="smoke")
     sub = _subset(8)
-    fixed = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 400, 0.01, "05_x", progress=False)
-    dec = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 400, 0.01, "05_x", progress=False,
+    fixed = lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 400, 0.01, "05_x", progress=False)
+    dec = lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 400, 0.01, "05_x", progress=False,
                             mode="decision", radii=RADII)
     assert dec != fixed and "decision" in dec.name
-    assert ex.certification_mode(dec) == "decision" and ex.certification_mode(fixed) == "fixed"
+    assert lib.methods.certification_mode(dec) == "decision" and lib.methods.certification_mode(fixed) == "fixed"
     assert read_settings(dec)["radii"] == RADII
     df = read_log(dec)
     assert set(df["radius"]) <= {0.0, *RADII}  # the largest certified table radius
     assert df["samples"].max() <= 10 + 400 and df["samples"].min() >= 1
     # other table radii: another log, not a mismatch with this one
-    other = ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 400, 0.01, "05_x", progress=False,
+    other = lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 400, 0.01, "05_x", progress=False,
                               mode="decision", radii=[0.3])
     assert other not in (dec, fixed)
 
@@ -43,15 +43,15 @@ def test_decision_mode_has_its_own_log(tmp_roots):  # noqa: F811
 def test_certify_tables_reuses_fixed_logs_only_in_fixed_mode(tmp_roots):  # noqa: F811
     setup = _ToySetup(dataset="toy", profile="smoke")
     sub = _subset(6)
-    fixed = ex.certify_grid(["none"], "gaussian", [0.25], setup, sub, 10, 200, 0.01, "05_x", verbose=False)
-    same = ex.certify_tables(["none"], "gaussian", [0.25], setup, sub, 10, 200, 0.01, "05_x", RADII, "fixed",
+    fixed = lib.methods.certify_grid(["none"], "gaussian", [0.25], setup, sub, 10, 200, 0.01, "05_x", verbose=False)
+    same = lib.methods.certify_tables(["none"], "gaussian", [0.25], setup, sub, 10, 200, 0.01, "05_x", RADII, "fixed",
                              fixed_logs=fixed)
     assert same == fixed
-    dec = ex.certify_tables(["none"], "gaussian", [0.25], setup, sub, 10, 200, 0.01, "05_x", RADII, "decision",
+    dec = lib.methods.certify_tables(["none"], "gaussian", [0.25], setup, sub, 10, 200, 0.01, "05_x", RADII, "decision",
                             fixed_logs=fixed, verbose=False)
-    assert set(dec) == set(fixed) and all(ex.certification_mode(p) == "decision" for p in dec.values())
+    assert set(dec) == set(fixed) and all(lib.methods.certification_mode(p) == "decision" for p in dec.values())
     # fixed-n logs of other points are not the table's: the table's points are certified
-    other = ex.certify_tables(["none"], "gaussian", [0.25], setup, _subset(4), 10, 200, 0.01, "05_x", RADII,
+    other = lib.methods.certify_tables(["none"], "gaussian", [0.25], setup, _subset(4), 10, 200, 0.01, "05_x", RADII,
                               "fixed", fixed_logs=fixed, verbose=False)
     assert other != fixed and len(read_log(other[("none", 0.25)])) == 4
     table, line = ab.decision_vs_fixed(fixed, dec, RADII)
@@ -64,11 +64,11 @@ def test_bad_mode(tmp_roots):  # noqa: F811
     setup = _ToySetup(dataset="toy", profile="smoke")
     sub = _subset(2)
     with pytest.raises(ValueError, match="mode must be one of"):
-        ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", mode="sequential")
+        lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", mode="sequential")
     with pytest.raises(ValueError, match="radii"):
-        ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", mode="decision")
+        lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", mode="decision")
     with pytest.raises(ValueError, match="procedure"):
-        ex.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", mode="decision",
+        lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", mode="decision",
                           radii=RADII, procedure=ab.two_sided_procedure)
     with pytest.raises(ValueError, match="no run"):
         ab.decision_vs_fixed({}, {}, RADII)
@@ -101,7 +101,7 @@ def test_notebook_tables_read_table_logs_and_curves_fixed_logs(nb):
     """Every registered table of the notebook's main runs reads ``table_logs``; every curve figure reads
     the fixed-n ``logs`` (never ``table_logs``, whose radius is a table radius)."""
     cells = _cells(nb)
-    assert any("ex.certify_tables(" in c and 'cfg["certify"]' in c for c in cells), nb
+    assert any("lib.methods.certify_tables(" in c and 'cfg["certify"]' in c for c in cells), nb
     curves = [c for c in cells if re.search(r"certified_curves_figure|plot_certified_curves|accuracy_curve", c)]
     assert curves and not any("table_logs" in c for c in curves), nb
     tables = [c for c in cells if "register_table(" in c]
