@@ -158,7 +158,9 @@ def certify_method(method: str, noise: NoiseDistribution, setup: Setup, subset: 
     path = logs_lib.find_log(path)  # the same run written by another notebook (e.g. 06 reusing 05)
     if setup.profile == "full" and executor is None and not path.exists():  # long work: say how long first
         estimate_certification(smooth, subset, n0, n, batch_size, f"{method_label(method)}, {noise.name} "
-                               f"sigma={noise.sigma:g}, {len(subset)} points, n0+n={n0 + n}")
+                               f"sigma={noise.sigma:g}, {len(subset)} points, n0+n={n0 + n}"
+                               + (" (decision mode: at most; it stops each point once its radii are decided)"
+                                  if mode == "decision" else ""))
     certify_dataset(smooth, subset.xs, subset.ys, n0, n, alpha, path, indices=subset.indices, seed=setup.seed,
                     chunk=chunk, batch_size=batch_size, settings=settings, progress=progress,
                     certify=procedure(smooth) if procedure is not None else None, columns=columns,
