@@ -311,7 +311,10 @@ SETTINGS: dict[str, dict[str, dict]] = {
     # `pi_points` evenly spaced images (every N/pi_points-th, as Cohen's --skip) by sequential CERTIFY with n_max =
     # `pi_n` and the radius grid in steps of `pi_step` as targets. quick: pi_n = 2e4, not the paper's 1e5, to fit
     # the CPU (notebook 04 prints the samples drawn and the CPU seconds from its logs); 2e4 still reaches
-    # r_max = 2.02 > 2.0 at sigma = 0.6
+    # r_max = 2.02 > 2.0 at sigma = 0.6. g[pi] stays sequential (its figure needs the finer grid of targets): decision
+    # mode at 04's table radii with n_max = 40,000 drew 21,148 (sigma = 0.3) and 17,374 (sigma = 0.6) votes per point on
+    # average (benchmarks/bench_sequential.py --setting notebook --notebook 04 --method empirical_bayes --n 40000,
+    # 10 points, 2-core CPU, 2026-12-07): not within quick's 20,100 at sigma = 0.3, so pi_n is not raised
     "04": {
         "smoke": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
                   "classifier": MODELS["linear_h"]["smoke"], "deen": MODELS["deen"]["smoke"], "alpha": 0.001,
