@@ -85,13 +85,14 @@ def test_interval_cells_contain_the_estimate_at_random():
         assert a <= est <= b
 
 
-def _log(folder: Path, name: str, idx, correct, radius, n: int, alpha: float) -> str:
+def _log(folder: Path, name: str, idx, correct, radius, n: int, alpha: float, sigma: float | None = None) -> str:
     path = folder / f"{name}.tsv"
     lines = ["idx\tlabel\tpredict\tradius\tcorrect\ttime"]
     lines += [f"{i}\t0\t{0 if c else 1}\t{r:.4f}\t{int(c)}\t0:00:00.01" for i, c, r in zip(idx, correct, radius)]
     path.write_text("\n".join(lines) + "\n")
     from lib.smoothing.logs import sidecar_path
-    sidecar_path(path).write_text(json.dumps({"n": n, "alpha": alpha}))
+    settings = {"n": n, "alpha": alpha, **({"noise": "gaussian", "sigma": sigma} if sigma else {})}
+    sidecar_path(path).write_text(json.dumps(settings))
     return str(path)
 
 
@@ -111,6 +112,23 @@ def test_rows_on_other_points_are_not_tested_against_each_other(tmp_path):
     text_same = table_finding(spec_same)
     assert "no test between them" not in text_same and "Rows differ" not in text_same
     assert "not separated" not in text_same  # 60 discordant pairs: McNemar resolves them
+
+
+def test_a_radius_out_of_reach_is_named_with_its_cap(tmp_path):
+    """n = 4,000, alpha = 0.001, sigma = 0.6: the largest radius CERTIFY can return is
+    0.6 * Phi^-1(0.001^(1/4000)) = 1.75, so r = 2 is out of reach for that row and only for it."""
+    from scipy.stats import norm
+
+    m = 20
+    small = _log(tmp_path, "small", range(m), [True] * m, [1.0] * m, 4000, 0.001, sigma=0.6)
+    large = _log(tmp_path, "large", range(m), [True] * m, [1.0] * m, 100_000, 0.001, sigma=0.6)
+    spec = {"rows": {"S": [small], "L": [large]}, "radii": [1.0, 2.0], "settings": {}, "clean": True}
+    cap = 0.6 * norm.ppf(0.001 ** (1 / 4000))
+    text = table_finding(spec)
+    assert f"S cannot certify r=2 (largest radius at its n and alpha: {cap:.2f})" in text
+    assert "L cannot" not in text and "r=1," not in text
+    spec_ok = {"rows": {"L": [large]}, "radii": [1.0, 2.0], "settings": {}, "clean": True}
+    assert "Out of reach" not in table_finding(spec_ok)
 
 
 def test_rejection_claim_is_checked_where_each_statement_places_it():

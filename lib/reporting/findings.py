@@ -25,6 +25,7 @@ from lib.reporting.budget import budget_finding
 from lib.reporting.tables import (_log_abs, _log_rel, best_over_logs, certified_accuracy, markdown_table,
                                   paired_difference, prefixed, save_table, table_from_logs)
 from lib.smoothing.logs import read_log, read_settings
+from lib.smoothing.noise import make_noise
 from lib.utils import atomic_write_json, atomic_write_text
 
 __all__ = ["PAPERS", "PUBLISHED", "QUOTES", "quote", "published_rows", "EXPECTED_TABLES", "register_table", "render_table", "table_caption",
@@ -340,6 +341,26 @@ def row_settings_line(spec: Mapping) -> str:
             "alpha): " + "; ".join(f"{k}: {v[0]} points, n={fmt(v[1])}, alpha={fmt(v[2])}" for k, v in rows.items()))
 
 
+def reach_line(spec: Mapping) -> str:
+    """"" when every row can reach every table radius; otherwise, per row, the table radii above the largest
+    radius CERTIFY can return with its logs' n and alpha (every vote for c_A: a lower bound of alpha^(1/n)), so
+    that a 0 there is read as out of reach, not as a measured failure. Logs of another noise are skipped."""
+    out = []
+    for label, logs in spec["rows"].items():
+        r_max = -np.inf
+        for log in logs:
+            st = read_settings(_log_abs(str(log)))
+            try:
+                noise = make_noise(str(st["noise"]), float(st["sigma"]))
+                r_max = max(r_max, float(noise.radius(float(st["alpha"]) ** (1.0 / int(st["n"])))))
+            except (KeyError, TypeError, ValueError):
+                r_max = np.inf  # a setting without a known radius formula: claim nothing for this row
+        above = [f"{float(r):g}" for r in spec["radii"] if float(r) > r_max]
+        if above:
+            out.append(f"{label} cannot certify r={', '.join(above)} (largest radius at its n and alpha: {r_max:.2f})")
+    return ("Out of reach: " + "; ".join(out)) if out else ""
+
+
 def table_finding(spec: Mapping) -> str:
     """A one-paragraph finding computed from a registered table's numbers.
 
@@ -378,6 +399,9 @@ def table_finding(spec: Mapping) -> str:
     text += "."
     if differ:
         text += " " + differ + "."
+    reach = reach_line(spec)
+    if reach:
+        text += " " + reach + "."
     if len(refs):
         groups: dict[str, dict] = {}
         for label in refs.index:
