@@ -266,3 +266,54 @@ def test_lemma26_extremal_check_fails_with_a_smaller_envelope():
     ramp = df[df.family == "probit ramp"].groupby("p").value.max()  # the ramp claimed extremal: others beat it
     best = df.groupby("p").value.max()
     assert (best - ramp.reindex(best.index)).max() > 1e-12
+
+
+def test_prop23_class_and_radius_checks_fail_with_vanilla_smoothing(gen):
+    """Prop. 2.3: g[pi](x) = h(beta x) with radius |<w, beta x> + b| / (beta ||w||). Vanilla smoothing's
+    answers (the class h(x), the radius = the margin of h at x) must fail both checks of notebook 01."""
+    eb = T.linear_eb_experiment(50, 0.5, 1.0, 40, 64, 4000, 0.001, gen)
+    cert = eb[eb.g_mc >= 0]
+    tol = T.binomial_tolerance(len(cert), 0.001)
+    assert (cert.g_mc != cert.g_closed).mean() <= tol
+    assert (cert.g_mc != cert.h_x).mean() > tol  # the class of h at x, not at beta x (effect E2 ignored)
+    assert (cert.r_certified > cert.r_closed + 1e-12).mean() <= tol
+    assert (cert.r_certified > cert.margin + 1e-12).mean() > tol  # the margin of h: the 1/beta gain dropped
+
+
+def test_eq8_mse_optimality_check_fails_against_the_gaussian_shrinkage(gen):
+    """Notebook 01's check max(0, -excess_mse) <= 3 excess_se against eq. 8: an estimator that knows the
+    mixture (eq. 8 itself) must beat a wrong reference (beta y, the single-Gaussian shrinkage) by more."""
+    mog = GaussianMixture(torch.tensor([1.5, 0.5], dtype=torch.float64), 0.5)
+    sg = 0.5
+    x = mog.sample(20000, gen, dtype=torch.float64)
+    y = x + sg * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    eq8 = T.mog_bayes_estimator(y, mog.means[0], 0.5, sg)
+    est = {"identity": y, "shrinkage": T.bayes_shrinkage(sg, 0.5) * y, "eq8": eq8}
+
+    def error(reference):
+        t = T.estimator_errors(est, reference, x, y)
+        return max(0.0, -t.excess_mse.min()), 3 * t.excess_se.max()
+
+    err, tol = error(eq8)
+    assert err <= tol
+    err, tol = error(T.bayes_shrinkage(sg, 0.5) * y)  # eq. 8 without its tanh term as the reference
+    assert err > tol
+
+
+def test_adversarial_wilcoxon_check_fails_when_the_methods_are_swapped():
+    """Notebook 00 checks p <= 1e-3 for 'adversarial training lowers the attacked loss against Gaussian
+    augmentation' (one-sided Wilcoxon). On paired losses where a is lower, the same test with the methods
+    swapped (the claim read the wrong way round) must fail the check."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    m = 200
+    base = rng.exponential(1.0, m)
+    frames = [pd.DataFrame({"method": name, "idx": np.arange(m), "loss": base + shift, "attacked_loss": base + shift,
+                            "radius": np.zeros(m)})
+              for name, shift in (("adversarial", rng.normal(-0.2, 0.3, m)), ("augment", np.zeros(m)))]
+    df = pd.concat(frames, ignore_index=True)
+    key = "attacked_loss (a < b, Wilcoxon)"
+    right = T.paired_tests(df, [("adversarial", "augment")]).set_index("quantity").p_value[key]
+    swapped = T.paired_tests(df, [("augment", "adversarial")]).set_index("quantity").p_value[key]
+    assert right <= 1e-3 < swapped
