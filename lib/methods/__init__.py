@@ -1,14 +1,16 @@
 """Methods of (denoised) randomized smoothing and their certification runs.
 
-* ``registry``   ``Setup`` (data, profile, device; ``ModelConfig``: what to train; ``ModelCache``: what is
-                 loaded), ``Pipeline`` (classifier, denoiser, rejector), ``Method`` / ``METHODS`` (every
-                 built-in method, listed in one place), ``build_smooth``
+* ``setup``      ``Setup`` (data, profile, device; ``ModelConfig``: what to train; ``ModelCache``: what is
+                 loaded)
+* ``registry``   ``Pipeline`` (classifier, denoiser, rejector), ``Method`` / ``METHODS`` (every built-in
+                 method, listed in one place), ``build_smooth``
 * ``runs``       fixed test subsets, ``certify_method`` (one log, fixed-n or decision mode), ``certify_grid``,
                  ``certify_tables``
 * ``summaries``  per-log numbers, timing / cost tables, rows by method, paired tables, metrics
 """
+from .setup import Setup, ModelConfig, ModelCache  # noqa: F401
 from .registry import (  # noqa: F401
-    Setup, ModelConfig, ModelCache, Pipeline, Method, METHODS, REJECTOR_BASES, register_method, method_label,
+    Pipeline, Method, METHODS, REJECTOR_BASES, register_method, method_label,
     build_pipeline, build_smooth, annealing_kwargs, model_summary, stability_model, rejector_model, rejector_pipeline,
     TwoLevelEnergyScore, walk_jump_key, register_walk_jump,
 )

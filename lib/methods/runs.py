@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from lib.data import datasets as data
-from lib.methods.registry import Setup, _as_noise, _method, build_smooth, method_label
+from lib.methods.registry import _as_noise, _method, build_smooth, method_label
+from lib.methods.setup import Setup
 from lib.smoothing import logs as logs_lib
 from lib.smoothing.certify import certify_dataset
 from lib.smoothing.decision import decision_procedure, decision_settings
