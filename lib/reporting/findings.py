@@ -343,7 +343,7 @@ def row_settings_line(spec: Mapping) -> str:
 
 def reach_line(spec: Mapping) -> str:
     """"" when every row can reach every table radius; otherwise, per row, the table radii above the largest
-    radius CERTIFY can return with its logs' n and alpha (every vote for c_A: a lower bound of alpha^(1/n)), so
+    radius CERTIFY can return with its logs' n and alpha (``NoiseDistribution.max_radius``), so
     that a 0 there is read as out of reach, not as a measured failure. Logs of another noise are skipped."""
     out = []
     for label, logs in spec["rows"].items():
@@ -352,7 +352,7 @@ def reach_line(spec: Mapping) -> str:
             st = read_settings(_log_abs(str(log)))
             try:
                 noise = make_noise(str(st["noise"]), float(st["sigma"]))
-                r_max = max(r_max, float(noise.radius(float(st["alpha"]) ** (1.0 / int(st["n"])))))
+                r_max = max(r_max, float(noise.max_radius(int(st["n"]), float(st["alpha"]))))
             except (KeyError, TypeError, ValueError):
                 r_max = np.inf  # a setting without a known radius formula: claim nothing for this row
         above = [f"{float(r):g}" for r in spec["radii"] if float(r) > r_max]
