@@ -305,3 +305,15 @@ def test_09_tests_rows_only_on_shared_settings(executed_notebook):
     out = _stdout(executed_notebook("09_learned_empirical_bayes"))
     assert quote("saremi_table2") in out
     assert not re.search(r"\b93 s\b", out)
+
+
+def test_the_cost_of_two_bounds_is_printed_from_n_and_alpha():
+    """Notebook 08's prose no longer states 1.70σ -> 1.63σ by hand: the sentence is computed from n and alpha."""
+    from scipy.stats import norm
+
+    from lib.experiments import two_bound_cost
+
+    text = two_bound_cost(100, 0.01)
+    one, two = norm.ppf(0.01 ** (1 / 100)), norm.ppf(0.005 ** (1 / 100))
+    assert f"n = 100: {one:.2f}σ" in text and f"against {two:.2f}σ" in text and "n = 10,000" in text
+    assert two_bound_cost(10_000, 0.01).count("n = 10,000") == 1

@@ -18,5 +18,5 @@ from .learned_empirical_bayes import (  # noqa: F401
 )
 from .rejection import (  # noqa: F401
     certify_rejection, certify_rejection_grid, theorem_3_1_radii, training_histories, training_time_table,
-    rejector_gains, claim_check, count_histograms, rejector_variants, rejector_budget, curve_styles,
+    rejector_gains, claim_check, count_histograms, rejector_variants, rejector_budget, curve_styles, two_bound_cost,
 )

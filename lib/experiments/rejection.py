@@ -29,7 +29,7 @@ from lib.methods import (Pipeline, REJECTOR_BASES, Setup, TestSubset, build_pipe
 from lib.reporting import budget_comparison, certified_accuracy, paired_difference, quote, register_table
 from lib.smoothing import Gaussian, log_seconds, read_log
 
-__all__ = ["PAPER_EPOCHS", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
+__all__ = ["PAPER_EPOCHS", "PAPER_N", "two_bound_cost", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
            "training_histories", "training_time_table", "rejector_gains", "claim_check", "count_histograms",
            "rejector_variants", "rejector_budget", "curve_styles"]
 
@@ -334,3 +334,18 @@ def curve_styles(methods: Sequence[str]) -> dict:
             bases.append(b)
     return {method_label(m): {"color": colors[bases.index(REJECTOR_BASES.get(m, m)) % len(colors)],
                               "ls": "--" if m in REJECTOR_BASES else "-"} for m in methods}
+
+
+#: Sheikholeslami et al., §6: N = 10,000 draws, alpha = 0.01
+PAPER_N = 10_000
+
+
+def two_bound_cost(n: int, alpha: float, paper_n: int = PAPER_N) -> str:
+    """What Theorem 3.1's two bounds at alpha/2 each cost when the rejector rejects nothing: the largest
+    radius (every vote for c_A, in units of sigma) with Cohen's one bound at alpha against two at alpha/2,
+    at this run's n and at the paper's."""
+    g = Gaussian(1.0)
+    parts = [f"n = {m:,}: {g.max_radius(m, alpha):.2f}σ (Cohen, α = {alpha:g}) against {g.max_radius(m, alpha / 2):.2f}σ "
+             f"(Theorem 3.1, two bounds at α/2, nothing rejected)" for m in dict.fromkeys((int(n), int(paper_n)))]
+    return "Largest certifiable radius with every vote for c_A — " + "; ".join(parts)
+
