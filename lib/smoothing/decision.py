@@ -65,7 +65,7 @@ from scipy.stats import norm as _std_normal
 from lib.smoothing._checks import ABSTAIN, PROGRESS_SAMPLES, check_inputs, check_work
 from lib.smoothing.certificates import Certificate, make_certificate
 from lib.smoothing.noise import Gaussian, Laplace, NoiseDistribution, Uniform
-from lib.smoothing.sequential import _levels, _reachable, look_schedule
+from lib.smoothing.sequential import _add_votes, _levels, _reachable, look_schedule
 from lib.smoothing.stats import lower_confidence_bound
 from lib.utils import check_alpha, check_count
 
@@ -173,11 +173,7 @@ def decide_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates: np.
     r_lo, r_hi, cap = np.full(b, -np.inf), np.full(b, np.inf), np.full(b, np.inf)
     active, prev = np.arange(b), 0
     for j, n_j in enumerate(looks):
-        new = np.asarray(draw(active, int(n_j - prev)), dtype=np.int64)
-        if counts is None:
-            counts = np.zeros((b, new.shape[1]), dtype=np.int64)
-        counts[active] += new
-        used[active] = n_j
+        counts = _add_votes(counts, used, active, draw(active, int(n_j - prev)), n_j)
         k, shares = certificate.events(counts[active], candidates[active])
         r_lo[active] = np.maximum(r_lo[active], certificate.radius(certificate.bounds(k, int(n_j), lower[j] * shares)))
         p_hi = certificate.bounds(k, int(n_j), upper[j] * shares, upper=True)

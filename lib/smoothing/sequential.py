@@ -66,6 +66,17 @@ def look_schedule(n_max: int, first: int = 128, ratio: float = 2.0) -> np.ndarra
     return np.asarray(looks, dtype=np.int64)
 
 
+def _add_votes(counts: np.ndarray | None, used: np.ndarray, active: np.ndarray, new, n_j: int) -> np.ndarray:
+    """Add a round's votes ``new`` [len(active), C] to the running ``counts`` [B, C] of the ``active`` inputs
+    (allocated on the first round) and record that they have now used ``n_j`` votes; returns ``counts``."""
+    new = np.asarray(new, dtype=np.int64)
+    if counts is None:
+        counts = np.zeros((len(used), new.shape[1]), dtype=np.int64)
+    counts[active] += new
+    used[active] = n_j
+    return counts
+
+
 def _levels(num_looks: int, alpha: float, final_share: float) -> np.ndarray:
     """alpha_j per look: final_share * alpha at the last look, the rest equally before it."""
     if num_looks == 1:
@@ -192,11 +203,7 @@ def sequential_counts(draw: Callable[[np.ndarray, int], np.ndarray], candidates:
     active = np.arange(b)
     prev, k_prev, cs = 0, None, None
     for j, n_j in enumerate(looks):
-        new = np.asarray(draw(active, int(n_j - prev)), dtype=np.int64)
-        if counts is None:
-            counts = np.zeros((b, new.shape[1]), dtype=np.int64)
-        counts[active] += new
-        used[active] = n_j
+        counts = _add_votes(counts, used, active, draw(active, int(n_j - prev)), n_j)
         k, shares = certificate.events(counts[active], candidates[active])
         if bound == "cp":
             lo = certificate.bounds(k, int(n_j), levels[j] * shares)
