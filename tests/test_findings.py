@@ -317,3 +317,18 @@ def test_the_cost_of_two_bounds_is_printed_from_n_and_alpha():
     one, two = norm.ppf(0.01 ** (1 / 100)), norm.ppf(0.005 ** (1 / 100))
     assert f"n = 100: {one:.2f}σ" in text and f"against {two:.2f}σ" in text and "n = 10,000" in text
     assert two_bound_cost(10_000, 0.01).count("n = 10,000") == 1
+
+
+def test_radius_caps_and_the_columns_beyond_them():
+    """Notebook 06's cap line: Gaussian sigma=0.25 with n=200, alpha=0.001 caps at 0.25 Phi^-1(0.001^(1/200)); radii
+    beyond every cap are named, with the cap Lee's n and alpha would give."""
+    from scipy.stats import norm
+
+    from lib.reporting import caps_line, radius_caps
+
+    caps = radius_caps({"gaussian": "G"}, [0.25], 200, 0.001)
+    assert caps == {"G, σ=0.25": round(0.25 * norm.ppf(0.001 ** (1 / 200)), 2)}
+    text = caps_line({"gaussian": "G"}, [0.25], [0.25, 0.5, 1.0], 200, 0.001, {"n": 10_000, "alpha": 0.001}, "Lee")
+    ref = 0.25 * norm.ppf(0.001 ** (1 / 10_000))
+    assert "radii [0.5, 1.0] are beyond every cap" in text and f"the largest cap here would be {ref:.2f}" in text
+    assert "beyond" not in caps_line({"gaussian": "G"}, [0.25], [0.25], 200, 0.001, {"n": 10_000, "alpha": 0.001}, "Lee")

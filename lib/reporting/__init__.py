@@ -17,5 +17,5 @@ from .figures import (  # noqa: F401
 from .budget import BUDGET_VERDICTS, CLAIMS, budget_verdict, budget_comparison, budget_finding  # noqa: F401
 from .findings import (  # noqa: F401
     PAPERS, PUBLISHED, QUOTES, quote, published_rows, EXPECTED_TABLES, register_table, render_table, table_caption, load_table_spec,
-    load_table_specs, table_numbers, table_finding, settings_line, rebuild_table, results_markdown, write_results,
+    load_table_specs, table_numbers, table_finding, radius_caps, caps_line, settings_line, rebuild_table, results_markdown, write_results,
 )

@@ -341,6 +341,28 @@ def row_settings_line(spec: Mapping) -> str:
             "alpha): " + "; ".join(f"{k}: {v[0]} points, n={fmt(v[1])}, alpha={fmt(v[2])}" for k, v in rows.items()))
 
 
+def radius_caps(noises: Mapping[str, str], sigmas: Sequence[float], n: int, alpha: float) -> dict:
+    """{"<label>, σ=<sigma>": the largest radius CERTIFY can return with n votes at level alpha (rounded to 0.01)}
+    for every noise (name -> label) and sigma: a table column beyond every cap is empty because of n."""
+    return {f"{label}, σ={s:g}": round(float(make_noise(q, s).max_radius(n, alpha)), 2)
+            for q, label in noises.items() for s in sigmas}
+
+
+def caps_line(noises: Mapping[str, str], sigmas: Sequence[float], radii: Sequence[float], n: int, alpha: float,
+              reference: Mapping, reference_name: str) -> str:
+    """The caps of :func:`radius_caps`, and the table radii beyond all of them with the largest cap the
+    reference's n and alpha (``reference["n"]``, ``reference["alpha"]``) would give."""
+    caps = radius_caps(noises, sigmas, n, alpha)
+    text = f"largest certifiable radius with n={n}, alpha={alpha}: {caps}"
+    beyond = [r for r in radii if r > max(caps.values())]
+    if beyond:
+        ref = max(radius_caps(noises, sigmas, reference["n"], reference["alpha"]).values())
+        text += (f"\nradii {beyond} are beyond every cap: their zeros measure n={n}, not the methods "
+                 f"(with {reference_name}'s n={reference['n']:,}, alpha={reference['alpha']} the largest cap here "
+                 f"would be {ref:.2f})")
+    return text
+
+
 def reach_line(spec: Mapping) -> str:
     """"" when every row can reach every table radius; otherwise, per row, the table radii above the largest
     radius CERTIFY can return with its logs' n and alpha (``NoiseDistribution.max_radius``), so
