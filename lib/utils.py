@@ -197,6 +197,42 @@ def lecture_threads(profile: str) -> int:
     return configure_threads(None if profile == "full" else 1)
 
 
+#: input floats per call of a convolutional network on the CPU: a batch is run in row blocks this
+#: size, so that the activations of a convolutional layer (16-32 channels: 16-32x the input) stay in
+#: the cache (``benchmarks/bench_rows.py`` measures the choice per pipeline)
+CPU_CALL_FLOATS = 1 << 16
+
+
+def has_convolution(*fns) -> bool:
+    """Whether any of ``fns`` -- modules, or objects holding one as ``score``, ``net`` or ``energy``
+    (the denoisers) -- has a convolutional layer."""
+    for fn in fns:
+        parts = [fn] + [getattr(fn, a, None) for a in ("score", "net", "energy")]
+        if any(isinstance(m, torch.nn.modules.conv._ConvNd)
+               for p in parts if isinstance(p, torch.nn.Module) for m in p.modules()):
+            return True
+    return False
+
+
+def rows_per_call(input_numel: int, device: str | torch.device, convolutional: bool = True) -> int | None:
+    """Rows of one network call: ``CPU_CALL_FLOATS`` of inputs for a convolutional network on the
+    CPU (83 MNIST images, 21 CIFAR-10 images); None (the whole batch) on a GPU, where larger calls
+    keep the device busy, and for networks without convolutions, whose activations are as wide as
+    their hidden layers (an MLP on 334 rows runs faster than on 83)."""
+    if torch.device(device).type != "cpu" or not convolutional:
+        return None
+    return max(1, CPU_CALL_FLOATS // max(1, int(input_numel)))
+
+
+def in_row_blocks(fn, batch: torch.Tensor, convolutional: bool = True) -> torch.Tensor:
+    """``fn(batch)`` computed in blocks of :func:`rows_per_call` rows and concatenated: the same
+    result for a row-wise ``fn`` (each output row a function of its input row alone)."""
+    rows = rows_per_call(batch[0].numel(), batch.device, convolutional) if batch.shape[0] else None
+    if rows is None or rows >= batch.shape[0]:
+        return fn(batch)
+    return torch.cat([fn(batch[i:i + rows]) for i in range(0, batch.shape[0], rows)])
+
+
 def synchronize(device: str | torch.device | None = None) -> None:
     """Wait for queued CUDA work on ``device`` (a no-op on the CPU), so that a clock reads real time."""
     device = torch.device(device) if device is not None else get_device()

@@ -58,3 +58,99 @@ def test_memory_batch_size_on_the_cpu_is_the_default():
     s = Smooth(nn.Linear(8, 3), 3, Gaussian(0.5))
     from lib.smoothing import default_batch_size
     assert s.memory_batch_size(torch.zeros(8)) == default_batch_size(8, torch.device("cpu"))
+
+
+class CallSizes(nn.Module):
+    """A small CNN classifier on [B, 1, 28, 28] that records the rows of every call."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.SiLU(), nn.Conv2d(16, 16, 3, padding=1),
+                                 nn.SiLU(), nn.Flatten(), nn.Linear(16 * 28 * 28, 10))
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append(x.shape[0])
+        return self.net(x)
+
+
+def test_rows_per_call_on_the_cpu_and_on_a_gpu():
+    from lib.utils import CPU_CALL_FLOATS, rows_per_call
+    assert rows_per_call(784, "cpu") == CPU_CALL_FLOATS // 784 == 83
+    assert rows_per_call(3072, torch.device("cpu")) == 21
+    assert rows_per_call(10**9, "cpu") == 1  # never zero
+    assert rows_per_call(784, torch.device("cuda")) is None  # a GPU takes the whole (memory-sized) chunk
+    assert rows_per_call(784, "cpu", convolutional=False) is None  # an MLP runs faster on the whole chunk
+
+
+def test_convolutions_are_found_in_classifiers_and_denoisers():
+    from lib.denoising import annealed_map, identity
+    from lib.denoising.nets import ScoreMLP
+    from lib.denoising.score import NoiseConditionalScore
+    from lib.utils import has_convolution
+    assert has_convolution(CallSizes()) and not has_convolution(nn.Linear(8, 3), None, identity())
+    for conv, expected in ((0, False), (4, True)):
+        score = NoiseConditionalScore(ScoreMLP((1, 28, 28), hidden=8, depth=1, emb_dim=4, conv=conv))
+        assert has_convolution(nn.Linear(8, 3), annealed_map(score, Gaussian(0.5), [1.0])) is expected
+
+
+def test_cpu_calls_are_cache_sized_and_keep_every_vote():
+    from lib.utils import rows_per_call
+    xs = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    small, whole = CallSizes(), CallSizes()
+    a = Smooth(small, 10, Gaussian(0.5)).sample_counts(xs, 700, generator=torch.Generator().manual_seed(2))
+    one_call = Smooth(whole, 10, Gaussian(0.5))
+    one_call._max_rows = 10**6  # the whole drawn chunk in one call
+    b = one_call.sample_counts(xs, 700, generator=torch.Generator().manual_seed(2))
+    assert max(small.calls) == rows_per_call(784, "cpu") < max(whole.calls)
+    mlp = CallSizes()
+    mlp.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))  # no convolution: whole chunks
+    Smooth(mlp, 10, Gaussian(0.5)).sample_counts(xs, 700, generator=torch.Generator().manual_seed(2))
+    assert max(mlp.calls) == max(whole.calls)
+    assert sum(small.calls) == sum(whole.calls) == 2 * 700
+    assert torch.equal(a, b)  # the same draws and the same votes
+
+
+def test_rowwise_denoisers_run_in_cache_sized_blocks_with_the_same_output():
+    from lib.denoising import annealed_map, walk_jump
+    from lib.denoising.nets import ScoreMLP
+    from lib.denoising.score import NoiseConditionalScore
+    from lib.utils import rows_per_call
+    torch.manual_seed(0)
+    score = NoiseConditionalScore(ScoreMLP((1, 28, 28), hidden=32, depth=1, emb_dim=8, conv=4)).eval()
+    for p in score.parameters():
+        nn.init.normal_(p, std=0.05)
+    sizes = []
+    score.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0]))
+    y = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    den = annealed_map(score, Gaussian(0.5), [1.0, 0.5, 0.1])
+    blocked = den(y)
+    assert max(sizes) == rows_per_call(784, "cpu") and sum(sizes) == 3 * 200
+    sizes.clear()
+    assert torch.equal(blocked, den.denoise(y)) and sizes == [200] * 3  # one call: the same numbers
+    sizes.clear()
+    walk_jump(score, 0.5, tau=2, seed=0)(y)  # its draws follow the batch: never split
+    assert sizes == [200] * 4
+
+
+def test_bench_rows_checks_the_votes_for_every_rows_per_call(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_rows.py"
+    spec = importlib.util.spec_from_file_location("bench_rows", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(sys, "argv", ["bench_rows.py", "--threads", "1", "--points", "1", "--num", "200",
+                                      "--repeats", "1", "--pipelines", "cnn,deen", "--out", str(tmp_path)])
+    threads = torch.get_num_threads()
+    try:
+        bench.main()
+    finally:
+        torch.set_num_threads(threads)  # the benchmark sets its own
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    assert {r["pipeline"] for r in rows} == {"cnn", "deen"} and all(r["votes identical"] for r in rows)
+    default = {r["pipeline"]: r["rows per call"] for r in rows if r["default"]}
+    assert default == {"cnn": 83, "deen": 334}  # convolutions: cache-sized calls; an MLP: the whole chunk

@@ -45,7 +45,7 @@ from lib.denoising.score import _check_sigmas, as_score, make_schedule
 from lib.models import cache as cache
 from lib.models.training import StepLoss, train_loop
 from lib.smoothing.noise import NoiseDistribution, make_noise
-from lib.utils import check_count, check_positive, check_sigma
+from lib.utils import check_count, check_positive, check_sigma, has_convolution, in_row_blocks
 
 __all__ = ["Denoiser", "Tweedie", "AnnealedMAP", "WalkJump", "NetworkDenoiser", "Identity",
            "tweedie", "annealed_map", "walk_jump", "identity", "mse_denoiser", "mse_config",
@@ -57,9 +57,15 @@ LEE_STEP_SIZE = {"gaussian": 2e-5, "laplace": 3e-5, "uniform": 2e-5}
 
 
 class Denoiser(ABC):
-    """A callable ``noisy [B, *shape] -> denoised [B, *shape]`` (same device and dtype)."""
+    """A callable ``noisy [B, *shape] -> denoised [B, *shape]`` (same device and dtype).
+
+    ``rowwise``: each output row is a function of its input row alone (no random draw), so a call
+    of a convolutional network on the CPU runs in blocks of :func:`lib.utils.rows_per_call` rows
+    (cache-sized, the same result).
+    """
 
     requires_grad: bool = False
+    rowwise: bool = True
     name: str = "denoiser"
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
@@ -67,7 +73,11 @@ class Denoiser(ABC):
             raise TypeError("the noisy batch must be a floating-point torch.Tensor [B, *shape]")
         if y.dim() < 2:
             raise ValueError(f"the noisy batch must have shape [B, *shape], got {tuple(y.shape)}")
-        return self.denoise(y)
+        if not self.rowwise:
+            return self.denoise(y)
+        if "_convolutional" not in self.__dict__:
+            self._convolutional = has_convolution(self)
+        return in_row_blocks(self.denoise, y, self._convolutional)
 
     @abstractmethod
     def denoise(self, y: torch.Tensor) -> torch.Tensor:
@@ -188,6 +198,7 @@ class WalkJump(_ScoreDenoiser):
         self.seed = seed
         self._gen: torch.Generator | None = None
         self._shared: torch.Generator | None = None
+        self.rowwise = False  # the walk's draws follow the batch's shape
         self.name = f"walk_jump(sigma={self.sigma:g}, sigma'={self.sigma_prime:g}, delta={self.delta:g}, tau={self.tau})"
 
     def _generator(self, device):

@@ -1,14 +1,18 @@
-"""How many noisy samples one pipeline call takes: a default chunk per device, a probe of the
-pipeline's peak memory on a GPU, and halving after an out-of-memory error.
+"""How many noisy samples one draw and one pipeline call take: a default chunk per device, a probe
+of the pipeline's peak memory on a GPU, rows per call on the CPU, and halving after an out-of-memory
+error.
 
-None of it changes a vote: the draws are made before the chunk is split, so the counts and the
-logs are the same whatever the batch size.
+The chunk (``batch_size``) fixes the draws; the pipeline then runs on the drawn chunk in calls of at
+most :func:`lib.utils.rows_per_call` rows. The second changes no vote: the draws are made before the
+chunk is split, so the counts and the logs are the same whatever the rows per call.
 """
 from __future__ import annotations
 
 import warnings
 
 import torch
+
+from lib.utils import rows_per_call
 
 #: noisy-sample floats per chunk on the CPU (1 MB: the chunk and the activations stay in cache)
 CPU_CHUNK_FLOATS = 1 << 18
@@ -59,9 +63,10 @@ def memory_batch_size(smooth, x: torch.Tensor, probe: int = 64, free_bytes: floa
 
 
 def votes_fitting(smooth, batch: torch.Tensor) -> torch.Tensor:
-    """``smooth.votes`` of a drawn chunk [rows, *shape], split into halves (recursively) when the
-    device runs out of memory; ``smooth._max_rows`` remembers the size that fits."""
-    rows = smooth._max_rows or batch.shape[0]
+    """``smooth.votes`` of a drawn chunk [rows, *shape] in calls of at most
+    :func:`lib.utils.rows_per_call` rows, split into halves (recursively) when the device runs out
+    of memory; ``smooth._max_rows`` remembers the size that fits."""
+    rows = smooth._max_rows or rows_per_call(batch[0].numel(), smooth.device, smooth._convolutional) or batch.shape[0]
     try:
         if rows >= batch.shape[0]:  # the usual case: one call, no copy
             return smooth.votes(batch)

@@ -34,7 +34,7 @@ from lib.smoothing.noise import Gaussian, NoiseDistribution
 from lib.smoothing.decision import certify_decisions
 from lib.smoothing.sequential import certify_sequential
 from lib.smoothing.stats import binomial_pvalue
-from lib.utils import check_alpha, check_count, progress_bar
+from lib.utils import check_alpha, check_count, has_convolution, progress_bar
 
 __all__ = ["ABSTAIN", "Smooth", "default_batch_size", "rows_for_memory", "MEMORY_FRACTION", "MAX_SAMPLES",
            "PROGRESS_SAMPLES"]
@@ -111,6 +111,7 @@ class Smooth:
         if self.grid is not None:
             _sound.cell_table(noise, self.grid)  # ValueError for a family it cannot serve
         self._max_rows: int | None = None  # rows per pipeline call, halved after an out-of-memory error
+        self._convolutional = has_convolution(classifier, denoiser, rejector)  # cache-sized CPU calls
         self._memory_rows: dict = {}  # memory_batch_size per input shape
 
     # ------------------------------------------------------------------ public API

@@ -1,0 +1,120 @@
+"""Noisy samples per second of a smoothing pipeline against the rows of one pipeline call (CPU).
+
+``Smooth.sample_counts`` draws the noise for a chunk of ``batch_size`` samples (on the CPU,
+``lib.smoothing._batching.CPU_CHUNK_FLOATS`` of inputs: 334 MNIST images) and runs the pipeline
+(denoiser, then classifier) on the drawn chunk in calls of at most ``rows`` samples
+(``lib.utils.rows_per_call``: ``CPU_CALL_FLOATS`` of inputs for a convolutional pipeline, the
+whole chunk otherwise). The draws do not depend on ``rows``, so the
+votes must not either: this benchmark checks that the counts are identical for every ``rows``
+and prints the throughput of each, and its ratio to one call per chunk (the whole drawn chunk).
+
+Pipelines: the quick profile's architectures (lib/profile_models.py), randomly initialised with a
+fixed seed (throughput does not depend on the weights): the CNN classifier alone, the MSE DnCNN,
+the one-step (Tweedie) and the multi-step (annealed MAP, L = 32) denoisers of the multi-scale
+score network, each followed by the CNN; and notebook 04's g[π] (the DEEN's Bayes estimator, then
+the linear classifier).
+
+Usage: ``python benchmarks/bench_rows.py [--threads N] [--points 2] [--num 668] [--repeats 3]
+[--pipelines cnn,multi_step]``; writes ``outputs/benchmarks/rows.json`` and ``rows.md``.
+About two minutes on an idle 2-core CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lib import paths  # noqa: E402
+from lib.denoising import annealed_map, tweedie  # noqa: E402
+from lib.denoising.denoise import NetworkDenoiser, _build_dncnn, mse_config  # noqa: E402
+from lib.denoising.energy import EmpiricalBayesDenoiser, build_energy, energy_config  # noqa: E402
+from lib.denoising.score import build_score_model, score_config  # noqa: E402
+from lib.models.classifiers import build_classifier, classifier_config  # noqa: E402
+from lib.reporting.tables import markdown_table  # noqa: E402
+from lib.smoothing import Gaussian, Smooth, default_batch_size  # noqa: E402
+from lib.utils import configure_threads, rows_per_call  # noqa: E402
+
+PIPELINES = ("cnn", "mse", "one_step", "multi_step", "deen")
+#: rows per call compared: None = the whole drawn chunk (one call), else inputs floats per call
+CALL_FLOATS = (None, 1 << 17, 1 << 16, 1 << 15)
+
+
+def build(name: str, sigma: float = 0.5) -> Smooth:
+    torch.manual_seed(0)
+    clf = build_classifier(classifier_config("cnn", "mnist", "quick")).eval()
+    den = None
+    if name == "deen":  # notebook 04's g[pi]: the linear h after the DEEN's Bayes estimator
+        clf = build_classifier(classifier_config("linear", "mnist", "quick")).eval()
+        den = EmpiricalBayesDenoiser(build_energy(energy_config("mnist", sigma, "quick")))
+    elif name == "mse":
+        den = NetworkDenoiser(_build_dncnn(mse_config("mnist", sigma, "gaussian", "quick")).eval(), "dncnn")
+    elif name in ("one_step", "multi_step"):
+        score = build_score_model(score_config("mnist", "geometric", "quick")).eval()
+        for p in score.parameters():  # the last layers start at zero: give the network something to do
+            torch.nn.init.normal_(p, std=0.02)
+        den = tweedie(score, sigma) if name == "one_step" else annealed_map(score, Gaussian(sigma), "geometric")
+    return Smooth(clf, 10, Gaussian(sigma), denoiser=den)
+
+
+def measure(smooth: Smooth, xs: torch.Tensor, num: int, rows: int | None, repeats: int):
+    smooth._max_rows = rows  # the rows of one call (None: rows_per_call's default is replaced below)
+    best, counts = float("inf"), None
+    for _ in range(repeats):
+        gen = torch.Generator().manual_seed(0)
+        t0 = time.perf_counter()
+        c = smooth.sample_counts(xs, num, None, gen)
+        best = min(best, time.perf_counter() - t0)
+        counts = c
+    return xs.shape[0] * num / best, counts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--points", type=int, default=2)
+    ap.add_argument("--num", type=int, default=668, help="noisy samples per point (668: two MNIST chunks)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pipelines", default=",".join(PIPELINES))
+    ap.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
+    args = ap.parse_args()
+    threads = configure_threads(args.threads)
+    torch.manual_seed(1)
+    xs = torch.rand(args.points, 1, 28, 28)
+    chunk = default_batch_size(xs[0].numel(), torch.device("cpu"))
+    rows_list = [chunk if f is None else max(1, f // xs[0].numel()) for f in CALL_FLOATS]
+    out = []
+    for name in args.pipelines.split(","):
+        smooth = build(name)
+        default_rows = rows_per_call(xs[0].numel(), smooth.device, smooth._convolutional) or chunk
+        ref_rate, ref_counts = measure(smooth, xs, args.num, chunk, args.repeats)
+        for rows in rows_list:
+            rate, counts = (ref_rate, ref_counts) if rows == chunk else measure(smooth, xs, args.num, rows, args.repeats)
+            out.append({"pipeline": name, "rows per call": rows, "default": rows == default_rows,
+                        "samples/s": round(rate, 1), "ratio to one call per chunk": round(rate / ref_rate, 2),
+                        "votes identical": bool(torch.equal(counts, ref_counts))})
+            print(out[-1], flush=True)
+    meta = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": threads,
+                        "python": platform.python_version(), "torch": torch.__version__},
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "chunk": chunk,
+            "points": args.points, "num": args.num, "repeats": args.repeats,
+            "command": "python benchmarks/bench_rows.py " + " ".join(sys.argv[1:])}
+    dest = Path(args.out)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "rows.json").write_text(json.dumps({"meta": meta, "rows": out}, indent=1))
+    md = markdown_table(pd.DataFrame(out))
+    (dest / "rows.md").write_text(f"{meta}\n\n{md}\n")
+    print(md)
+    if not all(r["votes identical"] for r in out):
+        raise SystemExit("the votes changed with the rows per call")
+
+
+if __name__ == "__main__":
+    main()
