@@ -128,10 +128,17 @@ def test_rowwise_denoisers_run_in_cache_sized_blocks_with_the_same_output():
     blocked = den(y)
     assert max(sizes) == rows_per_call(784, "cpu") and sum(sizes) == 3 * 200
     sizes.clear()
-    assert torch.equal(blocked, den.denoise(y)) and sizes == [200] * 3  # one call: the same numbers
+    whole = annealed_map(score, Gaussian(0.5), [1.0, 0.5, 0.1])
+    whole._convolutional = False  # one call per level
+    assert torch.equal(blocked, whole(y)) and sizes == [200] * 3  # the same numbers
     sizes.clear()
-    walk_jump(score, 0.5, tau=2, seed=0)(y)  # its draws follow the batch: never split
-    assert sizes == [200] * 4
+    wj = walk_jump(score, 0.5, tau=2, seed=0)
+    out = wj(y)  # its draws follow the batch: the walk is not split, only its score calls
+    assert max(sizes) == rows_per_call(784, "cpu") and sum(sizes) == 4 * 200
+    sizes.clear()
+    ref = walk_jump(score, 0.5, tau=2, seed=0)
+    ref._convolutional = False  # one call per score evaluation: the same draws, the same numbers
+    assert torch.equal(out, ref(y)) and sizes == [200] * 4
 
 
 def test_bench_rows_checks_the_votes_for_every_rows_per_call(tmp_path, monkeypatch):

@@ -98,7 +98,10 @@ class _ScoreDenoiser(Denoiser):
 
     def _score(self, y: torch.Tensor, sigma) -> torch.Tensor:
         self.score_evals += int(y.shape[0])
-        return self.score(y, sigma)
+        if "_convolutional" not in self.__dict__:
+            self._convolutional = has_convolution(self)
+        # row-wise: cache-sized calls on the CPU even when the denoiser itself is not (walk-jump)
+        return in_row_blocks(lambda rows: self.score(rows, sigma), y, self._convolutional)
 
     def _ctx(self):
         # energy models need autograd and manage it themselves; everything else: no graph
