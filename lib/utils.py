@@ -199,7 +199,7 @@ def lecture_threads(profile: str) -> int:
 
 #: input floats per call of a convolutional network on the CPU: a batch is run in row blocks this
 #: size, so that the activations of a convolutional layer (16-32 channels: 16-32x the input) stay in
-#: the cache (``benchmarks/bench_rows.py`` measures the choice per pipeline)
+#: the cache (``benchmarks/bench_cpu.py`` measures the choice per pipeline)
 CPU_CALL_FLOATS = 1 << 16
 
 

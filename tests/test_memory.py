@@ -141,23 +141,27 @@ def test_rowwise_denoisers_run_in_cache_sized_blocks_with_the_same_output():
     assert torch.equal(out, ref(y)) and sizes == [200] * 4
 
 
-def test_bench_rows_checks_the_votes_for_every_rows_per_call(tmp_path, monkeypatch):
+def test_bench_cpu_checks_the_votes_for_every_rows_per_call_and_process(tmp_path, monkeypatch):
     import importlib.util
     import json
     import sys
     from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_rows.py"
-    spec = importlib.util.spec_from_file_location("bench_rows", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cpu.py"
+    spec = importlib.util.spec_from_file_location("bench_cpu", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    monkeypatch.setattr(sys, "argv", ["bench_rows.py", "--threads", "1", "--points", "1", "--num", "200",
-                                      "--repeats", "1", "--pipelines", "cnn,deen", "--out", str(tmp_path)])
+    monkeypatch.setattr(sys, "argv", ["bench_cpu.py", "--threads", "2", "--points", "1", "--num", "200",
+                                      "--repeats", "1", "--blocks", "2", "--pipelines", "cnn,deen",
+                                      "--out", str(tmp_path)])
     threads = torch.get_num_threads()
     try:
         bench.main()
     finally:
         torch.set_num_threads(threads)  # the benchmark sets its own
-    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    report = json.loads((tmp_path / "cpu.json").read_text())
+    rows = report["rows"]
+    assert [p["pipeline"] for p in report["processes"]] == ["cnn", "deen"]
+    assert all(p["logs identical"] for p in report["processes"])
     assert {r["pipeline"] for r in rows} == {"cnn", "deen"} and all(r["votes identical"] for r in rows)
     default = {r["pipeline"]: r["rows per call"] for r in rows if r["default"]}
     assert default == {"cnn": 83, "deen": 334}  # convolutions: cache-sized calls; an MLP: the whole chunk

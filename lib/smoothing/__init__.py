@@ -20,5 +20,5 @@ from .certify import (  # noqa: F401
     log_settings, certify_dataset,
 )
 from .distributed import (  # noqa: F401
-    SerialExecutor, RayExecutor,
+    SerialExecutor, ProcessExecutor, RayExecutor, local_executor,
 )

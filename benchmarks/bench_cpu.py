@@ -1,5 +1,6 @@
-"""Noisy samples per second of a smoothing pipeline against the rows of one pipeline call (CPU).
+"""Noisy samples per second of CPU certification: rows per pipeline call, and processes per core.
 
+**Rows per call.**
 ``Smooth.sample_counts`` draws the noise for a chunk of ``batch_size`` samples (on the CPU,
 ``lib.smoothing._batching.CPU_CHUNK_FLOATS`` of inputs: 334 MNIST images) and runs the pipeline
 (denoiser, then classifier) on the drawn chunk in calls of at most ``rows`` samples
@@ -8,20 +9,26 @@ whole chunk otherwise). The draws do not depend on ``rows``, so the
 votes must not either: this benchmark checks that the counts are identical for every ``rows``
 and prints the throughput of each, and its ratio to one call per chunk (the whole drawn chunk).
 
+**Processes.** ``certify_dataset`` on ``--blocks`` blocks in one process with ``--threads`` torch
+threads (``SerialExecutor``) against ``--threads`` forked processes of one thread each
+(``ProcessExecutor``, what :func:`lib.smoothing.local_executor` picks for a large CPU run); the two
+logs must be identical.
+
 Pipelines: the quick profile's architectures (lib/profile_models.py), randomly initialised with a
 fixed seed (throughput does not depend on the weights): the CNN classifier alone, the MSE DnCNN,
 the one-step (Tweedie) and the multi-step (annealed MAP, L = 32) denoisers of the multi-scale
 score network, each followed by the CNN; and notebook 04's g[π] (the DEEN's Bayes estimator, then
 the linear classifier).
 
-Usage: ``python benchmarks/bench_rows.py [--threads N] [--points 2] [--num 668] [--repeats 3]
-[--pipelines cnn,multi_step]``; writes ``outputs/benchmarks/rows.json`` and ``rows.md``.
-About two minutes on an idle 2-core CPU.
+Usage: ``python benchmarks/bench_cpu.py [--threads N] [--points 2] [--num 668] [--repeats 3]
+[--blocks 4] [--pipelines cnn,multi_step]``; writes ``outputs/benchmarks/cpu.json`` and ``cpu.md``.
+About three minutes on an idle 2-core CPU.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import platform
 import sys
 import time
@@ -39,7 +46,8 @@ from lib.denoising.energy import EmpiricalBayesDenoiser, build_energy, energy_co
 from lib.denoising.score import build_score_model, score_config  # noqa: E402
 from lib.models.classifiers import build_classifier, classifier_config  # noqa: E402
 from lib.reporting.tables import markdown_table  # noqa: E402
-from lib.smoothing import Gaussian, Smooth, default_batch_size  # noqa: E402
+from lib.smoothing import (Gaussian, ProcessExecutor, SerialExecutor, Smooth, certify_dataset,  # noqa: E402
+                           default_batch_size)
 from lib.utils import configure_threads, rows_per_call  # noqa: E402
 
 PIPELINES = ("cnn", "mse", "one_step", "multi_step", "deen")
@@ -76,12 +84,32 @@ def measure(smooth: Smooth, xs: torch.Tensor, num: int, rows: int | None, repeat
     return xs.shape[0] * num / best, counts
 
 
+def processes(smooth: Smooth, name: str, blocks: int, num: int, workers: int) -> dict:
+    """Samples per second of certify_dataset in one process (``workers`` threads) and in ``workers``
+    forked processes (a thread each), on ``blocks`` blocks of one point, and whether the logs agree."""
+    torch.manual_seed(2)
+    xs, ys = torch.rand(blocks, 1, 28, 28), torch.randint(0, 10, (blocks,))
+    out, logs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, ex in (("one process", SerialExecutor()), (f"{workers} processes", ProcessExecutor(workers))):
+            t0 = time.perf_counter()
+            df = certify_dataset(smooth, xs, ys, 10, num, 0.001, f"{tmp}/{label[0]}.tsv", chunk=1, progress=False,
+                                 executor=ex)
+            out[label] = blocks * (num + 10) / (time.perf_counter() - t0)
+            logs[label] = df.drop(columns=["time"])
+    a, b = out
+    return {"pipeline": name, f"{a}, {workers} threads: samples/s": round(out[a], 1),
+            f"{b}, 1 thread each: samples/s": round(out[b], 1), "ratio": round(out[b] / out[a], 2),
+            "logs identical": bool(logs[a].equals(logs[b]))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--points", type=int, default=2)
     ap.add_argument("--num", type=int, default=668, help="noisy samples per point (668: two MNIST chunks)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--blocks", type=int, default=4, help="blocks (one point each) of the process comparison")
     ap.add_argument("--pipelines", default=",".join(PIPELINES))
     ap.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
     args = ap.parse_args()
@@ -90,9 +118,12 @@ def main() -> None:
     xs = torch.rand(args.points, 1, 28, 28)
     chunk = default_batch_size(xs[0].numel(), torch.device("cpu"))
     rows_list = [chunk if f is None else max(1, f // xs[0].numel()) for f in CALL_FLOATS]
-    out = []
+    out, procs = [], []
     for name in args.pipelines.split(","):
         smooth = build(name)
+        if threads > 1:
+            procs.append(processes(smooth, name, args.blocks, args.num, threads))
+            print(procs[-1], flush=True)
         default_rows = rows_per_call(xs[0].numel(), smooth.device, smooth._convolutional) or chunk
         ref_rate, ref_counts = measure(smooth, xs, args.num, chunk, args.repeats)
         for rows in rows_list:
@@ -105,15 +136,17 @@ def main() -> None:
                         "python": platform.python_version(), "torch": torch.__version__},
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "chunk": chunk,
             "points": args.points, "num": args.num, "repeats": args.repeats,
-            "command": "python benchmarks/bench_rows.py " + " ".join(sys.argv[1:])}
+            "command": "python benchmarks/bench_cpu.py " + " ".join(sys.argv[1:])}
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "rows.json").write_text(json.dumps({"meta": meta, "rows": out}, indent=1))
-    md = markdown_table(pd.DataFrame(out))
-    (dest / "rows.md").write_text(f"{meta}\n\n{md}\n")
+    (dest / "cpu.json").write_text(json.dumps({"meta": meta, "rows": out, "processes": procs}, indent=1))
+    md = markdown_table(pd.DataFrame(out), index=False)
+    if procs:
+        md += "\n\n" + markdown_table(pd.DataFrame(procs), index=False)
+    (dest / "cpu.md").write_text(f"{meta}\n\n{md}\n")
     print(md)
-    if not all(r["votes identical"] for r in out):
-        raise SystemExit("the votes changed with the rows per call")
+    if not all(r["votes identical"] for r in out) or not all(r["logs identical"] for r in procs):
+        raise SystemExit("the votes changed with the rows per call or the processes")
 
 
 if __name__ == "__main__":
