@@ -59,12 +59,12 @@ def test_an_error_in_a_child_reaches_the_caller(tmp_path):
 
 def test_local_executor_forks_only_for_large_cpu_runs(monkeypatch):
     monkeypatch.delenv(WORKERS_ENV, raising=False)
-    monkeypatch.setattr("lib.smoothing.distributed.free_cores", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # configure_threads: the free cores
     assert isinstance(local_executor("cpu", PROCESS_MIN_SAMPLES, 4), ProcessExecutor)
     assert isinstance(local_executor("cpu", PROCESS_MIN_SAMPLES - 1, 4), SerialExecutor)  # not worth a fork
     assert isinstance(local_executor("cpu", 10**9, 1), SerialExecutor)  # one block: nothing to share
     assert isinstance(local_executor(torch.device("cuda"), 10**9, 4), SerialExecutor)  # a GPU: one process
-    monkeypatch.setattr("lib.smoothing.distributed.free_cores", lambda: 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert isinstance(local_executor("cpu", 10**9, 4), SerialExecutor)  # a busy machine: no second process
     monkeypatch.setenv(WORKERS_ENV, "1")
     assert isinstance(local_executor("cpu", 10**9, 4), SerialExecutor)

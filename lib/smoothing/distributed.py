@@ -36,15 +36,15 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from lib.smoothing.logs import model_fingerprint
-from lib.utils import free_cores
 
 __all__ = ["SerialExecutor", "ProcessExecutor", "RayExecutor", "local_executor", "block_generator", "certify_block",
            "WORKERS_ENV", "PROCESS_MIN_SAMPLES"]
 
 #: environment variable: processes of a local CPU certification (1: none, in this process)
 WORKERS_ENV = "COMPANION_WORKERS"
-#: noisy samples a CPU certification must draw before :func:`local_executor` forks for it
-PROCESS_MIN_SAMPLES = 500_000
+#: noisy samples a CPU certification must draw before :func:`local_executor` forks for it (a fork
+#: and its pool cost ~0.1 s)
+PROCESS_MIN_SAMPLES = 20_000
 
 #: a block: (j, lo, hi) -- block number and the half-open range of positions it covers
 Block = tuple[int, int, int]
@@ -133,12 +133,12 @@ class ProcessExecutor:
 
 def local_executor(device: torch.device | str, samples: int, blocks: int):
     """The executor of a certification on this machine: a :class:`ProcessExecutor` with a process
-    per free core for a CPU run of at least ``PROCESS_MIN_SAMPLES`` noisy samples in two blocks or
-    more (``COMPANION_WORKERS`` overrides the count; 1 keeps the run in this process), else a
-    :class:`SerialExecutor`."""
+    per torch thread (:func:`lib.utils.configure_threads`: the free cores) for a CPU run of at least
+    ``PROCESS_MIN_SAMPLES`` noisy samples in two blocks or more (``COMPANION_WORKERS`` overrides the
+    count; 1 keeps the run in this process), else a :class:`SerialExecutor`."""
     env = os.environ.get(WORKERS_ENV, "").strip()
     try:
-        workers = int(env) if env else free_cores()
+        workers = int(env) if env else torch.get_num_threads()
     except ValueError:
         raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {env!r}") from None
     if workers < 1:
