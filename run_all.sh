@@ -98,13 +98,13 @@ echo "[run_all] profile=$PROFILE${COMPANION_TINY:+ (tiny)}${DATASET:+, dataset=$
 python scripts/run_times.py start --profile "$PROFILE" ${COMPANION_TINY:+--tiny} ${DATASET:+--dataset "$DATASET"} \
   --command "$COMMAND_LINE" "${NOTEBOOKS[@]##*/}"
 start_all=$(date +%s)
-i=0
-for nb in "${NOTEBOOKS[@]}"; do
-  i=$((i + 1))
+# run_one NB I: execute one notebook, record its wall time; returns non-zero (with a message) on failure
+run_one() {
+  local nb="$1" i="$2" name t0 seconds
   name="$(basename "$nb" .ipynb)"
   echo "[run_all] ($i/$total) $name ..."
   t0=$(date +%s.%N)
-  params=(-p profile "$PROFILE")
+  local params=(-p profile "$PROFILE")
   # the data set goes only to notebooks whose parameters cell declares one (the others are MNIST-specific)
   if [ -n "$DATASET" ] && python -c "import json,sys; nb=json.load(open(sys.argv[1])); sys.exit(0 if any('parameters' in c['metadata'].get('tags', []) and 'dataset =' in ''.join(c['source']) for c in nb['cells']) else 1)" "$nb"; then
     params+=(-p dataset "$DATASET")
@@ -112,11 +112,46 @@ for nb in "${NOTEBOOKS[@]}"; do
   if ! python scripts/run_notebook.py "$nb" "$OUT/$name.ipynb" "${params[@]}" --cwd notebooks \
         --progress-bar; then
     echo "[run_all] FAILED: $name (profile $PROFILE); the executed copy with the error is $OUT/$name.ipynb" >&2
-    exit 1
+    return 1
   fi
   seconds=$(python -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):.1f}')" "$(date +%s.%N)" "$t0")
-  python scripts/run_times.py record --profile "$PROFILE" --notebook "$name" --seconds "$seconds"
-  echo "[run_all] ($i/$total) $name done in $seconds s (recorded in ${COMPANION_OUTPUTS:-outputs}/run_times.json)"
+  echo "$seconds" > "$OUT/.$name.seconds"
+  echo "[run_all] ($i/$total) $name done in $seconds s"
+}
+record() {  # record one notebook's wall time (one writer at a time: after any concurrent pair)
+  local name
+  name="$(basename "$1" .ipynb)"
+  python scripts/run_times.py record --profile "$PROFILE" --notebook "$name" --seconds "$(cat "$OUT/.$name.seconds")"
+  rm -f "$OUT/.$name.seconds"
+}
+# the lecture notebooks 00 and 01 use one torch thread each under smoke and quick
+# (lib.utils.lecture_threads) and depend on nothing: on a machine with two free cores they run side by side
+lectures=()
+if [ "$PROFILE" != full ] && [ "$(python -c 'import lib.utils as u; print(u.free_cores())')" -ge 2 ]; then
+  for nb in "${NOTEBOOKS[@]}"; do
+    case "$(basename "$nb")" in 00_*|01_*) lectures+=("$nb") ;; esac
+  done
+  [ ${#lectures[@]} -eq 2 ] || lectures=()
+fi
+i=0
+for nb in "${NOTEBOOKS[@]}"; do
+  i=$((i + 1))
+  if [ ${#lectures[@]} -eq 2 ] && [ "$nb" = "${lectures[1]}" ]; then
+    continue  # ran beside the first lecture notebook
+  fi
+  if [ ${#lectures[@]} -eq 2 ] && [ "$nb" = "${lectures[0]}" ]; then
+    echo "[run_all] ($i-$((i + 1))/$total) the lecture notebooks side by side, one thread each"
+    run_one "${lectures[0]}" "$i" & first=$!
+    run_one "${lectures[1]}" "$((i + 1))" & second=$!
+    ok=1
+    wait "$first" || ok=0
+    wait "$second" || ok=0
+    [ "$ok" = 1 ] || exit 1
+    record "${lectures[0]}"; record "${lectures[1]}"
+    continue
+  fi
+  run_one "$nb" "$i" || exit 1
+  record "$nb"
 done
 ran_tables=0
 for nb in "${NOTEBOOKS[@]}"; do [[ "$(basename "$nb")" == 10_* ]] && ran_tables=1; done

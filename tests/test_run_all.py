@@ -103,3 +103,24 @@ def test_record_merges_per_notebook_atomically(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["run_times.json"]     # no temporary file left behind
     with pytest.raises(SystemExit, match="no run of profile quick"):
         rt.main(["record", "--profile", "quick", "--notebook", "00_a", "--seconds", "1"])
+
+
+def test_the_profile_shares_each_notebooks_wall_time_over_its_phases(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("profile_run", ROOT / "scripts" / "profile_run.py")
+    prof = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prof)
+    train = "main;train_loop (lib/models/training.py:260);forward (lib/denoising/nets.py:90)"
+    cert_den = "main;certify_block (lib/smoothing/distributed.py:50);denoise (lib/denoising/denoise.py:160)"
+    cert = "main;_forked_block (lib/smoothing/distributed.py:70);fill (lib/smoothing/_sampler.py:99)"
+    log_io = "main;read_log (lib/smoothing/logs.py:200)"
+    plot = "main;savefig (matplotlib/figure.py:3000)"
+    assert [prof.phase(s) for s in (train, cert_den, cert, log_io, plot, "main;x (y.py:1)")] == \
+        ["training", "certification: denoiser", "certification: rest", "I/O", "plotting", "other"]
+    (tmp_path / "05_x.txt").write_text(f"{train} 30\n{cert_den} 50\n{cert} 20\n")
+    (tmp_path / "99_unrecorded.txt").write_text(f"{plot} 5\n")  # no wall time recorded: left out
+    times = {"notebooks": {"quick": {"05_x": {"seconds": 200.0}}}, "last_run": {"command": "./run_all.sh"}}
+    table = prof.summarize(tmp_path, times, "quick")
+    row = next(line for line in table.splitlines() if line.startswith("| 05_x"))
+    assert row == "| 05_x | 200 | 60 | 0 | 100 | 40 | 0 | 0 | 0 | 0 |"
+    assert "99_unrecorded" not in table and "./run_all.sh" in table
