@@ -77,3 +77,15 @@ def test_local_executor_forks_only_for_large_cpu_runs(monkeypatch):
             local_executor("cpu", 10, 2)
     with pytest.raises(ValueError, match="workers"):
         ProcessExecutor(0)
+
+
+def test_the_elapsed_time_is_recorded_beside_the_per_example_times(tmp_path):
+    from lib.methods.summaries import log_summary
+    from lib.smoothing import log_elapsed_seconds, log_seconds
+    xs, ys = _data()
+    path = tmp_path / "two.tsv"
+    certify_dataset(_smooth(), xs, ys, 10, 300, 0.01, path, chunk=3, progress=False, executor=ProcessExecutor(2))
+    elapsed, summed = log_elapsed_seconds(path), log_seconds(read_log(path))
+    assert 0 < elapsed and 0 < summed  # two processes: the per-example times add up both
+    summary = log_summary(path, [0.5])
+    assert summary["seconds"] == elapsed and summary["samples_per_second"] == N * 310 / elapsed

@@ -16,7 +16,7 @@ from lib.methods.registry import method_label
 from lib.methods.runs import TestSubset
 from lib.reporting.tables import certified_accuracy, paired_difference
 from lib.smoothing import logs as logs_lib
-from lib.smoothing.logs import log_cpu_seconds, log_seconds, read_log
+from lib.smoothing.logs import log_cpu_seconds, log_elapsed_seconds, log_seconds, read_log
 
 __all__ = ["average_certified_radius", "log_summary", "table_settings", "timing_table", "rows_by_method",
            "paired_table", "grid_metrics", "cost_table"]
@@ -29,11 +29,13 @@ def average_certified_radius(df: pd.DataFrame) -> float:
 
 def log_summary(path: str | Path, radii: Sequence[float]) -> dict:
     """Numbers of one log: certified accuracy (fractions) at ``radii`` and 0, ACR, points,
-    seconds and noisy samples per second: n0 + n per point, or n0 + the ``samples`` column of a
-    sequential log; NaN when the sizes are unknown (a log without sidecar, e.g. locuslab's)."""
+    seconds (elapsed, or the per-example times summed where the elapsed time is unknown) and noisy
+    samples per second: n0 + n per point, or n0 + the ``samples`` column of a sequential log; NaN
+    when the sizes are unknown (a log without sidecar, e.g. locuslab's)."""
     df = read_log(path)
     meta = logs_lib.read_settings(path)
-    secs = log_seconds(df)
+    secs = log_elapsed_seconds(path)
+    secs = log_seconds(df) if secs != secs else secs
     if "n0" in meta and ("samples" in df.columns or "n" in meta):
         per_point = df["samples"].to_numpy(float) if "samples" in df.columns else float(meta["n"])
         samples = float(np.sum(int(meta["n0"]) + per_point * np.ones(len(df))))
@@ -59,7 +61,8 @@ def table_settings(subset: TestSubset, profile: str, model: str, sigma, n0: int,
 
 
 def timing_table(logs: Mapping[tuple, str | Path]) -> pd.DataFrame:
-    """One row per (method, sigma) log: points, n, wall seconds, noisy samples per second."""
+    """One row per (method, sigma) log: points, n, elapsed wall seconds, CPU seconds (of every
+    process), noisy samples per second."""
     rows = []
     for (m, s), path in logs.items():
         meta, summ = logs_lib.read_settings(path), log_summary(path, [])

@@ -14,7 +14,7 @@ from .smooth import (  # noqa: F401
 )
 from .logs import (  # noqa: F401
     LOG_COLUMNS, LogError, LogLockedError, read_log, read_settings, parse_time, log_seconds, log_lock,
-    model_fingerprint, log_key, log_path, find_log, log_cpu_seconds, sidecar_path,
+    model_fingerprint, log_key, log_path, find_log, log_cpu_seconds, log_elapsed_seconds, sidecar_path,
 )
 from .certify import (  # noqa: F401
     log_settings, certify_dataset,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -113,7 +114,7 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
         blocks = range(done // chunk, (len(indices) + chunk - 1) // chunk) if done < len(indices) else range(0)
         bar = progress_bar(total=len(indices), initial=done, desc=log.stem,
                            disable=not progress or done >= len(indices))
-        cpu, written = 0.0, 0
+        cpu, written, t_start = 0.0, 0, time.perf_counter()
         job = {"n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size, "seed": int(seed)}
         todo = [(j, j * chunk, min(len(indices), (j + 1) * chunk)) for j in blocks]
         executor = executor or local_executor(smooth.device, (n0 + n) * (len(indices) - done), len(todo))
@@ -134,7 +135,7 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
                 written += hi - max(lo, done)
                 bar.update(hi - max(lo, done))
         bar.close()
-        logs.add_cpu_seconds(log, cpu, written)
+        logs.add_cpu_seconds(log, cpu, written, elapsed=time.perf_counter() - t_start)
         return logs.read_log(log)
 
 

@@ -19,7 +19,8 @@ Beside ``<log>`` live:
   of their weights), of the data (dataset, split, a hash of the index list and of the inputs) and
   ``num_points``; written once, before the first row, and compared on every resume;
 * ``<log>.cpu.json``: process CPU seconds spent writing the rows (steadier than wall time on a
-  shared machine), see :func:`log_cpu_seconds`;
+  shared machine), see :func:`log_cpu_seconds`, and the elapsed seconds, which are less than the
+  per-example times summed when several processes certified (:func:`log_elapsed_seconds`);
 * ``<log>.lock``: held (``fcntl.flock``) by the one process writing the log, see :func:`log_lock`.
 
 Names: ``LOGS/<notebook>/<dataset>-<method>[-<tag>]-<noise>-s<sigma>-<profile>-<key>.tsv``, where
@@ -49,7 +50,8 @@ from lib.utils import atomic_write_json, atomic_write_text, config_hash
 
 __all__ = ["LOG_COLUMNS", "LOG_FORMAT", "LogError", "LogLockedError", "sidecar_path", "read_settings",
            "parse_time", "read_log", "log_seconds", "log_lock", "model_fingerprint", "array_hash", "log_key",
-           "log_path", "find_log", "add_cpu_seconds", "log_cpu_seconds", "prepare_log", "format_row"]
+           "log_path", "find_log", "add_cpu_seconds", "log_cpu_seconds", "log_elapsed_seconds", "prepare_log",
+           "format_row"]
 
 #: Cohen et al.'s columns, in their order
 LOG_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time"]
@@ -278,13 +280,27 @@ def _cpu_path(log) -> Path:
     return Path(str(log) + ".cpu.json")
 
 
-def add_cpu_seconds(log: str | os.PathLike, seconds: float, rows: int) -> None:
-    """Accumulate the process CPU time spent writing ``rows`` new rows of ``log``."""
+def add_cpu_seconds(log: str | os.PathLike, seconds: float, rows: int, elapsed: float | None = None) -> None:
+    """Accumulate the CPU time (of every process) spent writing ``rows`` new rows of ``log``, and
+    the ``elapsed`` wall time they took (unknown from then on when a call does not give it)."""
     if rows <= 0:
         return
     side = _cpu_path(log)
-    old = _read_json(side) if side.exists() else {"cpu_seconds": 0.0, "rows": 0}
-    atomic_write_json(side, {"cpu_seconds": old["cpu_seconds"] + float(seconds), "rows": old["rows"] + int(rows)})
+    old = _read_json(side) if side.exists() else {"cpu_seconds": 0.0, "rows": 0, "elapsed_seconds": 0.0}
+    new = {"cpu_seconds": old["cpu_seconds"] + float(seconds), "rows": old["rows"] + int(rows)}
+    if elapsed is not None and old.get("elapsed_seconds") is not None:
+        new["elapsed_seconds"] = old["elapsed_seconds"] + float(elapsed)
+    atomic_write_json(side, new)
+
+
+def log_elapsed_seconds(log: str | os.PathLike) -> float:
+    """Elapsed wall seconds of certification per test point x points of the log: with several
+    processes, less than :func:`log_seconds` (the per-example times summed); NaN if unknown."""
+    side = _cpu_path(log)
+    d = _read_json(side) if side.exists() else {}
+    if d.get("elapsed_seconds") is None:
+        return float("nan")
+    return d["elapsed_seconds"] / max(d["rows"], 1) * len(read_log(log, complete=False))
 
 
 def log_cpu_seconds(log: str | os.PathLike) -> float:
