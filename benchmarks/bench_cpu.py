@@ -9,8 +9,9 @@ whole chunk otherwise). The draws do not depend on ``rows``, so the
 votes must not either: this benchmark checks that the counts are identical for every ``rows``
 and prints the throughput of each, and its ratio to one call per chunk (the whole drawn chunk).
 
-**Processes.** ``certify_dataset`` on ``--blocks`` blocks in one process with ``--threads`` torch
-threads (``SerialExecutor``) against ``--threads`` forked processes of one thread each
+**Processes.** ``certify_dataset`` on ``--blocks`` blocks of two points (n0 = 20, n = ``--proc-num``)
+in one process with ``--threads`` torch threads (``SerialExecutor``) against ``--threads`` forked
+processes of one thread each
 (``ProcessExecutor``, what :func:`lib.smoothing.local_executor` picks for a large CPU run); the two
 logs must be identical.
 
@@ -22,7 +23,7 @@ the linear classifier).
 
 Usage: ``python benchmarks/bench_cpu.py [--threads N] [--points 2] [--num 668] [--repeats 3]
 [--blocks 4] [--pipelines cnn,multi_step]``; writes ``outputs/benchmarks/cpu.json`` and ``cpu.md``.
-About three minutes on an idle 2-core CPU.
+About five minutes on an idle 2-core CPU.
 """
 from __future__ import annotations
 
@@ -86,19 +87,20 @@ def measure(smooth: Smooth, xs: torch.Tensor, num: int, rows: int | None, repeat
 
 def processes(smooth: Smooth, name: str, blocks: int, num: int, workers: int) -> dict:
     """Samples per second of certify_dataset in one process (``workers`` threads) and in ``workers``
-    forked processes (a thread each), on ``blocks`` blocks of one point, and whether the logs agree."""
+    forked processes (a thread each), on ``blocks`` blocks of two points (n0 = 20, n = ``num``, as in
+    the quick notebooks' CERTIFY calls), and whether the logs agree."""
     torch.manual_seed(2)
-    xs, ys = torch.rand(blocks, 1, 28, 28), torch.randint(0, 10, (blocks,))
+    xs, ys = torch.rand(2 * blocks, 1, 28, 28), torch.randint(0, 10, (2 * blocks,))
     out, logs = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, ex in (("one process", SerialExecutor()), (f"{workers} processes", ProcessExecutor(workers))):
             t0 = time.perf_counter()
-            df = certify_dataset(smooth, xs, ys, 10, num, 0.001, f"{tmp}/{label[0]}.tsv", chunk=1, progress=False,
+            df = certify_dataset(smooth, xs, ys, 20, num, 0.001, f"{tmp}/{label[0]}.tsv", chunk=2, progress=False,
                                  executor=ex)
-            out[label] = blocks * (num + 10) / (time.perf_counter() - t0)
+            out[label] = 2 * blocks * (num + 20) / (time.perf_counter() - t0)
             logs[label] = df.drop(columns=["time"])
     a, b = out
-    return {"pipeline": name, f"{a}, {workers} threads: samples/s": round(out[a], 1),
+    return {"pipeline": name, "n": num, f"{a}, {workers} threads: samples/s": round(out[a], 1),
             f"{b}, 1 thread each: samples/s": round(out[b], 1), "ratio": round(out[b] / out[a], 2),
             "logs identical": bool(logs[a].equals(logs[b]))}
 
@@ -109,7 +111,9 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=2)
     ap.add_argument("--num", type=int, default=668, help="noisy samples per point (668: two MNIST chunks)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--blocks", type=int, default=4, help="blocks (one point each) of the process comparison")
+    ap.add_argument("--blocks", type=int, default=8, help="blocks (two points each) of the process comparison")
+    ap.add_argument("--proc-num", type=int, default=None,
+                    help="n of the process comparison (default: 5,000; 300 for the multi-step denoiser)")
     ap.add_argument("--pipelines", default=",".join(PIPELINES))
     ap.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
     args = ap.parse_args()
@@ -122,7 +126,8 @@ def main() -> None:
     for name in args.pipelines.split(","):
         smooth = build(name)
         if threads > 1:
-            procs.append(processes(smooth, name, args.blocks, args.num, threads))
+            num = args.proc_num or (300 if name == "multi_step" else 5000)
+            procs.append(processes(smooth, name, args.blocks, num, threads))
             print(procs[-1], flush=True)
         default_rows = rows_per_call(xs[0].numel(), smooth.device, smooth._convolutional) or chunk
         ref_rate, ref_counts = measure(smooth, xs, args.num, chunk, args.repeats)

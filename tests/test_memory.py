@@ -151,7 +151,7 @@ def test_bench_cpu_checks_the_votes_for_every_rows_per_call_and_process(tmp_path
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     monkeypatch.setattr(sys, "argv", ["bench_cpu.py", "--threads", "2", "--points", "1", "--num", "200",
-                                      "--repeats", "1", "--blocks", "2", "--pipelines", "cnn,deen",
+                                      "--repeats", "1", "--blocks", "2", "--proc-num", "100", "--pipelines", "cnn,deen",
                                       "--out", str(tmp_path)])
     threads = torch.get_num_threads()
     try:
