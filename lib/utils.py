@@ -128,9 +128,12 @@ def configure_threads(threads: int | None = None) -> int:
     ``OMP_NUM_THREADS`` is set, which torch already honours) the number of :func:`free_cores`.
     On a machine shared with other CPU-bound processes this avoids oversubscription: two
     processes each running one thread per core on the same cores slow each other down far more
-    than the cores they share. Results do not depend on it:
-    the certification logs and trained weights are the same for 1 and 2 threads
-    (tests/test_reproducibility.py)."""
+    than the cores they share. The trained weights and certification logs of
+    tests/test_reproducibility.py are the same for 1 and 2 threads, but not every float result is:
+    a linear layer on a 100-row block ([100, 784] x [784, 10]) differs in the last bits between 1
+    and 2 threads (MKL's blocking), which moved single votes of a few points (no table cell) of
+    notebook 04's logs between a 1-thread and a 2-thread quick run. Fix ``COMPANION_THREADS`` to
+    compare logs bit for bit across machines."""
     if threads is None:
         env = os.environ.get(THREADS_ENV, "").strip()
         if env:

@@ -1,6 +1,6 @@
 """Certification in forked CPU processes (lib.smoothing.ProcessExecutor): the same log as one
-process for every procedure, an error in a child reaches the caller, and local_executor forks only
-for CPU runs large enough to pay for it."""
+process for every procedure, an error in a child reaches the caller, and certify_dataset forks only
+when COMPANION_WORKERS asks for it."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +9,7 @@ from torch import nn
 
 from lib.smoothing import (Gaussian, ProcessExecutor, SerialExecutor, Smooth, certify_dataset, local_executor,
                            read_log)
-from lib.smoothing.distributed import PROCESS_MIN_SAMPLES, WORKERS_ENV
+from lib.smoothing.distributed import WORKERS_ENV
 
 N, K = 12, 4
 
@@ -57,26 +57,36 @@ def test_an_error_in_a_child_reaches_the_caller(tmp_path):
                         progress=False, executor=ProcessExecutor(2))
 
 
-def test_local_executor_forks_only_for_large_cpu_runs(monkeypatch):
+def test_local_executor_forks_only_when_asked_on_a_cpu(monkeypatch):
     monkeypatch.delenv(WORKERS_ENV, raising=False)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # configure_threads: the free cores
-    assert isinstance(local_executor("cpu", PROCESS_MIN_SAMPLES, 4), ProcessExecutor)
-    assert isinstance(local_executor("cpu", PROCESS_MIN_SAMPLES - 1, 4), SerialExecutor)  # not worth a fork
-    assert isinstance(local_executor("cpu", 10**9, 1), SerialExecutor)  # one block: nothing to share
-    assert isinstance(local_executor(torch.device("cuda"), 10**9, 4), SerialExecutor)  # a GPU: one process
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert isinstance(local_executor("cpu", 10**9, 4), SerialExecutor)  # a busy machine: no second process
+    assert isinstance(local_executor("cpu", 4), SerialExecutor)  # the default: this process
     monkeypatch.setenv(WORKERS_ENV, "1")
-    assert isinstance(local_executor("cpu", 10**9, 4), SerialExecutor)
+    assert isinstance(local_executor("cpu", 4), SerialExecutor)
     monkeypatch.setenv(WORKERS_ENV, "3")
-    ex = local_executor("cpu", 10, 2)  # asked for: forks whatever the size, at most a process per block
+    ex = local_executor("cpu", 2)  # at most a process per block
     assert isinstance(ex, ProcessExecutor) and ex.workers == 2
+    assert isinstance(local_executor("cpu", 1), SerialExecutor)  # one block: nothing to share
+    assert isinstance(local_executor(torch.device("cuda"), 4), SerialExecutor)  # a GPU: one process
     for bad in ("0", "two"):
         monkeypatch.setenv(WORKERS_ENV, bad)
         with pytest.raises(ValueError, match=WORKERS_ENV):
-            local_executor("cpu", 10, 2)
+            local_executor("cpu", 2)
     with pytest.raises(ValueError, match="workers"):
         ProcessExecutor(0)
+
+
+def test_certify_dataset_forks_with_companion_workers(tmp_path, monkeypatch):
+    xs, ys = _data()
+    calls = []
+    real = ProcessExecutor.imap
+
+    def spy(self, *args, **kwargs):
+        calls.append(self.workers)
+        yield from real(self, *args, **kwargs)
+    monkeypatch.setattr(ProcessExecutor, "imap", spy)
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    certify_dataset(_smooth(), xs, ys, 10, 100, 0.01, tmp_path / "w.tsv", chunk=3, progress=False)
+    assert calls == [2]
 
 
 def test_the_elapsed_time_is_recorded_beside_the_per_example_times(tmp_path):

@@ -87,8 +87,8 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
     batch_size=, generator=); it returns (predictions [B], radii [B]) or (predictions, radii,
     extras) with ``extras`` = {column: B values} for the extra ``columns`` written after
     Cohen's six (e.g. ``samples`` of a sequential test, ``n_a``/``n_r`` of a rejector).
-    ``executor`` runs the blocks: by default :func:`lib.smoothing.distributed.local_executor` (a
-    process per free core for a large CPU run, else this process), or on many GPUs / machines with
+    ``executor`` runs the blocks: by default :func:`lib.smoothing.distributed.local_executor` (this
+    process, or ``COMPANION_WORKERS`` forked CPU processes), or on many GPUs / machines with
     :class:`lib.smoothing.distributed.RayExecutor`; the log's rows are the same either way
     (block ``j`` always draws from the generator seeded with ``(seed, j)``).
     """
@@ -117,7 +117,7 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
         cpu, written, t_start = 0.0, 0, time.perf_counter()
         job = {"n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size, "seed": int(seed)}
         todo = [(j, j * chunk, min(len(indices), (j + 1) * chunk)) for j in blocks]
-        executor = executor or local_executor(smooth.device, (n0 + n) * (len(indices) - done), len(todo))
+        executor = executor or local_executor(smooth.device, len(todo))
         with open(log, "a") as f:
             for (j, lo, hi), out, seconds, cpu_s in executor.imap(smooth, certify, xs, todo, job,
                                                                   meta["model_fingerprint"]):

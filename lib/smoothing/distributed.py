@@ -17,10 +17,10 @@ do not depend on who computes it, which makes sharding trivial and exact:
 
 * :class:`ProcessExecutor` forks ``workers`` processes of one torch thread each on this machine's
   CPU; they inherit the driver's pipeline and certify function (no pickling, no model loading).
-  On a CPU a process per core certifies more noisy samples per second than one process with a
-  thread per core, whose small calls keep its threads waiting on each other
-  (``benchmarks/bench_cpu.py`` prints both). :func:`local_executor` picks it for CPU runs large
-  enough to pay for the fork (``COMPANION_WORKERS=1`` turns it off).
+  It is opt-in (``COMPANION_WORKERS=N``, read by :func:`local_executor`): on an idle 2-core CPU the
+  quick notebooks' certifications ran no faster in two processes than in one process with two
+  threads (``benchmarks/bench_cpu.py`` prints both); on a CPU shared with other work, a thread
+  waiting on its preempted sibling stalls every call, and one process per core avoids that.
 
 Ray is optional (``pip install 'smoothing-companion[ray]'``); nothing here imports it before an
 executor is created.
@@ -38,13 +38,10 @@ import torch
 from lib.smoothing.logs import model_fingerprint
 
 __all__ = ["SerialExecutor", "ProcessExecutor", "RayExecutor", "local_executor", "block_generator", "certify_block",
-           "WORKERS_ENV", "PROCESS_MIN_SAMPLES"]
+           "WORKERS_ENV"]
 
-#: environment variable: processes of a local CPU certification (1: none, in this process)
+#: environment variable: processes of a local CPU certification (unset or 1: this process)
 WORKERS_ENV = "COMPANION_WORKERS"
-#: noisy samples a CPU certification must draw before :func:`local_executor` forks for it (a fork
-#: and its pool cost ~0.1 s)
-PROCESS_MIN_SAMPLES = 20_000
 
 #: a block: (j, lo, hi) -- block number and the half-open range of positions it covers
 Block = tuple[int, int, int]
@@ -131,21 +128,19 @@ class ProcessExecutor:
         pass
 
 
-def local_executor(device: torch.device | str, samples: int, blocks: int):
-    """The executor of a certification on this machine: a :class:`ProcessExecutor` with a process
-    per torch thread (:func:`lib.utils.configure_threads`: the free cores) for a CPU run of at least
-    ``PROCESS_MIN_SAMPLES`` noisy samples in two blocks or more (``COMPANION_WORKERS`` overrides the
-    count; 1 keeps the run in this process), else a :class:`SerialExecutor`."""
+def local_executor(device: torch.device | str, blocks: int):
+    """The executor of a certification on this machine: this process (:class:`SerialExecutor`), or
+    with ``COMPANION_WORKERS=N`` (N > 1) a :class:`ProcessExecutor` of at most N processes for a CPU
+    run of two blocks or more."""
     env = os.environ.get(WORKERS_ENV, "").strip()
     try:
-        workers = int(env) if env else torch.get_num_threads()
+        workers = int(env) if env else 1
     except ValueError:
         raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {env!r}") from None
     if workers < 1:
         raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {env!r}")
     forkable = "fork" in multiprocessing.get_all_start_methods()
-    if (torch.device(device).type != "cpu" or workers < 2 or blocks < 2 or not forkable
-            or (samples < PROCESS_MIN_SAMPLES and not env)):
+    if torch.device(device).type != "cpu" or workers < 2 or blocks < 2 or not forkable:
         return SerialExecutor()
     return ProcessExecutor(min(workers, blocks))
 
