@@ -229,7 +229,9 @@ def rows_per_call(input_numel: int, device: str | torch.device, convolutional: b
 
 def in_row_blocks(fn, batch: torch.Tensor, convolutional: bool = True) -> torch.Tensor:
     """``fn(batch)`` computed in blocks of :func:`rows_per_call` rows and concatenated: the same
-    result for a row-wise ``fn`` (each output row a function of its input row alone)."""
+    result for a row-wise ``fn`` (each output row a function of its input row alone) whose float
+    results do not depend on the rows of a call, as for the project's networks (checked by
+    tests/test_memory.py and on every run of ``benchmarks/bench_cpu.py``)."""
     rows = rows_per_call(batch[0].numel(), batch.device, convolutional) if batch.shape[0] else None
     if rows is None or rows >= batch.shape[0]:
         return fn(batch)

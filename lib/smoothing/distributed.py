@@ -102,8 +102,10 @@ class ProcessExecutor:
     """Certify blocks in ``workers`` forked processes of one torch thread each; yields them in block
     order. CPU only, and only where ``fork`` exists (Linux, macOS): the children inherit the
     driver's ``smooth`` and ``certify`` as they are, so every procedure (sequential, decision mode,
-    logit space ...) runs unchanged, with the same rows as in one process (block ``j`` draws from
-    the generator of ``(seed, j)`` wherever it runs, and the votes do not depend on the threads)."""
+    logit space ...) runs unchanged, with the rows of a one-thread run in one process (block ``j``
+    draws from the generator of ``(seed, j)`` wherever it runs; a multi-threaded run can differ in
+    single votes where a layer's float results depend on the thread count, see
+    :func:`lib.utils.configure_threads`)."""
 
     def __init__(self, workers: int = 2):
         if isinstance(workers, bool) or int(workers) < 1:
