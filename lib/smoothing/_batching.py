@@ -3,8 +3,11 @@ of the pipeline's peak memory on a GPU, rows per call on the CPU, and halving af
 error.
 
 The chunk (``batch_size``) fixes the draws; the pipeline then runs on the drawn chunk in calls of at
-most :func:`lib.utils.rows_per_call` rows. The second changes no vote: the draws are made before the
-chunk is split, so the counts and the logs are the same whatever the rows per call.
+most :func:`lib.utils.rows_per_call` rows. The draws are made before the chunk is split, so they do
+not depend on the rows per call; the votes do not either wherever the pipeline's float results do
+not depend on the rows of a call (the project's pipelines in tests/test_memory.py and
+benchmarks/bench_cpu.py; in a quick run one pipeline, the one-step denoiser with the CNN rejector
+at sigma = 1, moved single votes, no table cell: docs/performance.md).
 """
 from __future__ import annotations
 
