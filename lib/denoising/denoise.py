@@ -73,11 +73,13 @@ class Denoiser(ABC):
             raise TypeError("the noisy batch must be a floating-point torch.Tensor [B, *shape]")
         if y.dim() < 2:
             raise ValueError(f"the noisy batch must have shape [B, *shape], got {tuple(y.shape)}")
-        if not self.rowwise:
-            return self.denoise(y)
+        return in_row_blocks(self.denoise, y, self._is_convolutional()) if self.rowwise else self.denoise(y)
+
+    def _is_convolutional(self) -> bool:
+        """Whether the networks this denoiser calls have a convolution (looked up once)."""
         if "_convolutional" not in self.__dict__:
             self._convolutional = has_convolution(self)
-        return in_row_blocks(self.denoise, y, self._convolutional)
+        return self._convolutional
 
     @abstractmethod
     def denoise(self, y: torch.Tensor) -> torch.Tensor:
@@ -98,10 +100,10 @@ class _ScoreDenoiser(Denoiser):
 
     def _score(self, y: torch.Tensor, sigma) -> torch.Tensor:
         self.score_evals += int(y.shape[0])
-        if "_convolutional" not in self.__dict__:
-            self._convolutional = has_convolution(self)
-        # row-wise: cache-sized calls on the CPU even when the denoiser itself is not (walk-jump)
-        return in_row_blocks(lambda rows: self.score(rows, sigma), y, self._convolutional)
+        if self.rowwise:  # already called in cache-sized blocks by __call__
+            return self.score(y, sigma)
+        # a walk's draws follow its batch, but its score calls are row-wise: cache-sized blocks
+        return in_row_blocks(lambda rows: self.score(rows, sigma), y, self._is_convolutional())
 
     def _ctx(self):
         # energy models need autograd and manage it themselves; everything else: no graph
