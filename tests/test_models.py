@@ -242,6 +242,79 @@ def test_load_or_train_resumes_an_interrupted_training(tmp_path, monkeypatch):
     assert not partial[0].exists()
 
 
+def _lineage_run(root, steps, seed=0):
+    """The toy run of the cache through a lineage (``extend_key="steps"``): Adam, EMA, draws by step."""
+    from lib.models import cache, training
+
+    def build(cfg):
+        return _toy_run(cfg["seed"])[0]
+
+    def train(model, cfg):
+        gen = torch.Generator().manual_seed(cfg["seed"] + 1)
+        x = torch.randn(64, 4, generator=torch.Generator().manual_seed(cfg["seed"] + 2))
+
+        def fn(step):
+            i = torch.randint(64, (16,), generator=gen)
+            return (model(x[i]).squeeze(1) - x[i].sum(1)).square().mean()
+
+        return training.train_loop(model, models.StepLoss(fn, {"batches": gen}), cfg["steps"], ema=0.9,
+                                   progress=False, extendable=True)
+
+    return cache.load_or_train("toy", {"seed": seed, "steps": steps}, build, train, root=root, verbose=False,
+                               extend_key="steps")
+
+
+def test_a_longer_run_continues_a_shorter_one_bit_for_bit(tmp_path):
+    """A run of 45 steps after one of 20 in the same lineage starts at step 20 and ends with the
+    weights of 45 steps from scratch (Adam's moments, the EMA and the generator all carried over)."""
+    short, h_short = _lineage_run(tmp_path / "a", 20)
+    assert "continued_from" not in h_short and len(list((tmp_path / "a" / "states").glob("toy-*.state0.pt"))) == 1
+    longer, h_long = _lineage_run(tmp_path / "a", 45)
+    scratch, h_scratch = _lineage_run(tmp_path / "b", 45)
+    assert h_long["continued_from"] == 20 and "continued_from" not in h_scratch and h_long["iters"] == 45
+    assert any(not torch.equal(a, b) for a, b in zip(short.state_dict().values(), longer.state_dict().values()))
+    for a, b in zip(longer.state_dict().values(), scratch.state_dict().values()):
+        assert torch.equal(a, b)
+    # a shorter run than the kept state cannot start from it: trained from step 0, same as from scratch
+    shorter, h = _lineage_run(tmp_path / "a", 10)
+    alone, _ = _lineage_run(tmp_path / "c", 10)
+    assert "continued_from" not in h
+    for a, b in zip(shorter.state_dict().values(), alone.state_dict().values()):
+        assert torch.equal(a, b)
+    # ... and does not replace the longer run's state: a run of 60 continues from 45
+    assert _lineage_run(tmp_path / "a", 60)[1]["continued_from"] == 45
+
+
+def test_a_damaged_training_state_is_refused_by_name(tmp_path):
+    from lib.models import training
+    _lineage_run(tmp_path, 20)
+    state = next((tmp_path / "states").glob("toy-*.state0.pt"))
+    blob = bytearray(state.read_bytes())
+    blob[-100] ^= 0xFF
+    state.write_bytes(bytes(blob))
+    with pytest.raises(RuntimeError, match="does not match its manifest"):
+        _lineage_run(tmp_path, 30)
+    model, loss_fn = _toy_run()
+    with pytest.raises(ValueError, match="schedule cannot be extended"):
+        training.train_loop(model, loss_fn, 5, schedule=lambda o: torch.optim.lr_scheduler.StepLR(o, 2),
+                            extend_state=tmp_path / "x.pt", progress=False)
+
+
+def test_the_score_cache_continues_a_shorter_budget(tmp_path, monkeypatch):
+    """get_score_model(budget=2) after budget=1 continues the x1 run and equals a x2 run from scratch."""
+    from lib.denoising import score as sc
+    from lib.models import cache
+    monkeypatch.setattr(cache.paths, "MODELS", tmp_path / "a")
+    one, _ = sc.get_score_model("mnist", "geometric", "smoke", progress=False, verbose=False)
+    two, hist = sc.get_score_model("mnist", "geometric", "smoke", progress=False, verbose=False, budget=2)
+    assert hist["continued_from"] == sc.score_config("mnist", "geometric", "smoke")["iters"]
+    monkeypatch.setattr(cache.paths, "MODELS", tmp_path / "b")
+    fresh, h_fresh = sc.get_score_model("mnist", "geometric", "smoke", progress=False, verbose=False, budget=2)
+    assert "continued_from" not in h_fresh
+    for a, b in zip(two.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_classifier_training_resumes_mid_epoch(tmp_path):
     """StepLoss carries the epoch's permutation and the noise generator: a resumed classifier
     run (interrupted inside an epoch) ends with the weights of an uninterrupted one."""

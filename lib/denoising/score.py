@@ -324,7 +324,10 @@ def train_dsm(model: ScoreModel, data_x: torch.Tensor, sigmas: Sequence[float], 
     ``iters`` optimiser steps; trains ``model`` in place. Returns the history of
     :func:`lib.models.train_loop` (``step``, ``loss``, ``iters``, ``seconds``, ``cpu_seconds``)."""
     loss_fn = dsm_loss(model, data_x, sigmas, batch_size, seed)
-    return train_loop(model, loss_fn, iters, lr=lr, ema=ema, grad_clip=grad_clip, progress=progress, desc=desc)
+    # fixed learning rate, draws indexed by step: a longer run repeats this one's steps first, so the
+    # model cache may continue it (lib.models.cache, extend_key="iters")
+    return train_loop(model, loss_fn, iters, lr=lr, ema=ema, grad_clip=grad_clip, progress=progress, desc=desc,
+                      extendable=True)
 
 
 def dsm_loss_per_sigma(model, x: torch.Tensor, sigmas: Sequence[float], seed: int = 0,
@@ -454,7 +457,8 @@ def get_score_model(dataset: str = "mnist", schedule: str = "geometric", profile
     config = score_config(dataset, schedule, profile, sigma, param, arch, seed, budget)
     kind = f"score-{param}-{dataset}-{schedule}"
     return cache.load_or_train(kind, config, build_score_model,
-                               lambda m, c: _train_score(m, c, progress), device=device, verbose=verbose)
+                               lambda m, c: _train_score(m, c, progress), device=device, verbose=verbose,
+                               extend_key="iters")
 
 
 # ---------------------------------------------------------------------- toy models with a closed-form score

@@ -15,6 +15,12 @@ weight is refused even when its checksum matches. A checkpoint from before manif
 
 While training, :func:`lib.models.training.checkpointing` writes resumable partial checkpoints
 ``<kind>-<hash>.partial<i>.pt`` every ``CHECKPOINT_EVERY`` steps, so an interrupted run resumes.
+With ``extend_key`` (the config entry that counts training steps, e.g. ``"iters"``), the runs of a
+config that differ only in that entry form a *lineage*: each keeps its final training state in
+``<root>/states/<kind>-<lineage hash>.state<i>.pt`` (checksummed), and a run of more steps
+continues from the longest shorter one instead of from step 0, ending with the same weights as a
+run from scratch (:func:`lib.models.training.train_loop`). The states only save time: deleting
+``states/`` is always safe.
 """
 from __future__ import annotations
 
@@ -29,8 +35,8 @@ from lib import paths
 from lib.models.training import checkpointing
 from lib.utils import atomic_torch_save, atomic_write_json, config_hash, get_device, sha256_file
 
-__all__ = ["CorruptCheckpointError", "checkpoint_path", "load_or_train", "load_checkpoint", "save_checkpoint",
-           "verify_manifest"]
+__all__ = ["CorruptCheckpointError", "checkpoint_path", "lineage_prefix", "load_or_train", "load_checkpoint",
+           "save_checkpoint", "verify_manifest"]
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -40,6 +46,16 @@ class CorruptCheckpointError(RuntimeError):
 def checkpoint_path(kind: str, config: dict, root: str | Path | None = None) -> Path:
     root = Path(root) if root is not None else paths.MODELS
     return root / f"{kind}-{config_hash(config)}.pt"
+
+
+def lineage_prefix(kind: str, config: dict, extend_key: str, root: str | Path | None = None) -> Path:
+    """``<root>/states/<kind>-<hash of config without extend_key>``: shared by the runs of ``config``
+    that differ only in their number of training steps ``config[extend_key]``."""
+    if extend_key not in config:
+        raise KeyError(f"extend_key {extend_key!r} is not an entry of the {kind} config")
+    root = Path(root) if root is not None else paths.MODELS
+    rest = {k: v for k, v in config.items() if k != extend_key}
+    return root / "states" / f"{kind}-{config_hash(rest)}"
 
 
 def _rebuild_hint(path: Path) -> str:
@@ -115,7 +131,8 @@ def save_checkpoint(path: str | Path, kind: str, config: dict, model: nn.Module,
 
 def load_or_train(kind: str, config: dict, build: Callable[[dict], nn.Module],
                   train: Callable[[nn.Module, dict], dict | None], device: str | torch.device | None = None,
-                  root: str | Path | None = None, verbose: bool = True) -> tuple[nn.Module, dict]:
+                  root: str | Path | None = None, verbose: bool = True,
+                  extend_key: str | None = None) -> tuple[nn.Module, dict]:
     """Return ``(model in eval mode on device, history)``; train and cache it on a miss.
 
     build(config) -> an untrained nn.Module; train(model, config) -> history (a dict of
@@ -127,6 +144,9 @@ def load_or_train(kind: str, config: dict, build: Callable[[dict], nn.Module],
     0) and restored afterwards, so the initial weights are a function of the config, never of
     the global RNG state, and the global RNG is not moved. ``train`` should draw its
     randomness (batches, noise) from generators seeded by the config too.
+
+    ``extend_key``: the config entry counting training steps; its ``train_loop`` calls made with
+    ``extendable=True`` then continue the longest shorter run of the same lineage (module docstring).
     """
     device = get_device(device)
     config = json.loads(json.dumps(config, default=str))  # plain JSON types, as stored
@@ -147,7 +167,11 @@ def load_or_train(kind: str, config: dict, build: Callable[[dict], nn.Module],
     if verbose:
         print(f"[cache] training {kind} (config hash {path.stem.split('-')[-1]}) ...")
     model.to(device)
-    with checkpointing(path.with_suffix("")):
+    lineage = None
+    if extend_key is not None:
+        lineage = lineage_prefix(kind, config, extend_key, root)
+        lineage.parent.mkdir(parents=True, exist_ok=True)
+    with checkpointing(path.with_suffix(""), lineage=lineage):
         history = train(model, config) or {}
     save_checkpoint(path, kind, config, model, history)
     return model.eval(), history

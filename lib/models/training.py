@@ -13,7 +13,14 @@ and noise from seeded generators); the loop owns everything else:
 * checkpoints: with ``checkpoint=path``, every ``checkpoint_every`` steps the model, optimiser,
   schedule, EMA, history and the random state of ``loss_fn`` are written atomically; a later
   call with the same path resumes from the last one (``torch.load(weights_only=True)``) and
-  ends with the same weights as an uninterrupted run. The file is removed when the run ends.
+  ends with the same weights as an uninterrupted run. The file is removed when the run ends;
+* extension: with ``extend_state=path`` (or ``extendable=True`` inside :func:`checkpointing` with
+  a ``lineage``), the run keeps its final state (weights before the EMA copy, optimiser, EMA,
+  random state of ``loss_fn``) at ``path`` with a SHA-256 manifest, and a later run of *more*
+  steps of the same training starts from it instead of from step 0. Valid only where a run of
+  ``k`` steps repeats the first ``k`` steps of any longer run (fixed learning rate, draws
+  indexed by step): then the longer run ends with the same weights, bit for bit, as one trained
+  from scratch on the same machine. A run with a learning-rate schedule refuses it.
 
 ``loss_fn`` may return a tensor or a dict of tensors with key ``"loss"`` (the other entries,
 e.g. ``"correct"``, are summed per logging window into the history). To make a resumed run
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import math
 import time
 from pathlib import Path
@@ -38,7 +46,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from lib.utils import atomic_torch_save, check_count, check_positive, human_seconds, progress_bar, synchronize
+from lib.utils import (atomic_torch_save, atomic_write_json, check_count, check_positive, human_seconds,
+                       progress_bar, sha256_file, synchronize)
 
 __all__ = ["EMA", "StepLoss", "EpochSampler", "train_loop", "checkpointing", "CHECKPOINT_EVERY"]
 
@@ -137,24 +146,33 @@ _CHECKPOINTS: contextvars.ContextVar = contextvars.ContextVar("training_checkpoi
 
 
 @contextlib.contextmanager
-def checkpointing(prefix: str | Path, every: int = CHECKPOINT_EVERY) -> Iterator[None]:
+def checkpointing(prefix: str | Path, every: int = CHECKPOINT_EVERY,
+                  lineage: str | Path | None = None) -> Iterator[None]:
     """Inside this block, every :func:`train_loop` call without its own ``checkpoint`` writes
     ``<prefix>.partial<i>.pt`` (``i`` = 0, 1, ... in call order) every ``every`` steps and
-    resumes from it. :func:`lib.models.cache.load_or_train` wraps its training in this."""
-    token = _CHECKPOINTS.set({"prefix": Path(prefix), "every": check_count("every", every), "calls": 0})
+    resumes from it. With ``lineage`` (a path prefix shared by runs that differ only in their
+    number of steps), a call with ``extendable=True`` keeps its final state at
+    ``<lineage>.state<i>.pt`` for a longer run to continue. :func:`lib.models.cache.load_or_train`
+    wraps its training in this."""
+    token = _CHECKPOINTS.set({"prefix": Path(prefix), "every": check_count("every", every), "calls": 0,
+                              "lineage": Path(lineage) if lineage is not None else None})
     try:
         yield
     finally:
         _CHECKPOINTS.reset(token)
 
 
-def _default_checkpoint() -> tuple[Path | None, int]:
+def _default_checkpoint() -> tuple[Path | None, int, Path | None]:
+    """(partial checkpoint, its interval, extension state) of the next train_loop call in the context."""
     ctx = _CHECKPOINTS.get()
     if ctx is None:
-        return None, 0
-    path = ctx["prefix"].with_name(f"{ctx['prefix'].name}.partial{ctx['calls']}.pt")
+        return None, 0, None
+    i = ctx["calls"]
+    path = ctx["prefix"].with_name(f"{ctx['prefix'].name}.partial{i}.pt")
+    lineage = ctx["lineage"]
+    state = lineage.with_name(f"{lineage.name}.state{i}.pt") if lineage is not None else None
     ctx["calls"] += 1
-    return path, ctx["every"]
+    return path, ctx["every"], state
 
 
 def _make_optimizer(model: nn.Module, optimizer, lr: float):
@@ -199,6 +217,7 @@ def train_loop(model: nn.Module, loss_fn: Callable[[int], object], steps: int, o
                lr: float = 1e-3, schedule: Callable | None = None, ema: float | None = None,
                grad_clip: float | None = None, seed: int | None = None,
                checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+               extend_state: str | Path | None = None, extendable: bool = False,
                log_every: int | None = None, progress: bool = True, desc: str = "train") -> dict:
     """Minimise ``loss_fn(step)`` over ``steps`` optimiser steps; train ``model`` in place.
 
@@ -209,6 +228,10 @@ def train_loop(model: nn.Module, loss_fn: Callable[[int], object], steps: int, o
     ema: None (no averaging) or a decay in [0, 1). grad_clip: max gradient norm or None.
     seed: seeds torch's global CPU generator for the run (restored afterwards).
     checkpoint / checkpoint_every: resumable checkpoints (default: those of :func:`checkpointing`).
+    extend_state: where this run keeps its final state and finds that of a shorter run of the same
+    training to continue (module docstring); extendable: take it from :func:`checkpointing`'s
+    ``lineage`` (no effect outside one). The history then records ``continued_from`` (the steps
+    taken over) and ``seconds`` of both runs.
     log_every: steps per history window (default ``steps // 100``).
     Returns the history dict described in the module docstring.
     """
@@ -217,8 +240,14 @@ def train_loop(model: nn.Module, loss_fn: Callable[[int], object], steps: int, o
     if grad_clip is not None and not grad_clip:
         grad_clip = None
     if checkpoint is None:
-        checkpoint, default_every = _default_checkpoint()
+        checkpoint, default_every, lineage_state = _default_checkpoint()
         checkpoint_every = checkpoint_every or default_every
+        if extendable and extend_state is None:
+            extend_state = lineage_state
+    if extend_state is not None and schedule is not None:
+        raise ValueError("a run with a learning-rate schedule cannot be extended: its first steps depend on "
+                         "its length (give no extend_state / extendable)")
+    extend_state = Path(extend_state) if extend_state is not None else None
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None:
         checkpoint_every = check_count("checkpoint_every", checkpoint_every or CHECKPOINT_EVERY)
@@ -229,23 +258,25 @@ def train_loop(model: nn.Module, loss_fn: Callable[[int], object], steps: int, o
     start = 0
     resume = _load_resume(checkpoint, steps) if checkpoint is not None else None
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(resume["schedule"])
-        if avg is not None:
-            avg.load_state_dict(resume["ema"])
-        if hasattr(loss_fn, "load_state_dict"):
-            loss_fn.load_state_dict(resume["loss_fn"])
+        _restore(resume, model, opt, sched, avg, loss_fn)
         hist, start = resume["history"], int(resume["step"])
         window, count = resume["window"], int(resume["count"])
+    extension = _load_extension(extend_state, steps) if resume is None and extend_state is not None else None
+    if extension is not None:
+        _restore(extension, model, opt, sched, avg, loss_fn)
+        hist, start, window, count = extension["history"], int(extension["step"]), {}, 0
+        hist["continued_from"] = start
+        if progress:
+            print(f"[train] {desc}: continuing from the state after {start:,} of {steps:,} steps (a shorter run of "
+                  f"the same training, {extend_state.name})")
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
     with rng:
         if seed is not None:
             torch.manual_seed(int(seed))
-        if seed is not None and resume is not None and "torch_rng" in resume:
-            torch.set_rng_state(resume["torch_rng"])  # the global generator is ours only inside fork_rng
-        if resume is None:
+        taken_over = resume if resume is not None else extension
+        if seed is not None and taken_over is not None and "torch_rng" in taken_over:
+            torch.set_rng_state(taken_over["torch_rng"])  # the global generator is ours only inside fork_rng
+        if taken_over is None:
             window, count = {}, 0
         t0, c0 = time.perf_counter(), time.process_time()
         bar = progress_bar(total=steps, desc=desc, disable=not progress, initial=start)
@@ -292,15 +323,65 @@ def train_loop(model: nn.Module, loss_fn: Callable[[int], object], steps: int, o
             if checkpoint is not None and done % checkpoint_every == 0 and done < steps:
                 _save_resume(checkpoint, model, opt, sched, avg, loss_fn, hist, done, steps, window, count)
         bar.close()
+        hist["iters"] = steps
+        hist["seconds"] = hist.get("seconds", 0.0) + time.perf_counter() - t0
+        hist["cpu_seconds"] = hist.get("cpu_seconds", 0.0) + time.process_time() - c0
+        if extend_state is not None and _kept_step(extend_state) < steps:  # never replace a longer run's state
+            _save_resume(extend_state, model, opt, sched, avg, loss_fn, hist, steps, steps, {}, 0)
+            atomic_write_json(extend_state.with_suffix(".json"), {"step": steps, "sha256": sha256_file(extend_state),
+                                                                  "bytes": extend_state.stat().st_size})
     if avg is not None:
         avg.copy_to(model)
     model.eval()
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # another process training the same run may have removed it
-    hist["iters"] = steps
-    hist["seconds"] = hist.get("seconds", 0.0) + time.perf_counter() - t0
-    hist["cpu_seconds"] = hist.get("cpu_seconds", 0.0) + time.process_time() - c0
     return hist
+
+
+def _restore(state: dict, model, opt, sched, avg, loss_fn) -> None:
+    """Load a saved training state (a partial checkpoint or an extension state) into the run's objects."""
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(state["schedule"])
+    if avg is not None:
+        avg.load_state_dict(state["ema"])
+    if hasattr(loss_fn, "load_state_dict"):
+        loss_fn.load_state_dict(state["loss_fn"])
+
+
+def _kept_step(path: Path) -> int:
+    """The steps of the state kept at ``path`` by its manifest (0: none, or an unreadable manifest)."""
+    try:
+        return int(json.loads(path.with_suffix(".json").read_text()).get("step", 0)) if path.exists() else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def _load_extension(path: Path, steps: int) -> dict | None:
+    """The final state of a shorter (or equal) run of the same training kept at ``path``, after
+    checking its manifest; None when there is none or it ran more than ``steps`` steps."""
+    side = path.with_suffix(".json")
+    if not path.exists() or not side.exists():
+        return None
+    hint = f"Delete {path} and {side.name} (the run then trains from step 0)."
+    try:
+        manifest = json.loads(side.read_text())
+        ok = manifest.get("bytes") == path.stat().st_size and manifest.get("sha256") == sha256_file(path)
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"the manifest {side} of the training state {path} is unreadable: {exc}. {hint}") from exc
+    if not ok:
+        raise RuntimeError(f"the training state {path} does not match its manifest {side.name} (modified or "
+                           f"damaged after it was written). {hint}")
+    if int(manifest.get("step", steps + 1)) > steps:
+        return None  # a longer run's end state: a shorter run cannot start from it
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RuntimeError(f"cannot read the training state {path}: {exc}. {hint}") from exc
+    if not isinstance(state, dict) or "model" not in state or int(state.get("step", -1)) != int(manifest["step"]):
+        raise RuntimeError(f"the training state {path} is not a state saved by train_loop. {hint}")
+    return state
 
 
 def _save_resume(path, model, opt, sched, avg, loss_fn, hist, done, steps, window, count) -> None:
