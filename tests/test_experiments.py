@@ -302,3 +302,23 @@ def test_setup_keeps_model_configuration_apart_from_its_cache():
     assert lib.methods.Setup(dataset="mnist").cache is not lib.methods.Setup(dataset="mnist").cache  # no cache shared by accident
     with pytest.raises(AttributeError, match="no_such_field"):
         setup.no_such_field
+
+
+def test_plateau_table_separates_a_flat_run_from_a_falling_one():
+    """A run whose loss is flat over its last fifth meets the plateau criterion; one that still falls
+    by 5% per tenth does not and counts as still improving; a run with too few windows is undetermined."""
+    import numpy as np
+    from lib.experiments import denoisers as study
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 101) * 10
+    flat = {"step": steps.tolist(), "loss": (0.1 * (1 + 0.002 * rng.standard_normal(100))).tolist()}
+    falling = {"step": steps.tolist(), "loss": (0.1 * 0.95 ** (steps / 100) * (1 + 0.002 * rng.standard_normal(100))).tolist()}
+    tiny = {"step": [1, 2, 3], "loss": [0.3, 0.2, 0.1]}
+    table, line = study.plateau_table({"flat": flat, "falling": falling, "tiny": tiny})
+    assert table.loc["flat", "at a plateau"] is True or table.loc["flat", "at a plateau"] == True  # noqa: E712
+    assert table.loc["falling", "at a plateau"] == False  # noqa: E712
+    assert table.loc["falling", "fall low"] > 0.03 and abs(table.loc["flat", "fall"]) < 0.005
+    assert table.loc["tiny", "at a plateau"] is None
+    assert "1 of 3 runs meet it" in line and "1 of 3 were still improving" in line and "1 logged too few" in line
+    with pytest.raises(ValueError, match="tail"):
+        study.plateau_table({"flat": flat}, tail=0.6)

@@ -201,6 +201,48 @@ def plot_loss_curves(hists: Mapping[str, dict], title: str = "Training loss"):
     return fig
 
 
+def plateau_table(hists: Mapping[str, dict], tail: float = 0.1, tolerance: float = 0.01,
+                  level: float = 0.95) -> tuple[pd.DataFrame, str]:
+    """Whether each training run had reached a plateau of its loss when it stopped.
+
+    For each run (``step``, ``loss`` windows of :func:`lib.models.train_loop`), compare the mean
+    window loss over the last ``tail`` of the steps with the ``tail`` before it: the relative
+    fall ``1 - last / before`` with a ``level`` Welch interval over the windows. Criterion: the
+    run is at a plateau when the upper end of that interval is below ``tolerance`` (more steps
+    would lower the loss by less than ``tolerance`` per ``tail`` of the run); a run with fewer than
+    two windows in either part is left undetermined (``None``). Returns the table and a line
+    counting the runs that meet it.
+    """
+    from scipy import stats
+    if not 0 < tail < 0.5 or not 0 < tolerance < 1:
+        raise ValueError(f"tail must lie in (0, 0.5) and tolerance in (0, 1), got {tail}, {tolerance}")
+    rows = {}
+    for name, h in hists.items():
+        step, loss = np.asarray(h.get("step", []), float), np.asarray(h.get("loss", []), float)
+        total = step[-1] if len(step) else 0
+        last = loss[step > (1 - tail) * total]
+        before = loss[(step > (1 - 2 * tail) * total) & (step <= (1 - tail) * total)]
+        if len(last) < 2 or len(before) < 2:  # too few logged windows to judge (a tiny run)
+            rows[name] = {"steps": int(total), f"loss, last {tail:.0%}": float("nan"), "fall": float("nan"),
+                          "fall low": float("nan"), "fall high": float("nan"), "at a plateau": None}
+            continue
+        m1, m0 = last.mean(), before.mean()
+        v1, v0 = last.var(ddof=1) / len(last), before.var(ddof=1) / len(before)
+        dof = (v1 + v0) ** 2 / (v1 ** 2 / (len(last) - 1) + v0 ** 2 / (len(before) - 1)) if v1 + v0 > 0 else 1e9
+        half = stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(v1 + v0) / m0
+        fall = 1 - m1 / m0
+        rows[name] = {"steps": int(total), f"loss, last {tail:.0%}": m1, "fall": fall,
+                      "fall low": fall - half, "fall high": fall + half, "at a plateau": bool(fall + half < tolerance)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    flat = int((table["at a plateau"] == True).sum())  # noqa: E712 (None: undetermined)
+    falling, unknown = int((table["fall low"] > 0).sum()), int(table["at a plateau"].isna().sum())
+    line = (f"criterion: the loss over the last {tail:.0%} of the steps is lower than over the {tail:.0%} before by less "
+            f"than {tolerance:.0%} (upper end of the {level:.0%} Welch interval); {flat} of {len(table)} runs meet it; "
+            f"{falling} of {len(table)} were still improving when they stopped (the interval of the fall above 0)"
+            + (f"; {unknown} logged too few loss windows to judge" if unknown else ""))
+    return table, line
+
+
 def plot_per_sigma(per_sigma: pd.DataFrame, sigmas: Sequence[float], unseen: Sequence[float] = ()):
     """:func:`per_sigma_table` against σ (log-log), the σ values of ``unseen`` marked by dotted lines."""
     fig, ax = plt.subplots(figsize=(9, 5))
