@@ -16,6 +16,10 @@ Settings (``--setting``, several allowed):
 * ``notebook`` -- any registered method (``--method``) in a notebook's setting (``--notebook``: its
   sigmas, n0, alpha, radii; ``--n`` or its n), e.g. ``--notebook 09 --method gaussian_aug`` or
   ``--notebook 08 --method mse_rejector`` (sample rejection: the Theorem 3.1 pair is decided).
+* ``04pi`` -- notebook 04's g[pi] (the DEEN's empirical Bayes estimator before the linear h) over its radius
+  grid (:func:`lib.experiments.fidelity.sequential_targets`: 0, ``pi_step``, ... below r_max): sequential
+  CERTIFY with the grid as targets (how ``smoke`` and ``quick`` certify it) against decision mode over the same
+  grid (how ``full`` does), n_max = ``--n`` (default the profile's ``pi_n``), ``--points`` test images.
 * ``07`` -- the comparison of notebook 07 (sequential CERTIFY against fixed n in 04's
   and 05's settings, :func:`lib.experiments.ablations.sequential_runs`), ``--only 04|05``.
 
@@ -44,7 +48,7 @@ from lib import paths  # noqa: E402
 from lib.utils import atomic_write_json, atomic_write_text, configure_threads  # noqa: E402
 
 #: test points per setting when --points is not given (lee and notebook: a denoiser per vote on the CPU)
-DEFAULT_POINTS = {"cohen": 500, "04": 500, "lee": 50, "notebook": 50}
+DEFAULT_POINTS = {"cohen": 500, "04": 500, "lee": 50, "notebook": 50, "04pi": 20}
 COHEN = {"sigmas": [0.25, 0.5, 1.0], "n0": 100, "n": 100_000, "alpha": 0.001, "radii": [0.5, 1.0, 1.5, 2.0],
          "hidden": [64]}
 
@@ -231,6 +235,57 @@ def run_notebook(notebook: str, method: str, points: int, seed: int, profile: st
                         sub.ys.numpy(), seed)
 
 
+def run_04pi(points: int, seed: int, profile: str = "quick", sigmas=None, n: int | None = None) -> dict:
+    """Notebook 04's g[pi] over its radius grid: sequential CERTIFY (``smoke``, ``quick``) against decision
+    mode (``full``) on the same points, 04's n0, alpha, grid; n_max = ``n`` or the profile's ``pi_n``. The
+    ratio is sequential's mean samples per point over decision mode's (both count n0 / the candidate votes)."""
+    import lib.profiles
+    from lib.experiments.fidelity import sequential_targets
+    from lib.methods import Setup, build_smooth
+    from lib.methods.runs import test_subset
+    from lib.smoothing import Gaussian
+
+    cfg = lib.profiles.get("04", profile)
+    setup = Setup.from_profile(cfg, seed=seed)
+    sub = test_subset(setup.dataset, points)
+    n0, n_max, alpha, labels = int(cfg["n0"]), int(n or cfg["pi_n"]), float(cfg["alpha"]), sub.ys.numpy()
+    parts, md = [], []
+    for sigma in sigmas or cfg["sigmas"]:
+        smooth = build_smooth("empirical_bayes", Gaussian(sigma), setup)[0]
+        grid = sequential_targets(cfg["radii"], sigma, n_max, alpha, cfg["pi_step"])
+        t0 = time.perf_counter()
+        seq = _as_numpy(smooth.certify_sequential(sub.xs, n0, n_max, alpha, targets=grid,
+                                                  generator=torch.Generator().manual_seed(seed), allow_large=True,
+                                                  progress=False))
+        t1 = time.perf_counter()
+        dec = _as_numpy(smooth.certify_decisions(sub.xs, grid, n0, n_max, alpha,
+                                                 generator=torch.Generator().manual_seed(seed + 1), allow_large=True,
+                                                 progress=False))
+        t2 = time.perf_counter()
+        table = compare(seq, dec, grid, labels).rename(columns={"fixed n": "sequential"})
+        parts.append({"fixed": seq, "decision": dec, "labels": labels, "table": table, "sigma": sigma})
+        md.append(_sequential_summary(f"Notebook 04's g[π] (profile {profile}), sigma = {sigma:g}, n0 = {n0}, "
+                                      f"n_max = {n_max:,}, alpha = {alpha}, {len(sub)} points, "
+                                      f"grid {[float(r) for r in grid]}", table, seq, dec, t1 - t0, t2 - t1))
+        print(md[-1], flush=True)
+    seq, dec, labels = _pooled(parts)
+    grid = sorted({r for p in parts for r in p["table"].index})
+    ratio = float(np.mean(seq["samples"]) / np.mean(dec["samples"]))
+    md.append(f"### pooled over sigma {[p['sigma'] for p in parts]}\n\nmean samples per point: sequential "
+              f"{np.mean(seq['samples']):,.0f}, decision mode {np.mean(dec['samples']):,.0f}; ratio {ratio:.2f}x\n")
+    print(md[-1], flush=True)
+    return {"tables": {str(p["sigma"]): p["table"] for p in parts}, "ratio": ratio, "markdown": "\n".join(md)}
+
+
+def _sequential_summary(name: str, table: pd.DataFrame, seq: dict, dec: dict, t_seq: float, t_dec: float) -> str:
+    equal = bool((table["McNemar p"] >= 0.05).all())
+    return (f"### {name}\n\n{table.to_markdown(floatfmt='.4g')}\n\n"
+            f"mean samples per point: sequential {np.mean(seq['samples']):,.0f}, decision mode "
+            f"{np.mean(dec['samples']):,.0f} (max {np.max(dec['samples']):,}); ratio {table.attrs['ratio']:.2f}x; "
+            f"certified accuracy {'equal' if equal else 'NOT equal'} at every grid radius (McNemar p >= 0.05: "
+            f"{equal}); wall seconds sequential {t_seq:.0f}, decision {t_dec:.0f}\n")
+
+
 def run_lee(points: int, seed: int, profile: str = "quick", sigmas=None, n: int = 10_000) -> dict:
     """The ``lee`` setting: notebook 05's one-step denoiser + classifier, 05's n0, alpha, radii, n = 10^4."""
     return run_notebook("05", "one_step", points, seed, profile, sigmas, n)
@@ -256,11 +311,12 @@ def run_07(profile: str, seed: int, only: str | None) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "04", "notebook", "07"],
+    parser.add_argument("--setting", nargs="+", choices=["cohen", "lee", "04", "04pi", "notebook", "07"],
                         default=["cohen", "lee"])
     parser.add_argument("--notebook", default="09", help="with --setting notebook: whose profile settings")
     parser.add_argument("--method", default="gaussian_aug", help="with --setting notebook: a registered method")
-    parser.add_argument("--n", type=int, default=None, help="with --setting notebook: n (default the profile's)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="with --setting notebook: n (default the profile's); with 04pi: n_max (default pi_n)")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--points", type=int, default=None,
                         help=f"test points (default per setting: {DEFAULT_POINTS})")
@@ -282,13 +338,16 @@ def main(argv=None) -> dict:
             res = run_notebook(args.notebook, args.method, points, args.seed, args.profile, args.sigmas, args.n)
         elif setting == "04":
             res = run_04(points, args.seed, args.profile, args.sigmas)
+        elif setting == "04pi":
+            res = run_04pi(points, args.seed, args.profile, args.sigmas, args.n)
         else:
             res = run_07(args.profile, args.seed, args.only)
         info = {"setting": setting, "profile": args.profile, "seed": args.seed, "points": points,
                 "threads": threads, "load_before": load0, "load_after": os.getloadavg(),
                 "wall_seconds": round(time.perf_counter() - t0, 1), "cpus": os.cpu_count()}
         ratio = res["ratio"]
-        print(f"\n{setting}: samples ratio fixed n / {'decision' if setting != '07' else 'sequential'} = "
+        base = {"07": "fixed n / sequential", "04pi": "sequential / decision"}.get(setting, "fixed n / decision")
+        print(f"\n{setting}: samples ratio {base} = "
               f"{ratio if isinstance(ratio, dict) else f'{ratio:.2f}'}; {info}\n", flush=True)
         atomic_write_text(out / f"decision_{setting}.md", res["markdown"] + f"\n\n{info}\n")
         atomic_write_json(out / f"decision_{setting}.json",

@@ -36,8 +36,9 @@ _DS = {
 _DS_SIZES = {"smoke": {"num_points": 24, "curve_points": 24, "n0": 10, "n": 60, "probe_samples": 64},
              "quick": {"num_points": 150, "curve_points": 150, "n0": 20, "n": 200, "probe_samples": 256},
              "full": {"num_points": None, "curve_points": 500, "n0": 100, "n": 10_000, "probe_samples": 2048}}
-# certify: how the certified-accuracy tables of 05, 06, 08 and 09 are certified: "decision" (every table radius
-# decided with at most n votes, lib/smoothing/decision.py) or "fixed" (CERTIFY with n votes). `full`: decision.
+# certify: how the certified-accuracy tables of 04-09 are certified (05, 06, 08 and 09's main tables, 04's two
+# tables, 07's D.1 and D.2, 09's lecture table): "decision" (every table radius decided with at most n votes,
+# lib/smoothing/decision.py) or "fixed" (CERTIFY with n votes; 04's g[pi]: sequential CERTIFY). `full`: decision.
 # quick stays fixed-n: its curves are drawn from the same fixed-n logs as its tables, so a decision-mode table
 # would be a second run and add to quick's time. Measured with benchmarks/bench_sequential.py (--setting
 # notebook --notebook 09 --method gaussian_aug, 20 points, 2-core CPU, 2026-12-07), a larger n_max for 09's
@@ -78,7 +79,9 @@ _NB06 = {p: _ds_run(p, sigmas={"smoke": [0.5], "quick": [0.5, 1.0], "full": [0.2
                     radii=[0.5, 1.0, 1.5, 2.0], noises=["laplace", "uniform"], methods=["white_box", "multi_step"],
                     curve_grid=_CURVE_4, certify=_CERTIFY[p]) for p in PROFILES}
 
-# notebook 07. d1 / d2: Lee's appendix D.1 (sigmas) and D.2 (classifier architectures); cost: certified
+# notebook 07. d1 / d2: Lee's appendix D.1 (sigmas) and D.2 (classifier architectures), each with its table on
+# `num_points` certified as `certify` says (full: decision mode on the whole test set, as 05's tables) and its
+# curves and paired ACR tests fixed-n on `curve_points` (full: 500, the points of the budget section); cost: certified
 # accuracy against n and against the annealing levels L; seq: sequential vs fixed-n CERTIFY, n_max and test
 # points for notebook 04's setting (linear h, its sigmas, radii, n0, alpha) and notebook 05's (one-step
 # denoiser at sigmas_05, 05's radii, n0, alpha); budget: Lee's claims that the quick run contradicts, against
@@ -98,10 +101,10 @@ _CONTRADICTIONS = {
              "uniform_l1": {"sigmas": [0.25, 0.5, 1.0], "radius": 0.5}},
 }
 _NB07 = {
-    "smoke": {"d1": {"sigmas": [0.25, 0.5], "alpha": 0.01, "radii": [0.25, 0.5, 0.75],
-                     SIZES: {"num_points": 24, "n0": 10, "n": 60, "val_points": 100}},
+    "smoke": {"d1": {"sigmas": [0.25, 0.5], "alpha": 0.01, "radii": [0.25, 0.5, 0.75], "certify": _CERTIFY["smoke"],
+                     SIZES: {"num_points": 24, "curve_points": 24, "n0": 10, "n": 60, "val_points": 100}},
               "d2": {"archs": ["linear", "mlp", "cnn"], "sigmas": [0.5], "alpha": 0.01, "radii": [0.25, 0.5, 0.75],
-                     SIZES: {"num_points": 20, "n0": 10, "n": 60}},
+                     "certify": _CERTIFY["smoke"], SIZES: {"num_points": 20, "curve_points": 20, "n0": 10, "n": 60}},
               "cost": {"sigma": 0.5, "n_method": "one_step", "steps_sigmas": [0.5], "alpha": 0.01,
                        "radii": [0.25, 0.5, 0.75],
                        SIZES: {"num_points": 16, "n0": 10, "n_grid": [30, 120], "steps_n": 30},
@@ -110,9 +113,11 @@ _NB07 = {
               "budget": {"alpha": 0.01, "radii": [0.25, 0.5, 0.75], "contradictions": _CONTRADICTIONS["smoke"],
                          SIZES: {"num_points": 24, "n0": 10, "n": 60}, SWEEPS: {"multipliers": [1, 2]}}},
     "quick": {"d1": {"sigmas": [0.12, 0.25, 0.5, 1.0], "alpha": 0.001, "radii": [0.25, 0.5, 0.75, 1.0, 1.5],
-                     SIZES: {"num_points": 150, "n0": 20, "n": 200, "val_points": 1000}},
+                     "certify": _CERTIFY["quick"],
+                     SIZES: {"num_points": 150, "curve_points": 150, "n0": 20, "n": 200, "val_points": 1000}},
               "d2": {"archs": ["linear", "mlp", "cnn", "resnet"], "sigmas": [0.5], "alpha": 0.001,
-                     "radii": [0.25, 0.5, 0.75], SIZES: {"num_points": 150, "n0": 20, "n": 200}},
+                     "radii": [0.25, 0.5, 0.75], "certify": _CERTIFY["quick"],
+                     SIZES: {"num_points": 150, "curve_points": 150, "n0": 20, "n": 200}},
               "cost": {"sigma": 0.5, "n_method": "one_step", "steps_sigmas": [0.5, 1.0], "alpha": 0.001,
                        "radii": [0.25, 0.5, 0.75],
                        SIZES: {"num_points": 30, "n0": 20, "n_grid": [100, 400, 1600], "steps_n": 100},
@@ -122,9 +127,11 @@ _NB07 = {
               "budget": {"alpha": 0.001, "radii": [0.25, 0.5, 0.75], "contradictions": _CONTRADICTIONS["quick"],
                          SIZES: {"num_points": 150, "n0": 20, "n": 200}, SWEEPS: {"multipliers": [1, 3]}}},
     "full": {"d1": {"sigmas": [0.12, 0.25, 0.5, 1.0], "alpha": 0.001, "radii": [0.25, 0.5, 0.75, 1.0, 1.5],
-                    SIZES: {"num_points": 500, "n0": 100, "n": 10_000, "val_points": 10_000}},
+                    "certify": _CERTIFY["full"],
+                    SIZES: {"num_points": None, "curve_points": 500, "n0": 100, "n": 10_000, "val_points": 10_000}},
              "d2": {"archs": ["linear", "mlp", "cnn", "resnet"], "sigmas": [0.25, 0.5, 1.0], "alpha": 0.001,
-                    "radii": [0.25, 0.5, 0.75, 1.0, 1.5], SIZES: {"num_points": 500, "n0": 100, "n": 10_000}},
+                    "radii": [0.25, 0.5, 0.75, 1.0, 1.5], "certify": _CERTIFY["full"],
+                    SIZES: {"num_points": None, "curve_points": 500, "n0": 100, "n": 10_000}},
              "cost": {"sigma": 0.5, "n_method": "one_step", "steps_sigmas": [0.5, 1.0], "alpha": 0.001,
                       "radii": [0.25, 0.5, 0.75, 1.0, 1.5],
                       SIZES: {"num_points": 500, "n0": 100, "n_grid": [100, 1000, 10_000, 100_000], "steps_n": 10_000},
@@ -308,27 +315,40 @@ SETTINGS: dict[str, dict[str, dict]] = {
     # classifier / deen: the families MODELS["linear_h"] and MODELS["deen"] (passed to
     # lib.models.get_classifier / lib.denoising.get_energy_model by the notebook);
     # g[h] on `h_points` test images (None: all 10,000) at n by the exact logit-space sampler (cheap); g[pi] on
-    # `pi_points` evenly spaced images (every N/pi_points-th, as Cohen's --skip) by sequential CERTIFY with n_max =
-    # `pi_n` and the radius grid in steps of `pi_step` as targets. quick: pi_n = 2e4, not the paper's 1e5, to fit
-    # the CPU (notebook 04 prints the samples drawn and the CPU seconds from its logs); 2e4 still reaches
-    # r_max = 2.02 > 2.0 at sigma = 0.6. g[pi] stays sequential (its figure needs the finer grid of targets): decision
-    # mode at 04's table radii with n_max = 40,000 drew 21,148 (sigma = 0.3) and 17,374 (sigma = 0.6) votes per point on
-    # average (benchmarks/bench_sequential.py --setting notebook --notebook 04 --method empirical_bayes --n 40000,
-    # 10 points, 2-core CPU, 2026-12-07): not within quick's 20,100 at sigma = 0.3, so pi_n is not raised
+    # `pi_points` evenly spaced images (every N/pi_points-th, as Cohen's --skip) with n_max = `pi_n` over the radius
+    # grid in steps of `pi_step` (lib.experiments.fidelity.sequential_targets; the table radii among them).
+    # certify (lib.experiments.fidelity.certify_both): "fixed" (smoke, quick) -- g[h] fixed n, g[pi] sequential
+    # CERTIFY with the grid as targets, and both tables read these runs; "decision" (full) -- g[pi] in decision mode
+    # over the same grid: every grid radius decided, which is all that Figure 2's points and the Figure 4 count read
+    # of g[pi] (exact on the grid, conservative between, as the sequential run), so this one run serves the tables
+    # and the figure; g[h]'s table rows decided at the table radii through the logit-space sampler, beside its
+    # fixed-n logs (Figure 2's dashed curves, the Figure 4 count: they need the radius; seconds with this sampler).
+    # Over the grid, decision mode drew 1.25x fewer votes per point than sequential CERTIFY (26,265 against 32,785;
+    # sigma = 0.3: 1.14x, 0.6: 1.34x; certified accuracy equal at every grid radius; benchmarks/bench_sequential.py
+    # --setting 04pi --profile smoke --points 20 --n 100000, smoke's models, 2-core CPU, 2026-12-07).
+    # quick: pi_n = 2e4, not the paper's 1e5, to fit the CPU (notebook 04 prints the samples drawn and the CPU
+    # seconds from its logs); 2e4 still reaches r_max = 2.02 > 2.0 at sigma = 0.6. quick keeps its runs (its numbers
+    # do not change), and its pi_n is not raised: decision mode at 04's table radii with n_max = 40,000 drew 21,148
+    # (sigma = 0.3) and 17,374 (sigma = 0.6) votes per point on average (benchmarks/bench_sequential.py --setting
+    # notebook --notebook 04 --method empirical_bayes --n 40000, 10 points, 2-core CPU, 2026-12-07): not within
+    # quick's 20,100 at sigma = 0.3
     "04": {
         "smoke": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
                   "classifier": MODELS["linear_h"]["smoke"], "deen": MODELS["deen"]["smoke"], "alpha": 0.001,
                   "chunk": 50, "pi_step": 0.25, "recipes": _LINEAR_RECIPES, "fig3_sigma": 0.6,
+                  "certify": _CERTIFY["smoke"],
                   SIZES: {"n0": 50, "n": 2000, "h_points": 200, "pi_points": 20, "pi_n": 2000, "pi_chunk": 10,
                           "recipe_points": 100, "fig3_samples": 6}},
         "quick": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
                   "classifier": MODELS["linear_h"]["quick"], "deen": MODELS["deen"]["quick"], "alpha": 0.001,
                   "chunk": 100, "pi_step": 0.25, "recipes": _LINEAR_RECIPES, "fig3_sigma": 0.6,
+                  "certify": _CERTIFY["quick"],
                   SIZES: {"n0": 100, "n": 100_000, "h_points": None, "pi_points": 200, "pi_n": 20_000,
                           "pi_chunk": 10, "recipe_points": 1000, "fig3_samples": 8}},
         "full": {"dataset": "mnist", "sigmas": [0.3, 0.6], "radii": [0.5, 1.0, 1.5, 2.0],
                  "classifier": MODELS["linear_h"]["full"], "deen": MODELS["deen"]["full"], "alpha": 0.001,
                  "chunk": 100, "pi_step": 0.25, "recipes": _LINEAR_RECIPES, "fig3_sigma": 0.6,
+                 "certify": _CERTIFY["full"],
                  SIZES: {"n0": 100, "n": 100_000, "h_points": None, "pi_points": None, "pi_n": 100_000,
                          "pi_chunk": 50, "recipe_points": None, "fig3_samples": 8}},
     },

@@ -27,8 +27,8 @@ from scipy.stats import spearmanr
 from lib.data import load
 from lib.denoising import dsm_loss_per_sigma
 from lib.methods.runs import certification_mode
-from lib.methods import (certify_grid, certify_method, cost_table, grid_metrics, method_label, paired_table,
-                         table_settings, test_subset)
+from lib.methods import (certify_grid, certify_method, certify_tables, cost_table, grid_metrics, method_label,
+                         paired_table, table_settings, test_subset)
 from lib.reporting import (certified_accuracy_table, paired_difference, plot_certified_curves, plot_cost, read_log,
                            register_table, save_table)
 from lib.smoothing import Gaussian, log_seconds, make_certificate, make_noise, read_settings
@@ -147,22 +147,27 @@ def d1_denoising_mse(setup, d1: Mapping, seed: int, notebook: str) -> tuple[pd.D
 
 def d1_multiscale(setup, d1: Mapping, profile: str, model_note: str, notebook: str) -> dict:
     """Certify the one-step denoiser from the multi-scale network (notebook 05's logs are found and
-    reused where the settings agree: ``lib.smoothing.find_log``) and from the single-sigma networks;
-    register the table; paired ACR differences."""
-    sub = test_subset(setup.dataset, d1["num_points"])
-    logs = certify_grid(["one_step", "one_step_single"], "gaussian", d1["sigmas"], setup, sub, d1["n0"], d1["n"],
-                        d1["alpha"], notebook)
+    reused where the settings agree: ``lib.smoothing.find_log``) and from the single-sigma networks:
+    fixed n on ``d1["curve_points"]`` (``logs``: the curves, the paired ACR differences), and the table on
+    ``d1["num_points"]`` as ``d1["certify"]`` says (``table_logs``, :func:`lib.methods.certify_tables`:
+    the fixed-n logs again where they hold its points); register the table; paired ACR differences."""
+    methods = ["one_step", "one_step_single"]
+    curve_sub, sub = test_subset(setup.dataset, d1["curve_points"]), test_subset(setup.dataset, d1["num_points"])
+    logs = certify_grid(methods, "gaussian", d1["sigmas"], setup, curve_sub, d1["n0"], d1["n"], d1["alpha"], notebook)
+    table_logs = certify_tables(methods, "gaussian", d1["sigmas"], setup, sub, d1["n0"], d1["n"], d1["alpha"], notebook,
+                                d1["radii"], d1["certify"], fixed_logs=logs)
     rows = {f"{'multi-scale' if m == 'one_step' else 'single-σ'}, σ={s:g}": [p]
-            for (m, s), p in sorted(logs.items(), key=lambda kv: (kv[0][1], kv[0][0]))}
+            for (m, s), p in sorted(table_logs.items(), key=lambda kv: (kv[0][1], kv[0][0]))}
     register_table(notebook, "d1_multiscale", rows, d1["radii"],
                    title=f"Lee D.1: one-step denoiser from a multi-scale vs a single-sigma score network ({setup.dataset})",
-                   settings=table_settings(sub, profile, model_note, d1["sigmas"], d1["n0"], d1["n"], d1["alpha"]),
+                   settings=table_settings(sub, profile, model_note, d1["sigmas"], d1["n0"], d1["n"], d1["alpha"],
+                                           certification=d1["certify"]),
                    reference_source="Lee (2021) appendix D.1 shows this comparison only as curves (Figure 2, CIFAR-10), with no numbers")
     paired = paired_table(logs, [("one_step", "one_step_single")])
     verdicts = paired["verdict"].tolist()
     wins = verdicts.count(f"{method_label('one_step')} better")
     losses = verdicts.count(f"{method_label('one_step_single')} better")
-    return {"logs": logs, "paired": paired, "wins": wins, "losses": losses,
+    return {"logs": logs, "table_logs": table_logs, "paired": paired, "wins": wins, "losses": losses,
             "metrics": grid_metrics(logs, d1["radii"], [0.0] + list(d1["radii"]))}
 
 
@@ -180,24 +185,31 @@ def d1_figure(d1: Mapping, logs: Mapping):
 # ====================================================================== D.2 classifier strength
 def d2_classifiers(setup, d2: Mapping, profile: str, notebook: str) -> dict:
     """The one-step multi-scale denoiser in front of several classifiers, ordered by their measured clean
-    accuracy; registers the table (best over sigma) and returns accuracies, logs and certified accuracies."""
-    sub = test_subset(setup.dataset, d2["num_points"])
-    logs, accs = {}, {}
+    accuracy: fixed n on ``d2["curve_points"]`` (``rows``: the curves) and the table on ``d2["num_points"]`` as
+    ``d2["certify"]`` says (``table_rows``); registers the table (best over sigma) and returns accuracies,
+    logs and the table's certified accuracies (``best``, whose order the Spearman correlations test)."""
+    curve_sub, sub = test_subset(setup.dataset, d2["curve_points"]), test_subset(setup.dataset, d2["num_points"])
+    logs, table_logs, accs = {}, {}, {}
     for arch in d2["archs"]:
         s_arch = setup.replace(classifier_arch=arch)
         accs[arch] = s_arch.classifier()[2]["test_accuracy"]
-        logs[arch] = certify_grid(["one_step"], "gaussian", d2["sigmas"], s_arch, sub, d2["n0"], d2["n"], d2["alpha"],
-                                  notebook, tag=arch)
+        logs[arch] = certify_grid(["one_step"], "gaussian", d2["sigmas"], s_arch, curve_sub, d2["n0"], d2["n"],
+                                  d2["alpha"], notebook, tag=arch)
+        table_logs[arch] = certify_tables(["one_step"], "gaussian", d2["sigmas"], s_arch, sub, d2["n0"], d2["n"],
+                                          d2["alpha"], notebook, d2["radii"], d2["certify"], fixed_logs=logs[arch],
+                                          tag=arch)
     order = sorted(d2["archs"], key=lambda a: accs[a])
-    rows = {f"{a} (clean test acc {100 * accs[a]:.1f}%)": [str(p) for p in logs[a].values()] for a in order}
-    register_table(notebook, "d2_classifiers", rows, d2["radii"],
+    label = {a: f"{a} (clean test acc {100 * accs[a]:.1f}%)" for a in order}
+    rows = {label[a]: [str(p) for p in logs[a].values()] for a in order}
+    table_rows = {label[a]: [str(p) for p in table_logs[a].values()] for a in order}
+    register_table(notebook, "d2_classifiers", table_rows, d2["radii"],
                    title=f"Lee D.2: classifiers ordered by measured clean accuracy, same denoiser, best over sigma ({setup.dataset})",
                    settings=table_settings(sub, profile, "one-step multi-scale score + " + ", ".join(order), d2["sigmas"],
-                                           d2["n0"], d2["n"], d2["alpha"]),
+                                           d2["n0"], d2["n"], d2["alpha"], certification=d2["certify"]),
                    reference_source="Lee (2021) appendix D.2 shows this only as curves (Figure 3, CIFAR-10: ResNet-110, ResNet-18, WRN-40-10, WRN-28-10), with no numbers")
-    best = {a: grid_metrics(logs[a], d2["radii"], d2["radii"])["best_over_sigma"]["one_step"] for a in order}
+    best = {a: grid_metrics(table_logs[a], d2["radii"], d2["radii"])["best_over_sigma"]["one_step"] for a in order}
     rho = {r: float(spearmanr([accs[a] for a in order], [best[a][r] for a in order]).statistic) for r in best[order[0]]}
-    return {"rows": rows, "accs": accs, "order": order, "best": best,
+    return {"rows": rows, "table_rows": table_rows, "accs": accs, "order": order, "best": best,
             "spearman": {r: (None if v != v else v) for r, v in rho.items()}}
 
 
@@ -363,9 +375,11 @@ def decision_vs_fixed(fixed_logs: Mapping, decision_logs: Mapping, radii) -> tup
     """Decision mode against fixed-n CERTIFY for every key present in both ``fixed_logs`` and
     ``decision_logs`` ({key: log path}, e.g. (method, sigma) of ``certify_grid``), on the points both logs
     hold: mean samples per point of each, their ratio, and the largest certified-accuracy difference over
-    ``radii`` with the smallest McNemar p (paired). Returns (table, one sentence computed from it)."""
+    ``radii`` with the smallest McNemar p (paired). A key whose log in ``fixed_logs`` is itself in decision
+    mode (e.g. notebook 04's g[π] under ``full``) has no fixed-n run to compare with and is left out.
+    Returns (table, one sentence computed from it)."""
     rows = {}
-    for key in [k for k in fixed_logs if k in decision_logs]:
+    for key in [k for k in fixed_logs if k in decision_logs and certification_mode(fixed_logs[k]) != "decision"]:
         f, d = read_log(fixed_logs[key]), read_log(decision_logs[key])
         common = f["idx"].isin(d["idx"])
         fixed_mean = (float(f["samples"][common].mean()) if "samples" in f
@@ -522,7 +536,8 @@ def sequential_findings(seq: Mapping, two_sided: pd.DataFrame) -> list[str]:
 
 def metrics(rel_mse: pd.DataFrame, d1: Mapping, d2: Mapping, samples: Mapping, levels: Mapping,
             seq: Mapping | None = None, two_sided: pd.DataFrame | None = None) -> dict:
-    """The numbers notebook 07 records for its smoke test (``record_metrics(notebook, **metrics(...))``)."""
+    """The numbers notebook 07 records for its smoke test (``record_metrics(notebook, **metrics(...))``), with the
+    certification mode of each D.1 log and of each D.2 row of the tables (``certification``)."""
     more = {}
     if seq is not None:
         more["sequential"] = {name: {k: run[k] for k in ("ratio", "within_error", "max_samples", "n_max", "n0", "points")}
@@ -531,9 +546,12 @@ def metrics(rel_mse: pd.DataFrame, d1: Mapping, d2: Mapping, samples: Mapping, l
         more["two_sided"] = two_sided.to_dict(orient="index")
     return {"d1": {"relative_mse": rel_mse.to_dict(orient="index"), "multi_scale_wins": int(d1["wins"]),
                    "multi_scale_losses": int(d1["losses"]), "paired": d1["paired"].to_dict(orient="records"),
+                   "certification": {f"{m}/{s:g}": certification_mode(p) for (m, s), p in d1["table_logs"].items()},
                    **d1["metrics"]},
             "d2": {"test_accuracy": d2["accs"], "best_over_sigma": d2["best"], "order": d2["order"],
-                   "spearman": d2["spearman"]},
+                   "spearman": d2["spearman"],
+                   "certification": {label: sorted({certification_mode(p) for p in logs})
+                                     for label, logs in d2["table_rows"].items()}},
             "cost": {"points": samples["points"], "samples": samples["table"].to_dict(orient="index"),
                      "steps": {f"{s:g}": lv["table"].to_dict(orient="index") for s, lv in levels.items()}},
             **more}

@@ -9,7 +9,10 @@
   estimator of x from y = x + N(0, sigma^2 I), computed from the training covariance.
 * :func:`deen_sweep` -- the DEEN architecture by measured denoising MSE at equal CPU budget.
 * :func:`recipe_sensitivity` -- g[h] of linear classifiers trained by several recipes.
-* :func:`certify_pi_sequential` -- g[pi] by sequential CERTIFY with the table's radii as targets.
+* :func:`logit_decision_procedure` -- decision mode (:mod:`lib.smoothing.decision`) for g[h] of a linear h,
+  its votes drawn in logit space as :func:`logit_procedure` draws them.
+* :func:`certify_pi_sequential` -- g[pi] by sequential CERTIFY with the table's radii as targets;
+  :func:`certify_pi_decision` -- g[pi] in decision mode over the same radius grid.
 * :func:`fig4_count` -- points where g[h] certifies more than g[pi] (both correct) on a radius grid.
 """
 from __future__ import annotations
@@ -27,17 +30,20 @@ from statsmodels.stats.proportion import proportion_confint
 from lib.data import datasets
 from lib.denoising.energy import EnergyMLP, deen_loss, get_energy_model
 from lib.experiments.ablations import sequential_procedure
-from lib.methods import certify_method
+from lib.methods import certification_mode, certify_method
 from lib.profiles import model_settings
 from lib.reporting.figures import COLORS, certified_curves_figure, denoising_figure, figure_style, save_figure
 from lib.reporting.tables import best_over
 from lib.smoothing.logs import read_log, read_settings
+from lib.smoothing.decision import decision_procedure, decision_settings
 from lib.smoothing.noise import Gaussian, LogitGaussian
 from lib.smoothing.smooth import Smooth
+from lib.utils import config_hash
 
-__all__ = ["PAPER_FIG4", "fig4_line", "recipe_finding", "logit_procedure", "LOGIT_TAG", "wiener_mse", "deen_sweep", "deen_curves", "recipe_sensitivity",
-           "certify_pi_sequential", "sequential_targets", "fig4_count", "certified_with_ci", "within_reference",
-           "compare_to_paper", "figure2"]
+__all__ = ["PAPER_FIG4", "fig4_line", "recipe_finding", "logit_procedure", "logit_decision_procedure", "LOGIT_TAG",
+           "wiener_mse", "deen_sweep", "deen_curves", "recipe_sensitivity", "certify_pi_sequential",
+           "certify_pi_decision", "sequential_targets", "fig4_count", "certified_with_ci", "within_reference",
+           "compare_to_paper", "figure2", "certify_both", "table_settings"]
 
 #: the tag of logs written through :func:`logit_procedure` (the log name does not see the procedure)
 LOGIT_TAG = "logit"
@@ -52,6 +58,28 @@ def _linear_layer(classifier) -> torch.nn.Linear:
     return lin
 
 
+def _logit_smooth(smooth: Smooth) -> Smooth:
+    """``Smooth(Identity, K, LogitGaussian(sigma, W))``: the g[h] of ``smooth`` (Gaussian noise, no denoiser,
+    h linear) with its votes drawn at the clean logits h(x)."""
+    if smooth.denoiser is not None or getattr(smooth, "rejector", None) is not None:
+        raise ValueError("logit-space sampling is exact only without a denoiser or rejector")
+    if not isinstance(smooth.noise, Gaussian):
+        raise ValueError(f"logit-space sampling needs Gaussian noise, got {smooth.noise.name}")
+    lin = _linear_layer(smooth.classifier)
+    return Smooth(torch.nn.Identity(), smooth.num_classes, LogitGaussian(smooth.noise.sigma, lin.weight),
+                  device=smooth.device)
+
+
+def _at_logits(smooth: Smooth, certify_logits):
+    """A ``certify(xs, ...)`` that runs ``certify_logits(h(xs), ...)`` at the clean logits h(xs) [B, K]."""
+    def certify(xs, n0, n, alpha, batch_size=None, generator=None):
+        with torch.no_grad():
+            z = smooth.classifier(xs.to(smooth.device))
+        return certify_logits(z, n0, n, alpha, batch_size, generator)
+
+    return certify
+
+
 def logit_procedure(smooth: Smooth):
     """``procedure`` for ``certify_method(..., procedure=logit_procedure, tag=LOGIT_TAG)``.
 
@@ -60,20 +88,18 @@ def logit_procedure(smooth: Smooth):
     :func:`lib.smoothing.certify_dataset`: CERTIFY of ``Smooth(Identity, K, LogitGaussian(sigma, W))``
     at the clean logits h(xs) [B, K]. Same guarantee (w.p. >= 1 - alpha per point) and radius formula.
     """
-    if smooth.denoiser is not None or getattr(smooth, "rejector", None) is not None:
-        raise ValueError("logit-space sampling is exact only without a denoiser or rejector")
-    if not isinstance(smooth.noise, Gaussian):
-        raise ValueError(f"logit-space sampling needs Gaussian noise, got {smooth.noise.name}")
-    lin = _linear_layer(smooth.classifier)
-    logit = Smooth(torch.nn.Identity(), smooth.num_classes, LogitGaussian(smooth.noise.sigma, lin.weight),
-                   device=smooth.device)
+    logit = _logit_smooth(smooth)
+    return _at_logits(smooth, lambda z, n0, n, alpha, batch_size, generator: logit.certify_batch(
+        z, n0, n, alpha, batch_size, generator, allow_large=True, progress=False))
 
-    def certify(xs, n0, n, alpha, batch_size=None, generator=None):
-        with torch.no_grad():
-            z = smooth.classifier(xs.to(smooth.device))
-        return logit.certify_batch(z, n0, n, alpha, batch_size, generator, allow_large=True, progress=False)
 
-    return certify
+def logit_decision_procedure(radii: Sequence[float], **options):
+    """``procedure`` of decision mode at the table ``radii`` (:func:`lib.smoothing.decision_procedure`, n_max =
+    the run's n; ``options`` those of :func:`lib.smoothing.certify_decisions`) for the g[h] of a linear h, with
+    the votes drawn in logit space as :func:`logit_procedure` draws them (the same law: the same guarantee).
+    Use with ``columns=["samples"]`` and ``settings=decision_settings(radii)`` (a decision-mode log)."""
+    decide = decision_procedure(radii, **{"allow_large": True, "progress": False, **options})
+    return lambda smooth: _at_logits(smooth, decide(_logit_smooth(smooth)))
 
 
 # ====================================================================== item 2: DEEN against the Wiener floor
@@ -210,6 +236,18 @@ def certify_pi_sequential(setup, subset, sigmas: Sequence[float], n0: int, n_max
     return out
 
 
+def certify_pi_decision(setup, subset, sigmas: Sequence[float], n0: int, n_max: int, alpha: float,
+                        notebook: str, radii: Sequence[float], step: float | None = None, chunk: int = 10,
+                        method: str = "empirical_bayes") -> dict:
+    """Decision mode (:mod:`lib.smoothing.decision`, n_max votes at most) of ``method`` at each sigma, every
+    radius of :func:`sequential_targets` decided: the grid that sequential CERTIFY targets, so that certified
+    accuracy on it -- all that Figure 2's bars and the Figure 4 count read -- is exact. {(method, sigma): log}."""
+    return {(method, float(s)): certify_method(method, Gaussian(s), setup, subset, n0, n_max, alpha, notebook,
+                                               chunk=chunk, progress=False, mode="decision",
+                                               radii=sequential_targets(radii, s, n_max, alpha, step))
+            for s in sigmas}
+
+
 def _level(radius: np.ndarray, correct: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Number of grid radii certified (radius >= r) by a correct prediction; -1 when wrong/abstained."""
     return np.where(correct == 1, (grid[None, :] <= radius[:, None]).sum(1), -1)
@@ -298,16 +336,45 @@ def figure2(logs: Mapping[tuple, object], names: Mapping[str, str], sigmas: Sequ
 
 
 # ====================================================================== notebook 04 glue
-def certify_both(setup, h_points, pi_points, cfg: Mapping, notebook: str) -> dict:
-    """Notebook 04's runs, {(method, sigma): log}: g[h] ("none") on ``h_points`` at n = cfg["n"] by the
-    logit-space sampler, g[pi] ("empirical_bayes") on ``pi_points`` by sequential CERTIFY (n_max = cfg["pi_n"])."""
-    logs = {("none", float(s)): certify_method("none", Gaussian(s), setup, h_points, cfg["n0"], cfg["n"], cfg["alpha"],
-                                               notebook, chunk=cfg["chunk"], tag=LOGIT_TAG,
-                                               procedure=logit_procedure, settings={"sampler": "logit"},
-                                               progress=False) for s in cfg["sigmas"]}
-    logs.update(certify_pi_sequential(setup, pi_points, cfg["sigmas"], cfg["n0"], cfg["pi_n"], cfg["alpha"], notebook,
-                                      cfg["radii"], step=cfg["pi_step"], chunk=cfg["pi_chunk"]))
-    return logs
+def certify_both(setup, h_points, pi_points, cfg: Mapping, notebook: str) -> tuple[dict, dict]:
+    """Notebook 04's runs: (logs, table_logs), each {(method, sigma): log}.
+
+    ``logs`` (Figure 2, the Figure 4 count): g[h] ("none") on ``h_points`` at n = cfg["n"] by the logit-space
+    sampler, fixed n; g[pi] ("empirical_bayes") on ``pi_points`` over the radius grid (:func:`sequential_targets`,
+    n_max = cfg["pi_n"]): by sequential CERTIFY when cfg["certify"] is "fixed", in decision mode when it is
+    "decision". ``table_logs`` (the tables): ``logs`` when "fixed"; when "decision", g[h] decided at the table
+    radii (:func:`logit_decision_procedure`, n_max = n, the same points) beside g[pi]'s decision logs."""
+    mode, sigmas, n0, alpha = cfg["certify"], cfg["sigmas"], cfg["n0"], cfg["alpha"]
+    if mode not in ("fixed", "decision"):
+        raise ValueError(f"cfg['certify'] must be 'fixed' or 'decision', got {mode!r}")
+
+    def g_h(procedure, tag, side=None):  # side: a decision log's sidecar settings
+        return {("none", float(s)): certify_method("none", Gaussian(s), setup, h_points, n0, cfg["n"], alpha, notebook,
+                                                   chunk=cfg["chunk"], tag=tag, procedure=procedure, progress=False,
+                                                   columns=["samples"] if side else (),
+                                                   settings={"sampler": "logit", **(side or {})}) for s in sigmas}
+
+    pi = certify_pi_sequential if mode == "fixed" else certify_pi_decision
+    pi_logs = pi(setup, pi_points, sigmas, n0, cfg["pi_n"], alpha, notebook, cfg["radii"], step=cfg["pi_step"],
+                 chunk=cfg["pi_chunk"])
+    logs = {**g_h(logit_procedure, LOGIT_TAG), **pi_logs}
+    if mode == "fixed":
+        return logs, dict(logs)
+    side = decision_settings(sorted(float(r) for r in cfg["radii"]))
+    return logs, {**g_h(logit_decision_procedure(side["radii"]), f"{LOGIT_TAG}_decision{config_hash(side)[:6]}",
+                        side), **pi_logs}
+
+
+def table_settings(cfg: Mapping, h_points, pi_points, h_cfg: Mapping, deen_cfg: Mapping) -> dict:
+    """The settings printed under notebook 04's tables: data, models, sigma, n0, n, alpha, profile and how each
+    row was certified (``certification``: cfg["certify"], and the procedure of each row)."""
+    decision = cfg["certify"] == "decision"
+    how = ("g[h] at the table radii (logit-space sampler), g[π] over the radius grid" if decision
+           else "g[h] fixed n (logit-space sampler), g[π] sequential CERTIFY over the radius grid")
+    return {"data": f"{cfg['dataset']} test: g[h] {len(h_points)} points, g[π] {len(pi_points)} evenly spaced points",
+            "model": f"linear h ({h_cfg['optimizer']}), DEEN MLP {deen_cfg['hidden']} per σ", "sigma": cfg["sigmas"],
+            "n0": cfg["n0"], "n": f"g[h] {'n_max ' if decision else ''}{cfg['n']}; g[π] n_max {cfg['pi_n']}",
+            "alpha": cfg["alpha"], "profile": cfg["profile"], "certification": f"{cfg['certify']}: {how}"}
 
 
 #: Saremi & Srivastava, Figure 4 caption: the Figure 4 count at sigma = 0.6 (a labelled reference only)
@@ -367,10 +434,13 @@ def fig3_fig4(logs: Mapping[tuple, object], x_test: torch.Tensor, energy, sigma:
 
 
 def notebook_metrics(logs: Mapping[tuple, object], grids: Mapping[float, Sequence[float]], recipes: pd.DataFrame,
-                     deen: Mapping[float, tuple], floors: Mapping[float, float], comparison: pd.DataFrame) -> dict:
-    """The run-dependent numbers notebook 04 records for its smoke test (besides the sizes)."""
+                     deen: Mapping[float, tuple], floors: Mapping[float, float], comparison: pd.DataFrame,
+                     table_logs: Mapping[tuple, object] | None = None) -> dict:
+    """The run-dependent numbers notebook 04 records for its smoke test (besides the sizes); ``certification``:
+    the mode of each of the tables' logs (``table_logs``, default ``logs``)."""
     seq = {s: read_log(p)["samples"] for (m, s), p in logs.items() if m == "empirical_bayes"}
-    return {"pi_grid": {f"{s:g}": list(g) for s, g in grids.items()},
+    return {"certification": {f"{m}/{s:g}": certification_mode(p) for (m, s), p in (table_logs or logs).items()},
+            "pi_grid": {f"{s:g}": list(g) for s, g in grids.items()},
             "pi_mean_votes": {f"{s:g}": float(v.mean()) for s, v in seq.items()},
             "pi_votes_range": {f"{s:g}": [int(v.min()), int(v.max())] for s, v in seq.items()},
             "samplers": {f"{m}/{s:g}": read_settings(p).get("sampler") or read_settings(p).get("procedure")
@@ -385,8 +455,13 @@ def deviation_notes(cfg: Mapping, ours: Mapping, h_cfg: Mapping, deen_cfg: Mappi
     """Lines naming every setting of notebook 04 that differs from Saremi & Srivastava section 2.4."""
     paper = {"n": 100_000, "alpha": 0.001, "g[h] test points": 10_000, "g[π] test points": 10_000, "n0": 100,
              "test accuracy of h": 0.9218}
+    how = (f"g[π]: sequential CERTIFY (anytime-valid Clopper-Pearson, n_max = {cfg['pi_n']:,}) instead of fixed n"
+           if cfg.get("certify", "fixed") == "fixed" else
+           f"g[π]: decision mode over the radius grid (anytime-valid Clopper-Pearson, n_max = {cfg['pi_n']:,}) "
+           f"instead of fixed n; g[h]'s table rows: decision mode at the table radii (n_max = {cfg['n']:,}), "
+           "its curves fixed n")
     return [f"{k}: ours {ours[k]:,} vs paper {v:,}" for k, v in paper.items() if ours[k] != v] + [
-        f"g[π]: sequential CERTIFY (anytime-valid Clopper-Pearson, n_max = {cfg['pi_n']:,}) instead of fixed n",
+        how,
         "radius cap r_max of g[h] with our n: " + ", ".join(f"{v:.2f} ({k})" for k, v in r_max.items()) + "; of g[π] "
         "(n_max, alpha/2): " + ", ".join(f"{Gaussian(s).max_radius(cfg['pi_n'], cfg['alpha'] / 2):.2f} (σ = {s:g})"
                                          for s in cfg["sigmas"]),

@@ -23,7 +23,8 @@ schedule and m (the family's ``lecture_m``) are the same by construction, and
 :func:`lecture_table` certifies them on the same points with the same n0, n, alpha and sigmas for
 the MNIST counterpart of Lecture 14's Tables 1-2 (best over σ, beside the lecture's rows).
 
-Certification goes through ``lib.methods.certify_grid``. Beside
+Certification goes through ``lib.methods.certify_grid`` (the lecture table through
+``lib.methods.certify_tables``: decision mode where the profile's ``certify`` says so). Beside
 it, :func:`empirical_robust_accuracy` attacks the smoothed soft classifier with ℓ2 PGD
 (``pgd_attack_smoothed``) and classifies the attacked points with Cohen's PREDICT: an
 *upper* estimate of robust accuracy against which the certified (lower) one is checked.
@@ -39,7 +40,8 @@ import pandas as pd
 import torch
 
 from lib import paths, profiles
-from lib.methods import Setup, TestSubset, build_pipeline, certify_grid, grid_metrics, table_settings
+from lib.methods import (Setup, TestSubset, build_pipeline, certification_mode, certify_tables, grid_metrics,
+                         table_settings)
 from lib.models.adversarial import pgd_attack_smoothed, xhat_config
 from lib.reporting import PUBLISHED, certified_accuracy, load_table_spec, published_rows, read_log, register_table
 from lib.smoothing import ABSTAIN, Gaussian, Smooth, read_settings
@@ -102,17 +104,19 @@ LECTURE_REFERENCE = {
 
 
 def lecture_table(setup: Setup, subset: TestSubset, sigmas: Sequence[float], n0: int, n: int, alpha: float,
-                  notebook: str) -> tuple[dict, pd.DataFrame]:
+                  notebook: str, mode: str = "fixed") -> tuple[dict, pd.DataFrame]:
     """Certify the three :data:`LECTURE_KEYS` at every sigma on ``subset`` (one protocol: the same
-    points, n0, n, alpha) and register the table ``lecture_tables``: best over σ at
-    :data:`LECTURE_RADII`, with the lecture's rows as labelled references. Returns ({(method, σ):
-    log}, the table)."""
-    logs = certify_grid(list(LECTURE_KEYS), "gaussian", sigmas, setup, subset, n0, n, alpha, notebook)
+    points, n0, n, alpha, certification ``mode``: "fixed" n, or "decision" mode with every radius of
+    :data:`LECTURE_RADII` decided with at most n votes, :func:`lib.methods.certify_tables`) and register the
+    table ``lecture_tables``: best over σ at :data:`LECTURE_RADII`, with the lecture's rows as labelled
+    references. Returns ({(method, σ): log}, the table)."""
+    logs = certify_tables(list(LECTURE_KEYS), "gaussian", sigmas, setup, subset, n0, n, alpha, notebook, LECTURE_RADII,
+                          mode)
     rows = {METHODS_LABELS[k]: [logs[(k, float(s))] for s in sigmas] for k in LECTURE_KEYS}
     fam = profiles.model_settings("xhat", setup.profile)
     model = (f"{fam['arch']} H without x̂, one trainer (lib.models.adversarial): m={fam['lecture_m']} noise draws, "
              f"SmoothAdv ε={fam['eps']:g} with {fam['pgd_steps']} PGD steps")
-    settings = table_settings(subset, setup.profile, model, list(sigmas), n0, n, alpha)
+    settings = table_settings(subset, setup.profile, model, list(sigmas), n0, n, alpha, certification=mode)
     table = register_table(notebook, "lecture_tables", rows, LECTURE_RADII, settings=settings,
                            reference=LECTURE_REFERENCE["rows"], reference_source=LECTURE_REFERENCE["source"],
                            title="Lecture 14 Tables 1-2 counterpart: certified l2 accuracy on MNIST of the lecture's "
@@ -121,10 +125,14 @@ def lecture_table(setup: Setup, subset: TestSubset, sigmas: Sequence[float], n0:
 
 
 def lecture_metrics(logs: dict, curve_grid: Sequence[float]) -> dict:
-    """What notebook 09 records of the lecture table: ``grid_metrics`` at :data:`LECTURE_RADII`, the
-    protocol of every log (n0, n, alpha, points, indices hash, sigma from its sidecar) and, per
-    sigma, the keys in which the three classifiers' configs differ (only method and eps)."""
-    out = grid_metrics(logs, LECTURE_RADII, curve_grid)
+    """What notebook 09 records of the lecture table: ``grid_metrics`` at :data:`LECTURE_RADII` (its curves on
+    ``curve_grid``; on :data:`LECTURE_RADII` only where a log is in decision mode, whose radius is a table
+    radius), the certification mode of every log, the protocol of every log (n0, n, alpha, points, indices
+    hash, sigma from its sidecar) and, per sigma, the keys in which the three classifiers' configs differ
+    (only method and eps)."""
+    modes = {f"{k}|{s:g}": certification_mode(p) for (k, s), p in logs.items()}
+    out = grid_metrics(logs, LECTURE_RADII, curve_grid if set(modes.values()) == {"fixed"} else LECTURE_RADII)
+    out["certification"] = modes
     out["protocol"] = {f"{k}|{s:g}": {key: read_settings(p).get(key) for key in
                                       ("n0", "n", "alpha", "num_points", "indices_hash", "sigma")}
                        for (k, s), p in logs.items()}
