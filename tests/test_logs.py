@@ -291,3 +291,19 @@ def test_a_first_format_sidecar_is_adopted_only_when_its_settings_agree(tmp_path
     side.write_text(json.dumps({**old, "n": 41}))
     with pytest.raises(LogError, match="'n'"):
         _run(path)
+
+
+def test_a_decision_log_counts_its_samples_column_alone(tmp_path):
+    """A decision-mode log's `samples` already hold the candidate's votes: samples per second is
+    their sum over the elapsed time, with no n0 added (a sequential or fixed log adds n0 per point)."""
+    from lib.methods import log_summary
+    from lib.smoothing import log_elapsed_seconds
+    from lib.smoothing.decision import decision_procedure, decision_settings
+
+    radii = [0.1, 0.2]
+    path = tmp_path / "decision.tsv"
+    _run(path, certify=decision_procedure(radii)(_smooth()), columns=["samples"], settings=decision_settings(radii))
+    df, meta = logs.read_log(path), logs.read_settings(path)
+    assert meta["procedure"] == "decision" and (df["samples"] >= meta["n0"]).all()
+    summary = log_summary(path, radii)
+    assert summary["samples_per_second"] == pytest.approx(df["samples"].sum() / log_elapsed_seconds(path))

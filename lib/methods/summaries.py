@@ -30,7 +30,8 @@ def average_certified_radius(df: pd.DataFrame) -> float:
 def log_summary(path: str | Path, radii: Sequence[float]) -> dict:
     """Numbers of one log: certified accuracy (fractions) at ``radii`` and 0, ACR, points,
     seconds (elapsed, or the per-example times summed where the elapsed time is unknown) and noisy
-    samples per second: n0 + n per point, or n0 + the ``samples`` column of a sequential log; NaN
+    samples per second: n0 + n per point, n0 + the ``samples`` column of a sequential log, the
+    ``samples`` column alone of a decision-mode log (it counts the candidate's votes too); NaN
     when the sizes are unknown (a log without sidecar, e.g. locuslab's)."""
     df = read_log(path)
     meta = logs_lib.read_settings(path)
@@ -38,7 +39,8 @@ def log_summary(path: str | Path, radii: Sequence[float]) -> dict:
     secs = log_seconds(df) if secs != secs else secs
     if "n0" in meta and ("samples" in df.columns or "n" in meta):
         per_point = df["samples"].to_numpy(float) if "samples" in df.columns else float(meta["n"])
-        samples = float(np.sum(int(meta["n0"]) + per_point * np.ones(len(df))))
+        first = 0 if meta.get("procedure") == "decision" else int(meta["n0"])  # a decision log counts them
+        samples = float(np.sum(first + per_point * np.ones(len(df))))
     else:
         samples = float("nan")
     acc = certified_accuracy(df, [0.0] + [float(r) for r in radii])
