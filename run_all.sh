@@ -94,9 +94,22 @@ OUT="${COMPANION_OUTPUTS:-outputs}/notebooks/$PROFILE"
 FIG="${COMPANION_FIGURES:-figures}"
 mkdir -p "$OUT" "$FIG"
 total=${#NOTEBOOKS[@]}
+# the lecture notebooks 00 and 01 use one torch thread each under smoke and quick
+# (lib.utils.lecture_threads) and depend on nothing: on a machine with two free cores they run side by side
+lectures=()
+if [ "$PROFILE" != full ] && [ "$(python -c 'import lib.utils as u; print(u.free_cores())')" -ge 2 ]; then
+  for nb in "${NOTEBOOKS[@]}"; do
+    case "$(basename "$nb")" in 00_*|01_*) lectures+=("$nb") ;; esac
+  done
+  [ ${#lectures[@]} -eq 2 ] || lectures=()
+fi
+together=()
+if [ ${#lectures[@]} -eq 2 ]; then  # the estimate counts the pair once (its longer notebook)
+  together=(--together "$(basename "${lectures[0]}"),$(basename "${lectures[1]}")")
+fi
 echo "[run_all] profile=$PROFILE${COMPANION_TINY:+ (tiny)}${DATASET:+, dataset=$DATASET}, $total notebooks -> $OUT, $FIG/"
 python scripts/run_times.py start --profile "$PROFILE" ${COMPANION_TINY:+--tiny} ${DATASET:+--dataset "$DATASET"} \
-  --command "$COMMAND_LINE" "${NOTEBOOKS[@]##*/}"
+  --command "$COMMAND_LINE" "${together[@]}" "${NOTEBOOKS[@]##*/}"
 start_all=$(date +%s)
 # run_one NB I: execute one notebook, record its wall time; returns non-zero (with a message) on failure
 run_one() {
@@ -124,15 +137,6 @@ record() {  # record one notebook's wall time (one writer at a time: after any c
   python scripts/run_times.py record --profile "$PROFILE" --notebook "$name" --seconds "$(cat "$OUT/.$name.seconds")"
   rm -f "$OUT/.$name.seconds"
 }
-# the lecture notebooks 00 and 01 use one torch thread each under smoke and quick
-# (lib.utils.lecture_threads) and depend on nothing: on a machine with two free cores they run side by side
-lectures=()
-if [ "$PROFILE" != full ] && [ "$(python -c 'import lib.utils as u; print(u.free_cores())')" -ge 2 ]; then
-  for nb in "${NOTEBOOKS[@]}"; do
-    case "$(basename "$nb")" in 00_*|01_*) lectures+=("$nb") ;; esac
-  done
-  [ ${#lectures[@]} -eq 2 ] || lectures=()
-fi
 i=0
 for nb in "${NOTEBOOKS[@]}"; do
   i=$((i + 1))

@@ -146,23 +146,32 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def estimate(notebooks: list[str], key: str, probe_now: float, here: dict, data: dict) -> str:
-    """One line: the expected total for ``notebooks`` under the run variant ``key`` on this machine."""
+def estimate(notebooks: list[str], key: str, probe_now: float, here: dict, data: dict,
+             together: list[str] = ()) -> str:
+    """One line: the expected total for ``notebooks`` under the run variant ``key`` on this machine.
+    ``together``: notebooks that run side by side (run_all.sh's lecture pair): they add their longest
+    time, not their sum."""
     own = {nb: rec for nb, rec in data.get("notebooks", {}).get(key, {}).items()
            if rec.get("machine", {}).get("cpu") == here["cpu"] and rec.get("machine", {}).get("cores") == here["cores"]
            and rec.get("probe_cpu_seconds")}
     reference = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {}
     ref = reference.get("runs", {}).get(key, {})
-    total, sources, missing = 0.0, set(), []
+    total, side, sources, missing = 0.0, 0.0, set(), []
     for nb in notebooks:
         if nb in own:
-            total += own[nb]["seconds"] * probe_now / own[nb]["probe_cpu_seconds"]
+            seconds = own[nb]["seconds"] * probe_now / own[nb]["probe_cpu_seconds"]
             sources.add("this machine's recorded times")
         elif nb in ref.get("seconds", {}):
-            total += ref["seconds"][nb] * probe_now / ref["probe_cpu_seconds"]
+            seconds = ref["seconds"][nb] * probe_now / ref["probe_cpu_seconds"]
             sources.add(f"the reference run of {ref['date']} ({ref['machine']['cores']} cores, {ref['machine']['cpu']})")
         else:
             missing.append(nb.split("_")[0])
+            continue
+        if nb in together:
+            side = max(side, seconds)
+        else:
+            total += seconds
+    total += side
     if len(missing) == len(notebooks):
         return (f"[run_all] estimate: none for profile {key} (no recorded run on this CPU and no reference run); "
                 "this run's times will be recorded in " + str(times_path()))
@@ -182,7 +191,8 @@ def cmd_start(args) -> None:
     data = load()
     key = variant(args.profile, args.tiny, args.dataset)
     args.notebooks = [n.removesuffix(".ipynb") for n in args.notebooks]
-    print(estimate(args.notebooks, key, probe_now, here, data), flush=True)
+    together = [n.removesuffix(".ipynb") for n in args.together.split(",") if n]
+    print(estimate(args.notebooks, key, probe_now, here, data, together), flush=True)
     data["last_run"] = {"profile": args.profile, "variant": key, "tiny": args.tiny, "dataset": args.dataset or None,
                         "started": now(), "commit": commit(), "machine": here, "probe_cpu_seconds": probe_now,
                         "command": args.command, "notebooks": args.notebooks, "finished": None,
@@ -246,6 +256,7 @@ def main(argv=None) -> None:
     s.add_argument("--tiny", action="store_true")
     s.add_argument("--dataset", default="")
     s.add_argument("--command", default="./run_all.sh")
+    s.add_argument("--together", default="", help="comma-separated notebooks that run side by side")
     s.add_argument("notebooks", nargs="+")
     r = sub.add_parser("record")
     r.add_argument("--profile", required=True)

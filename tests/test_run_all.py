@@ -85,6 +85,11 @@ def test_the_estimate_scales_recorded_times_by_the_probe_and_prefers_this_machin
     assert "about 10 min for 1 notebook on" in line and "no recorded time for 01 99" in line
     assert "estimate: none" in rt.estimate(["99_c"], "quick", 0.5, here, data)
     assert [rt.duration(s) for s in (59.6, 3000, 9000)] == ["60 s", "50 min", "2.5 h"]
+    # notebooks that run side by side count once, with the longer of their times
+    data["notebooks"]["quick"]["02_c"] = rec(900)
+    assert "about 50 min for 2 notebooks" in rt.estimate(["00_a", "02_c"], "quick", 1.0, here, data)
+    assert "about 30 min for 2 notebooks" in rt.estimate(["00_a", "02_c"], "quick", 1.0, here, data,
+                                                          together=["00_a", "02_c"])
 
 
 def test_record_merges_per_notebook_atomically(tmp_path, monkeypatch):
