@@ -218,7 +218,7 @@ def sequential_targets(radii: Sequence[float], sigma: float, n_max: int, alpha: 
     grid = sorted({0.0, *map(float, radii)} | (set(np.round(np.arange(0, max(radii) + 1e-9, step), 6))
                                                  if step else set()))
     cap = Gaussian(sigma).max_radius(n_max, final_share * alpha)
-    return [r for r in grid if r <= cap]
+    return [float(r) for r in grid if r <= cap]
 
 
 def certify_pi_sequential(setup, subset, sigmas: Sequence[float], n0: int, n_max: int, alpha: float,
