@@ -21,7 +21,7 @@ Settings (``--setting``, several allowed):
   CERTIFY with the grid as targets (how ``smoke`` and ``quick`` certify it) against decision mode over the same
   grid (how ``full`` does), n_max = ``--n`` (default the profile's ``pi_n``), ``--points`` test images.
 * ``07`` -- the comparison of notebook 07 (sequential CERTIFY against fixed n in 04's
-  and 05's settings, :func:`lib.experiments.ablations.sequential_runs`), ``--only 04|05``.
+  and 05's settings, :func:`lib.experiments.procedures.sequential_runs`), ``--only 04|05``.
 
 For ``cohen`` and ``lee`` it prints, per sigma and pooled, the certified accuracy at every table
 radius of both procedures on the same points, the exact McNemar p-value (statsmodels) per radius,
@@ -294,13 +294,13 @@ def run_lee(points: int, seed: int, profile: str = "quick", sigmas=None, n: int 
 def run_07(profile: str, seed: int, only: str | None) -> dict:
     """Notebook 07's comparison of sequential CERTIFY with fixed n (its logs are reused)."""
     import lib.profiles
-    from lib.experiments import ablations
+    from lib.experiments import procedures
     from lib.methods import Setup
     from lib.reporting import markdown_table
 
     cfg07 = lib.profiles.get("07", profile)
     cfg04, cfg05 = lib.profiles.get("04", profile), lib.profiles.get("05", profile)
-    runs = ablations.sequential_runs(cfg07["seq"], cfg04, cfg05, Setup.from_profile(cfg04, seed=seed),
+    runs = procedures.sequential_runs(cfg07["seq"], cfg04, cfg05, Setup.from_profile(cfg04, seed=seed),
                                      Setup.from_profile(cfg07, seed=seed), "07_ablations", only=only)
     md = [f"### {name}: n0 = {run['n0']}, n_max = {run['n_max']:,}, {run['points']} points\n\n"
           + markdown_table(run["table"]) for name, run in runs.items()]

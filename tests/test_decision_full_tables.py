@@ -14,7 +14,7 @@ import torch
 
 import lib.methods
 from lib import profiles, utils
-from lib.experiments import ablations as ab
+from lib.experiments import ablations as ab, procedures as pr
 from lib.experiments import fidelity as fid
 from lib.experiments import learned_empirical_bayes as leb
 from lib.methods import registry
@@ -156,7 +156,7 @@ def test_notebook_04_tables_are_decided_under_full(tmp_roots, full):  # noqa: F8
     # the settings under the tables say how they were certified; the notebook's ratio compares g[h] only
     settings = fid.table_settings(cfg, sub, sub, {"optimizer": "sgd"}, {"hidden": [8]})
     assert settings["certification"].startswith("decision")
-    table, _ = ab.decision_vs_fixed(logs, table_logs, cfg["radii"])
+    table, _ = pr.decision_vs_fixed(logs, table_logs, cfg["radii"])
     assert set(table.index) == {("none", float(s)) for s in cfg["sigmas"]}
     recorded = fid.notebook_metrics(logs, {}, pd.DataFrame(), {}, {}, pd.DataFrame(), table_logs)["certification"]
     assert recorded == {f"{m}/{s:g}": "decision" for m, s in table_logs}

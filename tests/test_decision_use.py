@@ -11,7 +11,7 @@ import pytest
 
 import lib.methods
 from lib import profiles, utils
-from lib.experiments import ablations as ab
+from lib.experiments import procedures as pr
 from lib.methods import CERTIFY_MODES
 from lib.reporting import read_log
 from lib.smoothing import Gaussian, read_settings
@@ -54,7 +54,7 @@ def test_certify_tables_reuses_fixed_logs_only_in_fixed_mode(tmp_roots):  # noqa
     other = lib.methods.certify_tables(["none"], "gaussian", [0.25], setup, _subset(4), 10, 200, 0.01, "05_x", RADII,
                               "fixed", fixed_logs=fixed, verbose=False)
     assert other != fixed and len(read_log(other[("none", 0.25)])) == 4
-    table, line = ab.decision_vs_fixed(fixed, dec, RADII)
+    table, line = pr.decision_vs_fixed(fixed, dec, RADII)
     want = (10 + 200) / read_log(dec[("none", 0.25)])["samples"].mean()  # fixed n: n0 + n per point
     assert len(table) == 1 and table["ratio"].iloc[0] == pytest.approx(want, abs=0.01)
     assert f"{want:.2f}x fewer" in line
@@ -69,9 +69,9 @@ def test_bad_mode(tmp_roots):  # noqa: F811
         lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", mode="decision")
     with pytest.raises(ValueError, match="procedure"):
         lib.methods.certify_method("none", Gaussian(0.25), setup, sub, 10, 50, 0.01, "05_x", mode="decision",
-                          radii=RADII, procedure=ab.two_sided_procedure)
+                          radii=RADII, procedure=pr.two_sided_procedure)
     with pytest.raises(ValueError, match="no run"):
-        ab.decision_vs_fixed({}, {}, RADII)
+        pr.decision_vs_fixed({}, {}, RADII)
 
 
 # ---------------------------------------------------------------- the profiles and the notebooks
@@ -121,16 +121,16 @@ def test_notebook_07_decision_numbers_agree_with_logs(run_notebook, notebook_out
     seq = m["sequential"]
     assert len(logs) == len(seq) and len(seq) >= 2
     means = sorted(round(float(read_log(p)["samples"].mean()), 1) for p in logs)
-    rows = [run["table"][ab.DECISION_LABEL] for run in seq.values()]
+    rows = [run["table"][pr.DECISION_LABEL] for run in seq.values()]
     assert sorted(r["samples/point"] for r in rows) == means
     for name, run in seq.items():
-        row = run["table"][ab.DECISION_LABEL]
+        row = run["table"][pr.DECISION_LABEL]
         log = next(p for p in logs if round(float(read_log(p)["samples"].mean()), 1) == row["samples/point"])
         df = read_log(log)
         for r in read_settings(log)["radii"]:
             got = _accuracy(row[f"r={r:g}"])
             want = 100 * float(((df["radius"] >= r) & (df["correct"] == 1)).mean())
             assert got == pytest.approx(want, abs=0.051), (name, r)
-        assert run["ratio"][ab.DECISION_LABEL] == pytest.approx(
+        assert run["ratio"][pr.DECISION_LABEL] == pytest.approx(
             run["table"]["fixed n"]["samples/point"] / row["samples/point"], abs=0.006), name
         assert row["ACR"] is None or np.isnan(row["ACR"]), name  # a table radius is no radius estimate

@@ -29,7 +29,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from lib.data import datasets
 from lib.denoising.energy import EnergyMLP, deen_loss, get_energy_model
-from lib.experiments.ablations import sequential_procedure
+from lib.experiments.procedures import sequential_procedure
 from lib.methods import certification_mode, certify_method
 from lib.profiles import model_settings
 from lib.reporting.figures import COLORS, certified_curves_figure, denoising_figure, figure_style, save_figure
