@@ -379,8 +379,11 @@ def _load_extension(path: Path, steps: int) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise RuntimeError(f"cannot read the training state {path}: {exc}. {hint}") from exc
-    if not isinstance(state, dict) or "model" not in state or int(state.get("step", -1)) != int(manifest["step"]):
+    if not isinstance(state, dict) or "model" not in state:
         raise RuntimeError(f"the training state {path} is not a state saved by train_loop. {hint}")
+    if int(state.get("step", -1)) != int(manifest["step"]):  # two runs of the lineage wrote it at once
+        raise RuntimeError(f"the training state {path} holds step {state.get('step')} but its manifest says "
+                           f"{manifest['step']} (two runs of the same training wrote it at once?). {hint}")
     return state
 
 
