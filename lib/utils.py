@@ -331,6 +331,16 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def file_digest(path: str | os.PathLike) -> dict:
+    """``{"sha256", "bytes"}`` of a file: what a manifest records to verify it later (:func:`matches_digest`)."""
+    return {"sha256": sha256_file(path), "bytes": Path(path).stat().st_size}
+
+
+def matches_digest(path: str | os.PathLike, manifest: dict) -> bool:
+    """Whether the file at ``path`` has the SHA-256 (and size, where recorded) of ``manifest``."""
+    return manifest.get("bytes") in (None, Path(path).stat().st_size) and sha256_file(path) == manifest.get("sha256")
+
+
 def config_hash(config: dict, length: int = 12) -> str:
     """A short stable hash of a JSON-serialisable config (key order does not matter)."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()

@@ -33,7 +33,7 @@ from torch import nn
 
 from lib import paths
 from lib.models.training import checkpointing
-from lib.utils import atomic_torch_save, atomic_write_json, config_hash, get_device, sha256_file
+from lib.utils import atomic_torch_save, atomic_write_json, config_hash, file_digest, get_device, matches_digest
 
 __all__ = ["CorruptCheckpointError", "checkpoint_path", "lineage_prefix", "load_or_train", "load_checkpoint",
            "save_checkpoint", "verify_manifest"]
@@ -80,7 +80,7 @@ def verify_manifest(path: str | Path) -> dict:
     if "sha256" not in manifest:
         return {}
     size = path.stat().st_size
-    if manifest.get("bytes") not in (None, size) or sha256_file(path) != manifest["sha256"]:
+    if not matches_digest(path, manifest):
         raise CorruptCheckpointError(
             f"checkpoint {path} does not match its manifest {side.name} (SHA-256 {manifest['sha256'][:12]}..., "
             f"{manifest.get('bytes')} bytes recorded; the file has {size} bytes): it was modified or damaged "
@@ -116,7 +116,7 @@ def load_checkpoint(path: str | Path, config: dict | None = None) -> dict:
 
 def _write_manifest(path: Path, kind: str, config: dict, history: dict) -> None:
     atomic_write_json(path.with_suffix(".json"), {"kind": kind, "config": config, "history": history,
-                                                  "sha256": sha256_file(path), "bytes": path.stat().st_size})
+                                                  **file_digest(path)})
 
 
 def save_checkpoint(path: str | Path, kind: str, config: dict, model: nn.Module, history: dict) -> Path:

@@ -46,8 +46,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from lib.utils import (atomic_torch_save, atomic_write_json, check_count, check_positive, human_seconds,
-                       progress_bar, sha256_file, synchronize)
+from lib.utils import (atomic_torch_save, atomic_write_json, check_count, check_positive, file_digest, human_seconds,
+                       matches_digest, progress_bar, synchronize)
 
 __all__ = ["EMA", "StepLoss", "EpochSampler", "train_loop", "checkpointing", "CHECKPOINT_EVERY"]
 
@@ -328,8 +328,7 @@ def train_loop(model: nn.Module, loss_fn: Callable[[int], object], steps: int, o
         hist["cpu_seconds"] = hist.get("cpu_seconds", 0.0) + time.process_time() - c0
         if extend_state is not None and _kept_step(extend_state) < steps:  # never replace a longer run's state
             _save_resume(extend_state, model, opt, sched, avg, loss_fn, hist, steps, steps, {}, 0)
-            atomic_write_json(extend_state.with_suffix(".json"), {"step": steps, "sha256": sha256_file(extend_state),
-                                                                  "bytes": extend_state.stat().st_size})
+            atomic_write_json(extend_state.with_suffix(".json"), {"step": steps, **file_digest(extend_state)})
     if avg is not None:
         avg.copy_to(model)
     model.eval()
@@ -367,7 +366,7 @@ def _load_extension(path: Path, steps: int) -> dict | None:
     hint = f"Delete {path} and {side.name} (the run then trains from step 0)."
     try:
         manifest = json.loads(side.read_text())
-        ok = manifest.get("bytes") == path.stat().st_size and manifest.get("sha256") == sha256_file(path)
+        ok = matches_digest(path, manifest)
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"the manifest {side} of the training state {path} is unreadable: {exc}. {hint}") from exc
     if not ok:
