@@ -35,10 +35,9 @@ from lib.profiles import model_settings
 from lib.reporting.figures import COLORS, certified_curves_figure, denoising_figure, figure_style, save_figure
 from lib.reporting.tables import best_over
 from lib.smoothing.logs import read_log, read_settings
-from lib.smoothing.decision import decision_procedure, decision_settings
+from lib.smoothing.decision import decision_procedure
 from lib.smoothing.noise import Gaussian, LogitGaussian
 from lib.smoothing.smooth import Smooth
-from lib.utils import config_hash
 
 __all__ = ["PAPER_FIG4", "fig4_line", "recipe_finding", "logit_procedure", "logit_decision_procedure", "LOGIT_TAG",
            "wiener_mse", "deen_sweep", "deen_curves", "recipe_sensitivity", "certify_pi_sequential",
@@ -97,7 +96,7 @@ def logit_decision_procedure(radii: Sequence[float], **options):
     """``procedure`` of decision mode at the table ``radii`` (:func:`lib.smoothing.decision_procedure`, n_max =
     the run's n; ``options`` those of :func:`lib.smoothing.certify_decisions`) for the g[h] of a linear h, with
     the votes drawn in logit space as :func:`logit_procedure` draws them (the same law: the same guarantee).
-    Use with ``columns=["samples"]`` and ``settings=decision_settings(radii)`` (a decision-mode log)."""
+    Use as ``certify_method(..., mode="decision", radii=radii, decide=logit_decision_procedure)``."""
     decide = decision_procedure(radii, **{"allow_large": True, "progress": False, **options})
     return lambda smooth: _at_logits(smooth, decide(_logit_smooth(smooth)))
 
@@ -348,21 +347,18 @@ def certify_both(setup, h_points, pi_points, cfg: Mapping, notebook: str) -> tup
     if mode not in ("fixed", "decision"):
         raise ValueError(f"cfg['certify'] must be 'fixed' or 'decision', got {mode!r}")
 
-    def g_h(procedure, tag, side=None):  # side: a decision log's sidecar settings
+    def g_h(**how):  # logit-space sampler: fixed n (procedure=) or decision mode (mode=, radii=, decide=)
         return {("none", float(s)): certify_method("none", Gaussian(s), setup, h_points, n0, cfg["n"], alpha, notebook,
-                                                   chunk=cfg["chunk"], tag=tag, procedure=procedure, progress=False,
-                                                   columns=["samples"] if side else (),
-                                                   settings={"sampler": "logit", **(side or {})}) for s in sigmas}
+                                                   chunk=cfg["chunk"], tag=LOGIT_TAG, progress=False,
+                                                   settings={"sampler": "logit"}, **how) for s in sigmas}
 
     pi = certify_pi_sequential if mode == "fixed" else certify_pi_decision
     pi_logs = pi(setup, pi_points, sigmas, n0, cfg["pi_n"], alpha, notebook, cfg["radii"], step=cfg["pi_step"],
                  chunk=cfg["pi_chunk"])
-    logs = {**g_h(logit_procedure, LOGIT_TAG), **pi_logs}
+    logs = {**g_h(procedure=logit_procedure), **pi_logs}
     if mode == "fixed":
         return logs, dict(logs)
-    side = decision_settings(sorted(float(r) for r in cfg["radii"]))
-    return logs, {**g_h(logit_decision_procedure(side["radii"]), f"{LOGIT_TAG}_decision{config_hash(side)[:6]}",
-                        side), **pi_logs}
+    return logs, {**g_h(mode="decision", radii=cfg["radii"], decide=logit_decision_procedure), **pi_logs}
 
 
 def table_settings(cfg: Mapping, h_points, pi_points, h_cfg: Mapping, deen_cfg: Mapping) -> dict:

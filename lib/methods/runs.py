@@ -110,7 +110,7 @@ def certify_method(method: str, noise: NoiseDistribution, setup: Setup, subset: 
                    alpha: float, notebook: str, batch_size: int | None = None,
                    chunk: int | None = None, tag: str = "", progress: bool = True, procedure=None,
                    columns: Sequence[str] = (), settings: dict | None = None, executor=None,
-                   pipeline=None, mode: str = "fixed", radii: Sequence[float] | None = None) -> Path:
+                   pipeline=None, mode: str = "fixed", radii: Sequence[float] | None = None, decide=None) -> Path:
     """CERTIFY every point of ``subset`` with ``method`` under ``noise``; return the log path.
 
     ``executor``: where the blocks run (default: this process), e.g.
@@ -123,8 +123,10 @@ def certify_method(method: str, noise: NoiseDistribution, setup: Setup, subset: 
     own ``tag``: the log name does not see the procedure. ``pipeline``: an already built
     :class:`Pipeline` of ``method`` (e.g. a variant with other settings), else the registry's.
 
-    ``mode="decision"`` decides each of the table ``radii`` (:func:`lib.smoothing.decision_procedure`,
-    n_max = n); it takes no ``procedure`` or ``executor``, and its log name carries ``decision``.
+    ``mode="decision"`` decides each of the table ``radii`` (``decide(radii)``, by default
+    :func:`lib.smoothing.decision_procedure`, n_max = n; another factory ``radii -> procedure`` draws
+    the votes its own way, e.g. notebook 04's logit-space sampler); it takes no ``procedure`` or
+    ``executor``, and its log name carries ``decision``.
 
     The log (Cohen's TSV: ``idx label predict radius correct time``) is reused when it is
     complete, resumed when it is partial, and written otherwise. Its sidecar JSON records
@@ -136,12 +138,14 @@ def certify_method(method: str, noise: NoiseDistribution, setup: Setup, subset: 
     if executor is not None and procedure is not None:
         raise ValueError("an executor runs Smooth.certify_batch on its workers; it cannot take a procedure")
     _check_mode(mode, radii)
+    if decide is not None and mode != "decision":
+        raise ValueError("decide is the procedure factory of decision mode: give it with mode='decision'")
     if mode == "decision":
         if procedure is not None or executor is not None:
             raise ValueError("decision mode is its own procedure: give neither procedure nor executor")
         radii = sorted(float(r) for r in radii)
         side = decision_settings(radii)
-        procedure, columns = decision_procedure(radii), ["samples"]
+        procedure, columns = (decide or decision_procedure)(radii), ["samples"]
         settings = {**side, **(settings or {})}
         tag = "_".join(t for t in (tag, "decision" + config_hash(side)[:6]) if t)
     if not isinstance(subset, TestSubset):
