@@ -227,12 +227,10 @@ def plateau_table(hists: Mapping[str, dict], tail: float = 0.1, tolerance: float
                           "fall low": float("nan"), "fall high": float("nan"), "at a plateau": None}
             continue
         m1, m0 = last.mean(), before.mean()
-        v1, v0 = last.var(ddof=1) / len(last), before.var(ddof=1) / len(before)
-        dof = (v1 + v0) ** 2 / (v1 ** 2 / (len(last) - 1) + v0 ** 2 / (len(before) - 1)) if v1 + v0 > 0 else 1e9
-        half = stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(v1 + v0) / m0
-        fall = 1 - m1 / m0
-        rows[name] = {"steps": int(total), f"loss, last {tail:.0%}": m1, "fall": fall,
-                      "fall low": fall - half, "fall high": fall + half, "at a plateau": bool(fall + half < tolerance)}
+        ci = stats.ttest_ind(before, last, equal_var=False).confidence_interval(level)  # Welch: mean before - last
+        low, high = ci.low / m0, ci.high / m0
+        rows[name] = {"steps": int(total), f"loss, last {tail:.0%}": m1, "fall": 1 - m1 / m0,
+                      "fall low": low, "fall high": high, "at a plateau": bool(high < tolerance)}
     table = pd.DataFrame.from_dict(rows, orient="index")
     flat = int((table["at a plateau"] == True).sum())  # noqa: E712 (None: undetermined)
     falling, unknown = int((table["fall low"] > 0).sum()), int(table["at a plateau"].isna().sum())
