@@ -165,3 +165,72 @@ def test_bench_cpu_checks_the_votes_for_every_rows_per_call_and_process(tmp_path
     assert {r["pipeline"] for r in rows} == {"cnn", "deen"} and all(r["votes identical"] for r in rows)
     default = {r["pipeline"]: r["rows per call"] for r in rows if r["default"]}
     assert default == {"cnn": 83, "deen": 334}  # convolutions: cache-sized calls; an MLP: the whole chunk
+
+
+def _random_pipelines():
+    """The convolutional pipelines of the notebooks, small and with random weights: (name, classifier,
+    denoiser): the CNN alone, DnCNN, one- and multi-step denoisers of a score network with a
+    convolutional path, the same through an energy (autograd inside the pipeline), a U-Net score."""
+    from lib.denoising import annealed_map, tweedie
+    from lib.denoising.denoise import NetworkDenoiser
+    from lib.denoising.nets import DnCNN, ScoreMLP, ScoreUNet
+    from lib.denoising.score import EnergyScore, NoiseConditionalScore
+    from lib.models.classifiers import SmallCNN
+    torch.manual_seed(0)
+
+    def scrambled(module):
+        for p in module.parameters():  # the output layers start at zero: give them something to do
+            nn.init.normal_(p, std=0.05)
+        return module.eval()
+
+    cnn = scrambled(SmallCNN((1, 28, 28), 10, width=8, hidden=32))
+    mlp = scrambled(NoiseConditionalScore(ScoreMLP((1, 28, 28), hidden=32, depth=1, emb_dim=8, conv=4)))
+    energy = scrambled(EnergyScore(ScoreMLP((1, 28, 28), hidden=32, depth=1, emb_dim=8, conv=4, scalar=True)))
+    unet = scrambled(NoiseConditionalScore(ScoreUNet((1, 28, 28), base=4, mults=(1, 2), emb_dim=8, groups=2)))
+    levels = [1.0, 0.5, 0.1]
+    return [("cnn", cnn, None), ("dncnn", cnn, NetworkDenoiser(scrambled(DnCNN(depth=3, features=8)))),
+            ("one-step", cnn, tweedie(mlp, 0.5)), ("multi-step", cnn, annealed_map(mlp, Gaussian(0.5), levels)),
+            ("energy multi-step", cnn, annealed_map(energy, Gaussian(0.5), levels)),
+            ("u-net one-step", cnn, tweedie(unet, 0.5))]
+
+
+def test_channels_last_weights_inside_pipeline_calls_keep_every_vote(monkeypatch):
+    import lib.utils
+    from lib.utils import _convolutions
+    xs = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    for name, clf, den in _random_pipelines():
+        convs = _convolutions(clf, den)
+        before = [m.weight for m in convs]
+        layouts = []  # per call: (channels-last layout, different from the default one)
+        hooks = [m.register_forward_pre_hook(
+            lambda m, args: layouts.append((m.weight.is_contiguous(memory_format=torch.channels_last),
+                                            not m.weight.is_contiguous()))) for m in convs]
+        smooth = Smooth(clf, 10, Gaussian(0.5), denoiser=den)
+        fast = smooth.sample_counts(xs, 200, generator=torch.Generator().manual_seed(5))
+        # every convolution ran with channels-last weights (the same memory as the default layout when
+        # a layer has one input channel; the others were moved)
+        assert all(cl for cl, _ in layouts) and any(moved for _, moved in layouts), name
+        assert all(m.weight is w and m.weight.data.stride() == w.contiguous().stride()
+                   for m, w in zip(convs, before)), name  # given back
+        layouts.clear()
+        monkeypatch.setattr(lib.utils, "CPU_CHANNELS_LAST", False)
+        plain = smooth.sample_counts(xs, 200, generator=torch.Generator().manual_seed(5))
+        monkeypatch.setattr(lib.utils, "CPU_CHANNELS_LAST", True)
+        assert layouts and not any(moved for _, moved in layouts), name
+        assert torch.equal(fast, plain), name  # the same draws and the same votes
+        for h in hooks:
+            h.remove()
+
+
+def test_channels_last_gives_the_weights_back_after_an_error():
+    from lib.models.classifiers import SmallCNN
+    from lib.utils import channels_last
+    cnn = SmallCNN((1, 28, 28), 10, width=4, hidden=8)
+    weight = cnn.features[3].weight
+    with pytest.raises(RuntimeError, match="stop"):
+        with channels_last(cnn):
+            assert not cnn.features[3].weight.is_contiguous()  # [8, 4, 3, 3] in channels-last layout
+            raise RuntimeError("stop")
+    assert cnn.features[3].weight is weight and weight.is_contiguous()
+    with channels_last(cnn, device="cuda"):  # only on the CPU: a GPU keeps its layout (not measured there)
+        assert cnn.features[3].weight.is_contiguous()

@@ -18,7 +18,7 @@ batch sizes and out-of-memory recovery in :mod:`lib.smoothing._batching`.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Callable
 
 import numpy as np
@@ -34,7 +34,7 @@ from lib.smoothing.noise import Gaussian, NoiseDistribution
 from lib.smoothing.decision import certify_decisions
 from lib.smoothing.sequential import certify_sequential
 from lib.smoothing.stats import binomial_pvalue
-from lib.utils import check_alpha, check_count, has_convolution, progress_bar
+from lib.utils import channels_last, check_alpha, check_count, has_convolution, progress_bar
 
 __all__ = ["ABSTAIN", "Smooth", "default_batch_size", "rows_for_memory", "MEMORY_FRACTION", "MAX_SAMPLES",
            "PROGRESS_SAMPLES"]
@@ -277,11 +277,16 @@ class Smooth:
             votes = votes.masked_fill(rejected, self.num_classes)
         return votes
 
+    @contextmanager
     def mode(self):
-        """The autograd mode of a pipeline call: inference mode unless the denoiser needs autograd."""
-        if self.denoiser is not None and getattr(self.denoiser, "requires_grad", False):
-            return nullcontext()  # already under no_grad; the denoiser enables grad itself
-        return torch.inference_mode()
+        """The context of pipeline calls: inference mode unless the denoiser needs autograd, and on the
+        CPU convolution weights in channels-last layout (:func:`lib.utils.channels_last`: faster, the
+        same votes)."""
+        grad = self.denoiser is not None and getattr(self.denoiser, "requires_grad", False)
+        # with a gradient-needing denoiser: already under no_grad; the denoiser enables grad itself
+        with channels_last(self.classifier, self.denoiser, self.rejector, device=self.device), \
+                (nullcontext() if grad else torch.inference_mode()):
+            yield
 
     def _votes_fitting(self, batch: torch.Tensor) -> torch.Tensor:
         return _batching.votes_fitting(self, batch)
