@@ -9,6 +9,10 @@ whole chunk otherwise). The draws do not depend on ``rows``, so the
 votes must not either: this benchmark checks that the counts are identical for every ``rows``
 and prints the throughput of each, and its ratio to one call per chunk (the whole drawn chunk).
 
+**Layout.** On the CPU, pipeline calls run their 2-D convolutions with channels-last weights
+(:func:`lib.utils.channels_last`); the benchmark measures each pipeline at its default rows per call
+with and without (``lib.utils.CPU_CHANNELS_LAST``), and checks that the votes are identical.
+
 **Processes.** ``certify_dataset`` on ``--blocks`` blocks of two points (n0 = 20, n = ``--proc-num``)
 in one process with ``--threads`` torch threads (``SerialExecutor``) against ``--threads`` forked
 processes of one thread each
@@ -49,6 +53,7 @@ from lib.models.classifiers import build_classifier, classifier_config  # noqa: 
 from lib.reporting.tables import markdown_table  # noqa: E402
 from lib.smoothing import (Gaussian, ProcessExecutor, SerialExecutor, Smooth, certify_dataset,  # noqa: E402
                            default_batch_size)
+import lib.utils  # noqa: E402
 from lib.utils import configure_threads, rows_per_call  # noqa: E402
 
 PIPELINES = ("cnn", "mse", "one_step", "multi_step", "deen")
@@ -83,6 +88,23 @@ def measure(smooth: Smooth, xs: torch.Tensor, num: int, rows: int | None, repeat
         best = min(best, time.perf_counter() - t0)
         counts = c
     return xs.shape[0] * num / best, counts
+
+
+def layout(smooth: Smooth, name: str, xs: torch.Tensor, num: int, rows: int, repeats: int) -> dict:
+    """Samples per second with channels-last convolution weights (the default on the CPU) and with the
+    default layout, measured alternately, and whether the votes are identical."""
+    rates, counts = {True: 0.0, False: 0.0}, {}
+    try:
+        for _ in range(repeats):
+            for flag in (False, True):
+                lib.utils.CPU_CHANNELS_LAST = flag
+                rate, counts[flag] = measure(smooth, xs, num, rows, 1)
+                rates[flag] = max(rates[flag], rate)
+    finally:
+        lib.utils.CPU_CHANNELS_LAST = True
+    return {"pipeline": name, "rows per call": rows, "channels-last: samples/s": round(rates[True], 1),
+            "default layout: samples/s": round(rates[False], 1), "ratio": round(rates[True] / rates[False], 2),
+            "votes identical": bool(torch.equal(counts[True], counts[False]))}
 
 
 def processes(smooth: Smooth, name: str, blocks: int, num: int, workers: int) -> dict:
@@ -122,7 +144,7 @@ def main() -> None:
     xs = torch.rand(args.points, 1, 28, 28)
     chunk = default_batch_size(xs[0].numel(), torch.device("cpu"))
     rows_list = [chunk if f is None else max(1, f // xs[0].numel()) for f in CALL_FLOATS]
-    out, procs = [], []
+    out, procs, layouts = [], [], []
     for name in args.pipelines.split(","):
         smooth = build(name)
         if threads > 1:
@@ -137,6 +159,8 @@ def main() -> None:
                         "samples/s": round(rate, 1), "ratio to one call per chunk": round(rate / ref_rate, 2),
                         "votes identical": bool(torch.equal(counts, ref_counts))})
             print(out[-1], flush=True)
+        layouts.append(layout(smooth, name, xs, args.num, default_rows, args.repeats))
+        print(layouts[-1], flush=True)
     meta = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": threads,
                         "python": platform.python_version(), "torch": torch.__version__},
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "chunk": chunk,
@@ -144,14 +168,15 @@ def main() -> None:
             "command": "python benchmarks/bench_cpu.py " + " ".join(sys.argv[1:])}
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "cpu.json").write_text(json.dumps({"meta": meta, "rows": out, "processes": procs}, indent=1))
-    md = markdown_table(pd.DataFrame(out), index=False)
+    (dest / "cpu.json").write_text(json.dumps({"meta": meta, "rows": out, "layouts": layouts, "processes": procs},
+                                              indent=1))
+    md = markdown_table(pd.DataFrame(out), index=False) + "\n\n" + markdown_table(pd.DataFrame(layouts), index=False)
     if procs:
         md += "\n\n" + markdown_table(pd.DataFrame(procs), index=False)
     (dest / "cpu.md").write_text(f"{meta}\n\n{md}\n")
     print(md)
-    if not all(r["votes identical"] for r in out) or not all(r["logs identical"] for r in procs):
-        raise SystemExit("the votes changed with the rows per call or the processes")
+    if (not all(r["votes identical"] for r in out + layouts) or not all(r["logs identical"] for r in procs)):
+        raise SystemExit("the votes changed with the rows per call, the layout or the processes")
 
 
 if __name__ == "__main__":

@@ -165,6 +165,9 @@ def test_bench_cpu_checks_the_votes_for_every_rows_per_call_and_process(tmp_path
     assert {r["pipeline"] for r in rows} == {"cnn", "deen"} and all(r["votes identical"] for r in rows)
     default = {r["pipeline"]: r["rows per call"] for r in rows if r["default"]}
     assert default == {"cnn": 83, "deen": 334}  # convolutions: cache-sized calls; an MLP: the whole chunk
+    layouts = {r["pipeline"]: r for r in report["layouts"]}
+    assert set(layouts) == {"cnn", "deen"} and all(r["votes identical"] for r in layouts.values())
+    assert all(r["channels-last: samples/s"] > 0 and r["default layout: samples/s"] > 0 for r in layouts.values())
 
 
 def _random_pipelines():
