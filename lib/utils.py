@@ -234,11 +234,15 @@ def channels_last(*fns, device: str | torch.device = "cpu") -> Iterator[None]:
     weights in channels-last layout when ``device`` is the CPU and :data:`CPU_CHANNELS_LAST` is set;
     afterwards each layer gets back the very weight tensor it had.
 
-    Only the memory layout changes, never a value: oneDNN then runs channels-last kernels (and the
-    max-pooling after them), about 1.15-1.2x faster for the quick profile's CNN and score network
-    on a 2-core Xeon. Whether their float results equal those of the default layout is a property
-    of the kernels, not a guarantee: ``tests/test_memory.py`` and every run of
-    ``benchmarks/bench_cpu.py`` check that the votes of each pipeline are identical both ways."""
+    Only the memory layout changes, never a value, whatever the interleaving of calls: oneDNN then
+    runs channels-last kernels (and the max-pooling after them). On a 2-core Xeon
+    (``benchmarks/bench_cpu.py``, docs/performance.md) the quick CNN gains x1.25, DnCNN + CNN x1.14,
+    the one-step pipeline x1.10; the multi-step denoiser's score network nothing. A layer with one
+    input channel keeps its kernel (its weight has the same memory either way), so the layers
+    after it take their input in the default layout. Whether the float results equal those of the
+    default layout is a property of the kernels, not a guarantee: ``tests/test_memory.py`` and
+    every run of ``benchmarks/bench_cpu.py`` check that each pipeline's votes are identical both
+    ways."""
     convs = [m for m in _convolutions(*fns) if getattr(m, "weight", None) is not None and m.weight.dim() == 4]
     if not (CPU_CHANNELS_LAST and convs and torch.device(device).type == "cpu"):
         yield
