@@ -206,7 +206,7 @@ def lecture_threads(profile: str) -> int:
 CPU_CALL_FLOATS = 1 << 16
 
 
-def _convolutions(*fns) -> list:
+def conv_layers(*fns) -> list:
     """The convolutional layers of ``fns``: modules, or objects holding one as ``score``, ``net`` or
     ``energy`` (the denoisers), each layer once."""
     found: dict[int, torch.nn.Module] = {}
@@ -221,7 +221,7 @@ def _convolutions(*fns) -> list:
 def has_convolution(*fns) -> bool:
     """Whether any of ``fns`` -- modules, or objects holding one as ``score``, ``net`` or ``energy``
     (the denoisers) -- has a convolutional layer."""
-    return bool(_convolutions(*fns))
+    return bool(conv_layers(*fns))
 
 
 #: whether CPU pipeline calls run 2-D convolutions with channels-last weights (:func:`channels_last`)
@@ -243,7 +243,7 @@ def channels_last(*fns, device: str | torch.device = "cpu") -> Iterator[None]:
     default layout is a property of the kernels, not a guarantee: ``tests/test_memory.py`` and
     every run of ``benchmarks/bench_cpu.py`` check that each pipeline's votes are identical both
     ways."""
-    convs = [m for m in _convolutions(*fns) if getattr(m, "weight", None) is not None and m.weight.dim() == 4]
+    convs = [m for m in conv_layers(*fns) if getattr(m, "weight", None) is not None and m.weight.dim() == 4]
     if not (CPU_CHANNELS_LAST and convs and torch.device(device).type == "cpu"):
         yield
         return

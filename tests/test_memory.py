@@ -199,10 +199,10 @@ def _random_pipelines():
 
 def test_channels_last_weights_inside_pipeline_calls_keep_every_vote(monkeypatch):
     import lib.utils
-    from lib.utils import _convolutions
+    from lib.utils import conv_layers
     xs = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(4))
     for name, clf, den in _random_pipelines():
-        convs = _convolutions(clf, den)
+        convs = conv_layers(clf, den)
         before = [m.weight for m in convs]
         layouts = []  # per call: (channels-last layout, different from the default one)
         hooks = [m.register_forward_pre_hook(

@@ -34,7 +34,7 @@ from lib.smoothing.noise import Gaussian, NoiseDistribution
 from lib.smoothing.decision import certify_decisions
 from lib.smoothing.sequential import certify_sequential
 from lib.smoothing.stats import binomial_pvalue
-from lib.utils import channels_last, check_alpha, check_count, has_convolution, progress_bar
+from lib.utils import conv_layers, channels_last, check_alpha, check_count, progress_bar
 
 __all__ = ["ABSTAIN", "Smooth", "default_batch_size", "rows_for_memory", "MEMORY_FRACTION", "MAX_SAMPLES",
            "PROGRESS_SAMPLES"]
@@ -111,7 +111,9 @@ class Smooth:
         if self.grid is not None:
             _sound.cell_table(noise, self.grid)  # ValueError for a family it cannot serve
         self._max_rows: int | None = None  # rows per pipeline call, halved after an out-of-memory error
-        self._convolutional = has_convolution(classifier, denoiser, rejector)  # cache-sized CPU calls
+        # the pipeline's convolutions, found once: cache-sized CPU calls, and their layout inside a call
+        self._conv_layers = conv_layers(classifier, denoiser, rejector)
+        self._convolutional = bool(self._conv_layers)
         self._memory_rows: dict = {}  # memory_batch_size per input shape
 
     # ------------------------------------------------------------------ public API
@@ -284,7 +286,7 @@ class Smooth:
         same votes)."""
         grad = self.denoiser is not None and getattr(self.denoiser, "requires_grad", False)
         # with a gradient-needing denoiser: already under no_grad; the denoiser enables grad itself
-        with channels_last(self.classifier, self.denoiser, self.rejector, device=self.device), \
+        with channels_last(*self._conv_layers, device=self.device), \
                 (nullcontext() if grad else torch.inference_mode()):
             yield
 
