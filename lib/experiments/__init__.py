@@ -13,7 +13,8 @@ tables they are built on from their own families (:mod:`lib.methods`, :mod:`lib.
 """
 from . import ablations, budget, denoisers, fidelity, procedures  # noqa: F401
 from .learned_empirical_bayes import (  # noqa: F401
-    XHAT_KEYS, PUBLISHED_TABLE2, empirical_robust_accuracy, robust_summary, previous_rows, model_table, budget_notes,
+    XHAT_KEYS, PUBLISHED_TABLE2, empirical_robust_accuracy, robust_summary, robust_tables, certified_figure,
+    nc_sweep_figure, previous_rows, model_table, budget_notes,
     xhat0_identity, walk_jump_procedure, LECTURE_KEYS, LECTURE_RADII, LECTURE_REFERENCE, lecture_table,
     lecture_metrics,
 )

@@ -35,19 +35,22 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from lib import paths, profiles
 from lib.methods import (Setup, TestSubset, build_pipeline, certification_mode, certify_tables, grid_metrics,
-                         table_settings)
+                         method_label, table_settings)
 from lib.models.adversarial import pgd_attack_smoothed, xhat_config
-from lib.reporting import PUBLISHED, certified_accuracy, load_table_spec, published_rows, read_log, register_table
+from lib.reporting import (PUBLISHED, accuracy_curve, certified_accuracy, load_table_spec, plot_certified_curves,
+                           published_rows, read_log, register_table)
 from lib.smoothing import ABSTAIN, Gaussian, Smooth, read_settings
 from lib.utils import atomic_write_text, check_alpha, check_count, config_hash
 
-__all__ = ["XHAT_KEYS", "PUBLISHED_TABLE2", "empirical_robust_accuracy", "robust_summary", "previous_rows",
+__all__ = ["XHAT_KEYS", "PUBLISHED_TABLE2", "empirical_robust_accuracy", "robust_summary", "robust_tables",
+           "certified_figure", "nc_sweep_figure", "previous_rows",
            "model_table", "budget_notes",
            "PAPER_BUDGET", "METHODS_LABELS", "xhat0_identity", "walk_jump_procedure", "LECTURE_KEYS",
            "LECTURE_RADII", "LECTURE_REFERENCE", "lecture_table", "lecture_metrics"]
@@ -206,6 +209,49 @@ def robust_summary(empirical: pd.DataFrame, certify_log: str | Path, radii: Sequ
         out.append({"radius": float(r), "certified": 100 * float(c), "empirical (PGD)": 100 * (1 - e["broken"].mean()),
                     "empirical, abstain = error": 100 * e["strict"].mean()})
     return pd.DataFrame(out).set_index("radius")
+
+
+def robust_tables(logs: dict, setup: Setup, subset: TestSubset, radii: Sequence[float], steps: int, m: int, n: int,
+                  alpha: float, notebook: str) -> dict:
+    """:func:`robust_summary` of :func:`empirical_robust_accuracy` for every ``(method, sigma)`` of
+    ``logs`` (their certification logs): ``{(method, sigma): DataFrame}``. Raises RuntimeError if a
+    certified accuracy exceeds the empirical robust accuracy (an upper estimate): a bug, never data."""
+    out = {}
+    for (k, s), log in logs.items():
+        emp = empirical_robust_accuracy(k, s, setup, subset, radii, log, steps, m, n, alpha, notebook)
+        out[(k, s)] = table = robust_summary(emp, log, radii)
+        if not (table["certified"] <= table["empirical (PGD)"] + 1e-9).all():
+            raise RuntimeError(f"bug: certified accuracy above the empirical robust accuracy for {k}, sigma = {s:g}")
+    return out
+
+
+def certified_figure(logs: dict, keys: Sequence[str], sigmas: Sequence[float], n: int, alpha: float, title: str):
+    """Figure 5 (a, b): certified accuracy against the l2 radius, one panel per sigma and a curve per
+    method of ``keys`` (``logs[(key, sigma)]``), with CERTIFY's radius cap at (n, alpha) dotted."""
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(7 * len(sigmas), 5), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], sigmas):
+        r_max = Gaussian(s).max_radius(n, alpha)
+        plot_certified_curves({method_label(k): [logs[(k, s)]] for k in keys}, ax=ax,
+                              max_radius=max(2.2, 1.05 * r_max), title=f"σ = {s:g}")
+        ax.axvline(r_max, color="gray", ls=":", label=r"$r_{\max}$")
+    fig.suptitle(title)
+    return fig
+
+
+def nc_sweep_figure(nc_logs: dict, sigmas: Sequence[float], alpha: float, key: str = "xhat_eps",
+                    max_radius: float = 2.5):
+    """Figure 5 (c, d): certified accuracy of ``key`` for each n_c of ``nc_logs``
+    (``{n_c: {(key, sigma): log}}``), one panel per sigma, each n_c's radius cap dotted."""
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(7 * len(sigmas), 5), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], sigmas):
+        for i, (nc, lg) in enumerate(nc_logs.items()):
+            grid, acc = accuracy_curve(read_log(lg[(key, s)]), max_radius=max_radius)
+            ax.plot(grid, 100 * acc, color=f"C{i}", label=f"n_c = {nc:,}")
+            ax.axvline(Gaussian(s).max_radius(nc, alpha), color=f"C{i}", ls=":")
+        ax.set(title=f"{method_label(key)}, σ = {s:g}", xlabel="ℓ2 radius", ylabel="certified accuracy (%)",
+               ylim=(0, 100))
+        ax.legend()
+    return fig
 
 
 def previous_rows(notebook: str = "04_empirical_bayes_linear_mnist", stem: str = "table1",
