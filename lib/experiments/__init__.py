@@ -13,7 +13,7 @@ tables they are built on from their own families (:mod:`lib.methods`, :mod:`lib.
 """
 from . import ablations, budget, denoisers, fidelity, procedures  # noqa: F401
 from .learned_empirical_bayes import (  # noqa: F401
-    XHAT_KEYS, PUBLISHED_TABLE2, empirical_robust_accuracy, robust_summary, robust_tables, certified_figure,
+    XHAT_KEYS, PUBLISHED_TABLE2, empirical_robust_accuracy, robust_summary, robust_tables,
     nc_sweep_figure, previous_rows, model_table, budget_notes,
     xhat0_identity, walk_jump_procedure, LECTURE_KEYS, LECTURE_RADII, LECTURE_REFERENCE, lecture_table,
     lecture_metrics,

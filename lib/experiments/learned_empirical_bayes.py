@@ -44,13 +44,13 @@ from lib import paths, profiles
 from lib.methods import (Setup, TestSubset, build_pipeline, certification_mode, certify_tables, grid_metrics,
                          method_label, table_settings)
 from lib.models.adversarial import pgd_attack_smoothed, xhat_config
-from lib.reporting import (PUBLISHED, accuracy_curve, certified_accuracy, load_table_spec, plot_certified_curves,
-                           published_rows, read_log, register_table)
+from lib.reporting import (PUBLISHED, accuracy_curve, certified_accuracy, load_table_spec, published_rows, read_log,
+                           register_table)
 from lib.smoothing import ABSTAIN, Gaussian, Smooth, read_settings
 from lib.utils import atomic_write_text, check_alpha, check_count, config_hash
 
 __all__ = ["XHAT_KEYS", "PUBLISHED_TABLE2", "empirical_robust_accuracy", "robust_summary", "robust_tables",
-           "certified_figure", "nc_sweep_figure", "previous_rows",
+           "nc_sweep_figure", "previous_rows",
            "model_table", "budget_notes",
            "PAPER_BUDGET", "METHODS_LABELS", "xhat0_identity", "walk_jump_procedure", "LECTURE_KEYS",
            "LECTURE_RADII", "LECTURE_REFERENCE", "lecture_table", "lecture_metrics"]
@@ -223,19 +223,6 @@ def robust_tables(logs: dict, setup: Setup, subset: TestSubset, radii: Sequence[
         if not (table["certified"] <= table["empirical (PGD)"] + 1e-9).all():
             raise RuntimeError(f"bug: certified accuracy above the empirical robust accuracy for {k}, sigma = {s:g}")
     return out
-
-
-def certified_figure(logs: dict, keys: Sequence[str], sigmas: Sequence[float], n: int, alpha: float, title: str):
-    """Figure 5 (a, b): certified accuracy against the l2 radius, one panel per sigma and a curve per
-    method of ``keys`` (``logs[(key, sigma)]``), with CERTIFY's radius cap at (n, alpha) dotted."""
-    fig, axes = plt.subplots(1, len(sigmas), figsize=(7 * len(sigmas), 5), sharey=True, squeeze=False)
-    for ax, s in zip(axes[0], sigmas):
-        r_max = Gaussian(s).max_radius(n, alpha)
-        plot_certified_curves({method_label(k): [logs[(k, s)]] for k in keys}, ax=ax,
-                              max_radius=max(2.2, 1.05 * r_max), title=f"σ = {s:g}")
-        ax.axvline(r_max, color="gray", ls=":", label=r"$r_{\max}$")
-    fig.suptitle(title)
-    return fig
 
 
 def nc_sweep_figure(nc_logs: dict, sigmas: Sequence[float], alpha: float, key: str = "xhat_eps",
