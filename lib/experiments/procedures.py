@@ -23,7 +23,7 @@ from lib.experiments.ablations import counted_run
 from lib.methods import certify_method, test_subset
 from lib.methods.runs import certification_mode
 from lib.reporting import certified_accuracy_table, paired_difference, read_log
-from lib.smoothing import Gaussian, log_seconds, make_certificate, make_noise, read_settings
+from lib.smoothing import Gaussian, fixed_draws, log_seconds, make_certificate, make_noise, read_settings
 from lib.utils import config_hash
 
 __all__ = ["sequential_procedure", "two_sided_procedure", "compare_logs", "sequential_vs_fixed", "samples_histogram",
@@ -45,6 +45,7 @@ def sequential_procedure(targets, **options):
 
 def two_sided_procedure(smooth):
     """A ``procedure`` for ``certify_method``: fixed-n CERTIFY with the two-sided radius."""
+    @fixed_draws
     def certify(xs, n0, n, alpha, batch_size=None, generator=None):
         return smooth.certify_batch(xs, n0, n, alpha, batch_size=batch_size, generator=generator, two_sided=True)[:2]
     return certify

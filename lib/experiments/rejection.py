@@ -27,7 +27,7 @@ from lib.data import load
 from lib.methods import (Pipeline, REJECTOR_BASES, Setup, TestSubset, build_pipeline, certify_method, method_label,
                          rejector_model, rejector_pipeline, stability_model, table_settings)
 from lib.reporting import budget_comparison, certified_accuracy, paired_difference, quote, register_table
-from lib.smoothing import Gaussian, log_seconds, read_log
+from lib.smoothing import Gaussian, fixed_draws, log_seconds, read_log
 
 __all__ = ["PAPER_EPOCHS", "PAPER_N", "two_bound_cost", "certify_rejection", "certify_rejection_grid", "theorem_3_1_radii",
            "training_histories", "training_time_table", "rejector_gains", "claim_check", "count_histograms",
@@ -45,7 +45,9 @@ def _pipeline(method: str, noise, setup: Setup, rejector_overrides: Mapping | No
 
 
 def _certify_with_counts(smooth):
-    """A ``certify`` for ``certify_dataset`` that also returns the columns n_a and n_r."""
+    """A ``certify`` for ``certify_dataset`` that also returns the columns n_a and n_r (fixed draws:
+    ``certify_batch``'s)."""
+    @fixed_draws
     def certify(xs, n0, n, alpha, batch_size=None, generator=None):
         preds, radii, extra = smooth.certify_batch(xs, n0, n, alpha, batch_size=batch_size, generator=generator,
                                                    return_counts=True)

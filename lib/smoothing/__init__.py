@@ -12,6 +12,7 @@ from .certificates import (  # noqa: F401
 from .smooth import (  # noqa: F401
     ABSTAIN, default_batch_size, rows_for_memory, MEMORY_FRACTION, Smooth, MAX_SAMPLES, PROGRESS_SAMPLES,
 )
+from ._batching import fixed_draws, has_fixed_draws  # noqa: F401
 from .logs import (  # noqa: F401
     LOG_COLUMNS, LogError, LogLockedError, read_log, read_settings, parse_time, log_seconds, log_lock,
     model_fingerprint, log_key, log_path, find_log, log_cpu_seconds, log_elapsed_seconds, sidecar_path,

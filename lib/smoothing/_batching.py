@@ -25,6 +25,24 @@ GPU_CHUNK_FLOATS = 1 << 26
 MEMORY_FRACTION = 0.5
 
 
+#: attribute of a certify function whose draws do not depend on the votes (:func:`fixed_draws`)
+FIXED_DRAWS = "fixed_draws"
+
+
+def fixed_draws(certify):
+    """Mark ``certify`` (a function called like ``Smooth.certify_batch``) as drawing the same noise
+    whatever the votes: a fixed number per input, in the chunks of ``Smooth.sample_counts``, as CERTIFY
+    does (not a sequential or decision-mode test, which stops an input by its counts). Such a block
+    can be split between processes by inputs (``Smooth.evaluating``) with the rows of a whole call."""
+    setattr(certify, FIXED_DRAWS, True)
+    return certify
+
+
+def has_fixed_draws(certify) -> bool:
+    """Whether ``certify`` was marked by :func:`fixed_draws` (a bound method: its function)."""
+    return bool(getattr(certify, FIXED_DRAWS, False))
+
+
 def default_batch_size(input_numel: int, device: torch.device) -> int:
     """Noisy samples per classifier call: ~1 MB of inputs on the CPU, ~256 MB on a GPU.
 

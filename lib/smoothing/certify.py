@@ -117,7 +117,8 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
         cpu, written, t_start = 0.0, 0, time.perf_counter()
         job = {"n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size, "seed": int(seed)}
         todo = [(j, j * chunk, min(len(indices), (j + 1) * chunk)) for j in blocks]
-        executor = executor or local_executor(smooth.device, len(todo))
+        executor = executor or local_executor(smooth.device, len(todo), certify,
+                                              samples=(len(indices) - done) * (n0 + n))
         with open(log, "a") as f:
             for (j, lo, hi), out, seconds, cpu_s in executor.imap(smooth, certify, xs, todo, job,
                                                                   meta["model_fingerprint"]):

@@ -31,10 +31,13 @@ import multiprocessing
 import os
 import sys
 import time
+from contextlib import nullcontext
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 
+from lib.smoothing._batching import has_fixed_draws
 from lib.smoothing.logs import model_fingerprint
 
 __all__ = ["SerialExecutor", "ProcessExecutor", "RayExecutor", "local_executor", "block_generator", "certify_block",
@@ -92,10 +95,43 @@ def _forked_child() -> None:
     torch.set_num_threads(1)  # one process per core: a thread each
 
 
-def _forked_block(block):
-    j, lo, hi = block
+def _forked_part(task):
+    j, lo, hi, a, b = task
     c = _FORKED
-    return block, *certify_block(c["certify"], c["device"], c["xs"][lo:hi], c["job"], j)
+    whole = (a, b) == (lo, hi)
+    with nullcontext() if whole else c["smooth"].evaluating(a - lo, b - lo):
+        out, seconds, cpu = certify_block(c["certify"], c["device"], c["xs"][lo:hi], c["job"], j)
+    return task, (out if whole else rows_of(out, a - lo, b - lo)), seconds, cpu
+
+
+def split_block(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
+    """The positions lo..hi-1 of a block in at most ``parts`` consecutive ranges of near-equal size."""
+    parts = max(1, min(int(parts), hi - lo))
+    cuts = [lo + (hi - lo) * k // parts for k in range(parts + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def rows_of(out, a: int, b: int):
+    """Rows a..b-1 of what a certify function returned: (predictions, radii[, {column: values}])."""
+    if not isinstance(out, tuple):
+        raise TypeError("certify must return (predictions, radii) or (predictions, radii, extras)")
+    return tuple({k: v[a:b] for k, v in part.items()} if isinstance(part, dict) else part[a:b] for part in out)
+
+
+def join_rows(outs: Sequence):
+    """The inverse of :func:`rows_of` over consecutive ranges: one result from its parts, in order."""
+    if len(outs) == 1:
+        return outs[0]
+
+    def cat(values):
+        if isinstance(values[0], torch.Tensor):
+            return torch.cat(list(values))
+        if isinstance(values[0], np.ndarray):
+            return np.concatenate(values)
+        return [v for part in values for v in part]
+
+    return tuple({k: cat([p[i][k] for p in outs]) for k in first} if isinstance(first, dict)
+                 else cat([p[i] for p in outs]) for i, first in enumerate(outs[0]))
 
 
 class ProcessExecutor:
@@ -118,11 +154,20 @@ class ProcessExecutor:
              fingerprint: str | None = None) -> Iterator[tuple[Block, object, float, float]]:
         if smooth.device.type != "cpu":
             raise ValueError(f"ProcessExecutor forks CPU processes; the pipeline is on {smooth.device}")
-        _FORKED.update(certify=certify, device=smooth.device, xs=xs, job=job)
+        # a certify function with fixed draws: every block split by inputs into one part per process
+        parts = self.workers if has_fixed_draws(certify) else 1
+        tasks = [(j, lo, hi, a, b) for j, lo, hi in blocks for a, b in split_block(lo, hi, parts)]
+        _FORKED.update(smooth=smooth, certify=certify, device=smooth.device, xs=xs, job=job)
         try:
             sys.stdout.flush(), sys.stderr.flush()  # nothing buffered is printed twice
-            with multiprocessing.get_context("fork").Pool(min(self.workers, len(blocks)), _forked_child) as pool:
-                yield from pool.imap(_forked_block, list(blocks))
+            with multiprocessing.get_context("fork").Pool(min(self.workers, len(tasks)), _forked_child) as pool:
+                done: list = []  # the parts of the current block (imap returns them in task order)
+                for (j, lo, hi, a, b), out, seconds, cpu in pool.imap(_forked_part, tasks):
+                    done.append((out, seconds, cpu))
+                    if b == hi:
+                        outs, secs, cpus = zip(*done)
+                        done = []
+                        yield (j, lo, hi), join_rows(outs), max(secs), sum(cpus)
         finally:
             _FORKED.clear()
 
@@ -130,21 +175,44 @@ class ProcessExecutor:
         pass
 
 
-def local_executor(device: torch.device | str, blocks: int):
-    """The executor of a certification on this machine: this process (:class:`SerialExecutor`), or
-    with ``COMPANION_WORKERS=N`` (N > 1) a :class:`ProcessExecutor` of at most N processes for a CPU
-    run of two blocks or more."""
+#: noisy samples a certification must draw before the default executor forks processes for it
+AUTO_MIN_SAMPLES = 10_000
+
+
+def local_executor(device: torch.device | str, blocks: int, certify: Callable | None = None,
+                   samples: int | None = None):
+    """The executor of a certification on this machine.
+
+    With ``COMPANION_WORKERS=N`` (N > 1): a :class:`ProcessExecutor` of N processes (at most one per
+    block unless ``certify`` has fixed draws, whose blocks it splits by inputs) for any CPU run of two
+    blocks or more; ``1``: this process (:class:`SerialExecutor`).
+    Unset: a :class:`ProcessExecutor` with a process per torch thread of this one
+    (:func:`lib.utils.configure_threads`) where that leaves every vote as it is, i.e. a CPU run of
+    ``certify`` with fixed draws (:func:`lib.smoothing.fixed_draws`, e.g. ``Smooth.certify_batch``: split
+    by inputs, the rows of a one-process call) and at least :data:`AUTO_MIN_SAMPLES` noisy ``samples``
+    to draw, on two threads or more; else this process. One thread per process then replaces two per
+    process, which can move the last bits of a layer whose float results depend on the thread count
+    (:func:`lib.utils.configure_threads`): the quick profile's pipelines give identical logs
+    (``benchmarks/bench_cpu.py`` and tests/test_process_executor.py check it)."""
     env = os.environ.get(WORKERS_ENV, "").strip()
     try:
-        workers = int(env) if env else 1
+        workers = int(env) if env else None
     except ValueError:
         raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {env!r}") from None
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {env!r}")
-    forkable = "fork" in multiprocessing.get_all_start_methods()
-    if torch.device(device).type != "cpu" or workers < 2 or blocks < 2 or not forkable:
+    fixed = certify is not None and has_fixed_draws(certify)
+    if torch.device(device).type != "cpu" or "fork" not in multiprocessing.get_all_start_methods():
         return SerialExecutor()
-    return ProcessExecutor(min(workers, blocks))
+    if workers is None:  # the default: fixed-draw runs of some size, a process per thread of this one
+        if not fixed or samples is None or samples < AUTO_MIN_SAMPLES:
+            return SerialExecutor()
+        workers = torch.get_num_threads()
+    if workers < 2:
+        return SerialExecutor()
+    if fixed:  # every block split by inputs
+        return ProcessExecutor(workers)
+    return ProcessExecutor(min(workers, blocks)) if blocks >= 2 else SerialExecutor()
 
 
 class RayExecutor:

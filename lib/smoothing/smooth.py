@@ -115,6 +115,7 @@ class Smooth:
         self._conv_layers = conv_layers(classifier, denoiser, rejector)
         self._convolutional = bool(self._conv_layers)
         self._memory_rows: dict = {}  # memory_batch_size per input shape
+        self._evaluated: tuple[int, int] | None = None  # inputs whose votes are computed (evaluating())
 
     # ------------------------------------------------------------------ public API
     def predict(self, x: torch.Tensor, n: int, alpha: float, batch_size: int | None = None,
@@ -148,6 +149,7 @@ class Smooth:
         preds, radii = self.certify_batch(x.unsqueeze(0), n0, n, alpha, batch_size, generator, **options)[:2]
         return int(preds[0]), float(radii[0])
 
+    @_batching.fixed_draws
     def certify_batch(self, xs: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int | None = None,
                       generator: torch.Generator | None = None, *, two_sided: bool = False,
                       return_counts: bool = False, allow_large: bool = False, progress: bool | None = None):
@@ -233,6 +235,7 @@ class Smooth:
         batch_size = check_count("batch_size", batch_size)
         counts = torch.zeros(b, self.num_outcomes, dtype=torch.long, device=self.device)
         per_chunk = max(1, batch_size // num)  # inputs per chunk (1 when num >= batch_size)
+        own = self._evaluated
         bar = progress_bar(total=b * num, desc="noisy samples", disable=not progress)
         with self.mode(), bar:
             for i0 in range(0, b, per_chunk):
@@ -245,10 +248,28 @@ class Smooth:
                     else:
                         noisy = self.noise.sample((m, s) + shape, generator=generator, device=self.device,
                                                   dtype=xs.dtype).add_(group)
+                    if own is not None and (i0 + m <= own[0] or i0 >= own[1]):
+                        continue  # drawn (the generator advances as in a whole call), not evaluated
                     votes = self._votes_fitting(noisy.view((m * s,) + shape)).view(m, s)
                     counts[i0:i0 + m].scatter_add_(1, votes, torch.ones_like(votes))
                     bar.update(m * s)
         return counts
+
+    @contextmanager
+    def evaluating(self, lo: int, hi: int):
+        """Inside, :meth:`sample_counts` runs the pipeline only on chunks holding one of the inputs
+        ``lo..hi-1`` of its ``xs``: the noise of every input is still drawn, in the same chunks, so the
+        generator advances exactly as in a whole call and the evaluated chunks hold the same rows; the
+        other inputs' counts stay 0. For a certify function whose draws do not depend on the votes
+        (``certify_batch``), the rows ``lo..hi-1`` of its result are those of the whole call: this is how
+        :class:`lib.smoothing.ProcessExecutor` splits one block's inputs between processes."""
+        if not 0 <= int(lo) < int(hi):
+            raise ValueError(f"evaluating needs 0 <= lo < hi, got lo={lo}, hi={hi}")
+        old, self._evaluated = self._evaluated, (int(lo), int(hi))
+        try:
+            yield self
+        finally:
+            self._evaluated = old
 
     def memory_batch_size(self, x: torch.Tensor, probe: int = 64, free_bytes: float | None = None) -> int:
         """Noisy samples per pipeline call that fit in the device's free memory (the default chunk on
