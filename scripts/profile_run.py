@@ -47,8 +47,8 @@ def phase(stack: str) -> str:
     """The phase of one sampled stack (frames joined by ';', outermost first)."""
     if "train_loop" in stack or "lib/models/training.py" in stack:
         return "training"
-    in_cert = "lib/smoothing/" in stack or "_forked_block" in stack or "concurrent/futures/thread.py" in stack
-    if any(k in stack for k in _IO) and "certify_block" not in stack and "_forked_block" not in stack:
+    in_cert = "lib/smoothing/" in stack or "_forked_part" in stack or "concurrent/futures/thread.py" in stack
+    if any(k in stack for k in _IO) and "certify_block" not in stack and "_forked_part" not in stack:
         return "I/O"
     if in_cert:
         return "certification: denoiser" if "lib/denoising/" in stack else "certification: rest"

@@ -117,7 +117,7 @@ def test_the_profile_shares_each_notebooks_wall_time_over_its_phases(tmp_path):
     spec.loader.exec_module(prof)
     train = "main;train_loop (lib/models/training.py:260);forward (lib/denoising/nets.py:90)"
     cert_den = "main;certify_block (lib/smoothing/distributed.py:50);denoise (lib/denoising/denoise.py:160)"
-    cert = "main;_forked_block (lib/smoothing/distributed.py:70);fill (lib/smoothing/_sampler.py:99)"
+    cert = "main;_forked_part (lib/smoothing/distributed.py:70);fill (lib/smoothing/_sampler.py:99)"
     log_io = "main;read_log (lib/smoothing/logs.py:200)"
     plot = "main;savefig (matplotlib/figure.py:3000)"
     assert [prof.phase(s) for s in (train, cert_den, cert, log_io, plot, "main;x (y.py:1)")] == \

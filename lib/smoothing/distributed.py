@@ -17,10 +17,16 @@ do not depend on who computes it, which makes sharding trivial and exact:
 
 * :class:`ProcessExecutor` forks ``workers`` processes of one torch thread each on this machine's
   CPU; they inherit the driver's pipeline and certify function (no pickling, no model loading).
-  It is opt-in (``COMPANION_WORKERS=N``, read by :func:`local_executor`): on an idle 2-core CPU the
-  quick notebooks' certifications ran no faster in two processes than in one process with two
-  threads (``benchmarks/bench_cpu.py`` prints both); on a CPU shared with other work, a thread
-  waiting on its preempted sibling stalls every call, and one process per core avoids that.
+  A certify function whose draws do not depend on the votes (:func:`lib.smoothing.fixed_draws`:
+  ``Smooth.certify_batch``, CERTIFY with fixed n) has every block split by inputs, one part per
+  process: each part draws the whole block's noise from the block's generator (cheap beside the
+  pipeline) and runs the pipeline only on the chunks of its own inputs (``Smooth.evaluating``), so its
+  rows are those of a whole call, and a block of 64 inputs keeps both cores busy where whole blocks
+  (64, 64, 22 of 150 points) would leave one idle. Any other procedure (sequential, decision mode, a
+  walk-jump denoiser drawing inside the pipeline) runs in whole blocks.
+  :func:`local_executor` picks it by default for fixed-draw CPU runs of at least
+  :data:`AUTO_MIN_SAMPLES` noisy samples, a process per torch thread (measured in
+  docs/performance.md), and for every run with ``COMPANION_WORKERS=N``.
 
 Ray is optional (``pip install 'smoothing-companion[ray]'``); nothing here imports it before an
 executor is created.
@@ -138,10 +144,11 @@ class ProcessExecutor:
     """Certify blocks in ``workers`` forked processes of one torch thread each; yields them in block
     order. CPU only, and only where ``fork`` exists (Linux, macOS): the children inherit the
     driver's ``smooth`` and ``certify`` as they are, so every procedure (sequential, decision mode,
-    logit space ...) runs unchanged, with the rows of a one-thread run in one process (block ``j``
-    draws from the generator of ``(seed, j)`` wherever it runs; a multi-threaded run can differ in
-    single votes where a layer's float results depend on the thread count, see
-    :func:`lib.utils.configure_threads`)."""
+    logit space ...) runs unchanged. A ``certify`` with fixed draws (:func:`lib.smoothing.fixed_draws`)
+    has each block split by inputs into ``workers`` parts (:func:`split_block`, ``Smooth.evaluating``);
+    any other runs whole blocks. Block ``j`` draws from the generator of ``(seed, j)`` wherever it runs,
+    with the rows per call of a one-process run; a multi-threaded run can differ in single votes where
+    a layer's float results depend on the thread count (see :func:`lib.utils.configure_threads`)."""
 
     def __init__(self, workers: int = 2):
         if isinstance(workers, bool) or int(workers) < 1:
