@@ -16,7 +16,8 @@ with and without (``lib.utils.CPU_CHANNELS_LAST``), and checks that the votes ar
 **Processes.** ``certify_dataset`` on ``--blocks`` blocks of two points (n0 = 20, n = ``--proc-num``)
 in one process with ``--threads`` torch threads (``SerialExecutor``) against ``--threads`` forked
 processes of one thread each
-(``ProcessExecutor``, what :func:`lib.smoothing.local_executor` picks for a large CPU run); the two
+(``ProcessExecutor``, what :func:`lib.smoothing.local_executor` picks for a CPU run of ``certify_batch``
+of 10,000 samples or more; each block split by inputs, one point per process); the two
 logs must be identical.
 
 Pipelines: the quick profile's architectures (lib/profile_models.py), randomly initialised with a

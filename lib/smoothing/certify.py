@@ -88,7 +88,8 @@ def certify_dataset(smooth: Smooth, xs: torch.Tensor, labels: torch.Tensor, n0: 
     extras) with ``extras`` = {column: B values} for the extra ``columns`` written after
     Cohen's six (e.g. ``samples`` of a sequential test, ``n_a``/``n_r`` of a rejector).
     ``executor`` runs the blocks: by default :func:`lib.smoothing.distributed.local_executor` (this
-    process, or ``COMPANION_WORKERS`` forked CPU processes), or on many GPUs / machines with
+    process; on a CPU, forked processes splitting each block by inputs when ``certify`` has fixed draws
+    and the run draws 10,000 samples or more, or as ``COMPANION_WORKERS`` says), or on many GPUs / machines with
     :class:`lib.smoothing.distributed.RayExecutor`; the log's rows are the same either way
     (block ``j`` always draws from the generator seeded with ``(seed, j)``).
     """
