@@ -190,17 +190,17 @@ def local_executor(device: torch.device | str, blocks: int, certify: Callable | 
                    samples: int | None = None):
     """The executor of a certification on this machine.
 
-    With ``COMPANION_WORKERS=N`` (N > 1): a :class:`ProcessExecutor` of N processes (at most one per
-    block unless ``certify`` has fixed draws, whose blocks it splits by inputs) for any CPU run of two
-    blocks or more; ``1``: this process (:class:`SerialExecutor`).
+    With ``COMPANION_WORKERS=N`` (N > 1): a :class:`ProcessExecutor` of N processes for a CPU run of
+    ``certify`` with fixed draws (each block split by inputs), or of at most one per block for any other
+    run of two blocks or more; ``1``: this process (:class:`SerialExecutor`).
     Unset: a :class:`ProcessExecutor` with a process per torch thread of this one
-    (:func:`lib.utils.configure_threads`) where that leaves every vote as it is, i.e. a CPU run of
-    ``certify`` with fixed draws (:func:`lib.smoothing.fixed_draws`, e.g. ``Smooth.certify_batch``: split
-    by inputs, the rows of a one-process call) and at least :data:`AUTO_MIN_SAMPLES` noisy ``samples``
-    to draw, on two threads or more; else this process. One thread per process then replaces two per
-    process, which can move the last bits of a layer whose float results depend on the thread count
-    (:func:`lib.utils.configure_threads`): the quick profile's pipelines give identical logs
-    (``benchmarks/bench_cpu.py`` and tests/test_process_executor.py check it)."""
+    (:func:`lib.utils.configure_threads`) for a CPU run of ``certify`` with fixed draws
+    (:func:`lib.smoothing.fixed_draws`, e.g. ``Smooth.certify_batch``: the draws and the rows of every
+    pipeline call as in one process) of at least :data:`AUTO_MIN_SAMPLES` noisy ``samples``, on two
+    threads or more; else this process. One thread per process then replaces several in one, which can
+    move the last bits of a layer whose float results depend on the thread count
+    (:func:`lib.utils.configure_threads`); the quick profile's logs were identical either way (a whole
+    quick run, docs/performance.md; ``benchmarks/bench_cpu.py`` checks its architectures)."""
     env = os.environ.get(WORKERS_ENV, "").strip()
     try:
         workers = int(env) if env else None
