@@ -20,5 +20,5 @@ from .runs import (  # noqa: F401
 )
 from .summaries import (  # noqa: F401
     average_certified_radius, log_summary, table_settings, timing_table, rows_by_method, paired_table,
-    grid_metrics, cost_table,
+    grid_metrics, best_difference, cost_table,
 )

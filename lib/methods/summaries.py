@@ -19,7 +19,7 @@ from lib.smoothing import logs as logs_lib
 from lib.smoothing.logs import log_cpu_seconds, log_elapsed_seconds, log_seconds, read_log
 
 __all__ = ["average_certified_radius", "log_summary", "table_settings", "timing_table", "rows_by_method",
-           "paired_table", "grid_metrics", "cost_table"]
+           "paired_table", "grid_metrics", "best_difference", "cost_table"]
 
 
 def average_certified_radius(df: pd.DataFrame) -> float:
@@ -132,6 +132,13 @@ def grid_metrics(logs: Mapping[tuple, str | Path], radii: Sequence[float], curve
             b[r] = max(b.get(r, 0.0), v)
     return {"certified": cert, "curves": curves, "curve_grid": grid, "seconds": secs, "best_over_sigma": best}
 
+
+
+def best_difference(a: Mapping, b: Mapping, method: str) -> dict:
+    """Certified accuracy of ``method``, best over sigma, of :func:`grid_metrics` ``a`` minus ``b``, in
+    points of %, per radius: {radius: difference rounded to 0.1}."""
+    best_a, best_b = a["best_over_sigma"][method], b["best_over_sigma"][method]
+    return {r: round(100 * (best_a[r] - best_b[r]), 1) for r in best_a}
 
 def cost_table(logs: Mapping[str, str | Path], radii: Sequence[float]) -> pd.DataFrame:
     """One row per labelled log: clean and certified accuracy (%) at ``radii``, ACR, wall

@@ -87,7 +87,7 @@ def votes_fitting(smooth, batch: torch.Tensor) -> torch.Tensor:
     """``smooth.votes`` of a drawn chunk [rows, *shape] in calls of at most
     :func:`lib.utils.rows_per_call` rows, split into halves (recursively) when the device runs out
     of memory; ``smooth._max_rows`` remembers the size that fits."""
-    rows = smooth._max_rows or rows_per_call(batch[0].numel(), smooth.device, smooth._convolutional) or batch.shape[0]
+    rows = smooth._max_rows or rows_per_call(batch[0].numel(), smooth.device, bool(smooth._conv_layers)) or batch.shape[0]
     try:
         if rows >= batch.shape[0]:  # the usual case: one call, no copy
             return smooth.votes(batch)

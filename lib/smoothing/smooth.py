@@ -113,7 +113,6 @@ class Smooth:
         self._max_rows: int | None = None  # rows per pipeline call, halved after an out-of-memory error
         # the pipeline's convolutions, found once: cache-sized CPU calls, and their layout inside a call
         self._conv_layers = conv_layers(classifier, denoiser, rejector)
-        self._convolutional = bool(self._conv_layers)
         self._memory_rows: dict = {}  # memory_batch_size per input shape
         self._evaluated: tuple[int, int] | None = None  # inputs whose votes are computed (evaluating())
 
@@ -241,15 +240,18 @@ class Smooth:
             for i0 in range(0, b, per_chunk):
                 group = xs[i0:i0 + per_chunk].unsqueeze(1)  # [m, 1, *shape]
                 m = group.shape[0]
+                skip = own is not None and (i0 + m <= own[0] or i0 >= own[1])  # drawn, not evaluated
                 for s0 in range(0, num, batch_size):
                     s = min(batch_size, num - s0)  # = num when several inputs share a chunk
                     if self.grid is not None:
                         noisy = _sound.sound_noisy(self.noise, self.grid, group, s, generator)
                     else:
                         noisy = self.noise.sample((m, s) + shape, generator=generator, device=self.device,
-                                                  dtype=xs.dtype).add_(group)
-                    if own is not None and (i0 + m <= own[0] or i0 >= own[1]):
-                        continue  # drawn (the generator advances as in a whole call), not evaluated
+                                                  dtype=xs.dtype)
+                        if not skip:
+                            noisy.add_(group)
+                    if skip:
+                        continue  # the generator advanced as in a whole call
                     votes = self._votes_fitting(noisy.view((m * s,) + shape)).view(m, s)
                     counts[i0:i0 + m].scatter_add_(1, votes, torch.ones_like(votes))
                     bar.update(m * s)
