@@ -152,7 +152,7 @@ def main() -> None:
             num = args.proc_num or (300 if name == "multi_step" else 5000)
             procs.append(processes(smooth, name, args.blocks, num, threads))
             print(procs[-1], flush=True)
-        default_rows = rows_per_call(xs[0].numel(), smooth.device, smooth._convolutional) or chunk
+        default_rows = rows_per_call(xs[0].numel(), smooth.device, bool(smooth._conv_layers)) or chunk
         ref_rate, ref_counts = measure(smooth, xs, args.num, chunk, args.repeats)
         for rows in rows_list:
             rate, counts = (ref_rate, ref_counts) if rows == chunk else measure(smooth, xs, args.num, rows, args.repeats)
