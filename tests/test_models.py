@@ -27,6 +27,31 @@ def test_every_arch_maps_images_to_logits(arch, extra, shape):
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("shape", [(5, 32, 28, 28), (3, 2, 7, 9), (4, 64, 14, 14), (2, 3, 3, 2)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_max_pool_2x2_equals_max_pool2d_bit_for_bit(shape, layout):
+    pool = models.MaxPool2x2()
+    x = torch.randn(shape).relu()  # ReLU: many tied zeros
+    special = torch.tensor([float("inf"), -float("inf"), float("nan")])
+    x.view(-1)[::7] = special.repeat(x.numel())[: x.view(-1)[::7].numel()]
+    x = x.contiguous(memory_format=layout)
+    with torch.no_grad():
+        fast = pool(x)
+    ref = torch.nn.functional.max_pool2d(x, 2)
+    assert fast.shape == ref.shape
+    assert torch.equal(fast.isnan(), ref.isnan())
+    assert torch.equal(fast.nan_to_num(0.0), ref.nan_to_num(0.0))
+
+
+def test_max_pool_2x2_keeps_max_pool2d_gradients_when_training():
+    x = torch.randn(3, 4, 8, 8).relu().requires_grad_()
+    models.MaxPool2x2()(x).sum().backward()
+    y = x.detach().clone().requires_grad_()
+    torch.nn.functional.max_pool2d(y, 2).sum().backward()
+    assert torch.equal(x.grad, y.grad)  # ties: the gradient goes to one input, as max_pool2d's
+    assert (x.grad.view(3, 4, 4, 2, 4, 2).sum((3, 5)) == 1).all()
+
+
 def test_linear_classifier_is_one_affine_map():
     model = models.build_classifier({"arch": "linear", "in_shape": [1, 28, 28], "num_classes": 10})
     assert sum(p.numel() for p in model.parameters()) == 784 * 10 + 10

@@ -1,7 +1,7 @@
 """Classifiers, the one training loop, and the model cache (trained models keyed by a hash of their config)."""
 from .training import EMA, StepLoss, EpochSampler, train_loop, checkpointing, CHECKPOINT_EVERY  # noqa: F401
 from .classifiers import (  # noqa: F401
-    dataset_info, LinearClassifier, MLPClassifier, SmallCNN, ResNet, ARCHS,
+    dataset_info, LinearClassifier, MLPClassifier, SmallCNN, ResNet, MaxPool2x2, ARCHS,
     build_classifier, accuracy, linear_margin, train_classifier, classifier_loss,
     classifier_config, get_classifier,
 )

@@ -39,6 +39,7 @@ from torch import nn
 
 from lib.data import image_shape, load, num_classes
 from lib.models.cache import load_or_train
+from lib.models.classifiers import MaxPool2x2
 from lib.models.training import EpochSampler, StepLoss, train_loop
 from lib.smoothing.noise import Gaussian
 from lib.utils import check_count, check_positive, check_sigma, config_hash
@@ -64,8 +65,8 @@ class RejectorNet(nn.Module):
         width, hidden = check_count("width", width), check_count("hidden", hidden)
         self.use_classifier = bool(use_classifier)
         self.features = nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten())
+            nn.Conv2d(c, width, 3, padding=1), nn.ReLU(inplace=True), MaxPool2x2(),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), MaxPool2x2(), nn.Flatten())
         feat = 2 * width * (h // 4) * (w // 4) + (self.num_classes if self.use_classifier else 0)
         self.fc = nn.Sequential(nn.Linear(feat, hidden), nn.ReLU(inplace=True),
                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True))
