@@ -80,7 +80,6 @@ if [ "$BOOK_ONLY" = 1 ]; then
 fi
 # headless: lib.utils.progress_bar draws quiet text bars (no widgets) in the executed notebooks
 export COMPANION_HEADLESS=1
-source scripts/allocator.sh
 if [ -n "$DATASET" ]; then python -m lib.data fetch mnist "$DATASET"; else python -m lib.data fetch; fi
 if [ "$PROFILE" = full ]; then  # fail here, not hours in: full needs a GPU unless --allow-cpu
   python -c "

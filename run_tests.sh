@@ -15,7 +15,6 @@ source scripts/setup_env.sh
 # headless: text progress bars; the Agg backend for figures drawn by the test process itself
 # (notebook kernels get the inline backend from scripts/run_notebook.py, so their plots are kept)
 export COMPANION_HEADLESS=1 MPLBACKEND=agg
-source scripts/allocator.sh
 # test-only dependencies (Ray for the sharded-certification tests), pinned in requirements-test.txt
 python -c "import ray" 2>/dev/null || python -m pip install --quiet -r requirements-test.txt 2>&1 | grep -v "is ignored" || true
 python -c "import ray" || { echo "[tests] could not install requirements-test.txt" >&2; exit 1; }

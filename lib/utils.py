@@ -235,9 +235,10 @@ def channels_last(*fns, device: str | torch.device = "cpu") -> Iterator[None]:
     afterwards each layer gets back the very weight tensor it had.
 
     Only the memory layout changes, never a value, whatever the interleaving of calls: oneDNN then
-    runs channels-last kernels (and the max-pooling after them). On a 2-core Xeon
-    (``benchmarks/bench_cpu.py``, docs/performance.md) the quick CNN gains x1.25, DnCNN + CNN x1.14,
-    the one-step pipeline x1.10; the multi-step denoiser's score network nothing. A layer with one
+    runs channels-last kernels. On a 2-core Xeon (``benchmarks/bench_cpu.py``, docs/performance.md)
+    the quick CNN gains x1.03, DnCNN + CNN x1.05, the one-step pipeline x1.01, the multi-step
+    denoiser's score network nothing (x1.25, x1.14, x1.10 while the pooling after the convolutions was
+    ``max_pool2d``, whose contiguous-input kernel is slow; see ``lib.models.MaxPool2x2``). A layer with one
     input channel keeps its kernel (its weight has the same memory either way), so the layers
     after it take their input in the default layout. Whether the float results equal those of the
     default layout is a property of the kernels, not a guarantee: ``tests/test_memory.py`` and

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -130,33 +129,3 @@ def test_the_profile_shares_each_notebooks_wall_time_over_its_phases(tmp_path):
     row = next(line for line in table.splitlines() if line.startswith("| 05_x"))
     assert row == "| 05_x | 200 | 60 | 0 | 100 | 40 | 0 | 0 | 0 | 0 |"
     assert "99_unrecorded" not in table and "./run_all.sh" in table
-
-
-_TRAIN_SNIPPET = """
-import hashlib, torch
-from lib.denoising.nets import ScoreMLP
-torch.manual_seed(0); torch.set_num_threads(1)
-net = ScoreMLP((1, 28, 28), hidden=64, depth=1, emb_dim=16, conv=8)  # [64, 8, 28, 28] activations: 1.6 MB
-opt = torch.optim.Adam(net.parameters(), 1e-3)
-for _ in range(20):
-    x, s = torch.rand(64, 1, 28, 28), torch.rand(64) + 0.1
-    z = torch.randn_like(x)
-    loss = ((net(x + s[:, None, None, None] * z, s) * s[:, None, None, None] + z) ** 2).mean()
-    opt.zero_grad(); loss.backward(); opt.step()
-print(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in net.parameters())).hexdigest())
-"""
-
-
-def test_the_allocator_settings_of_the_runs_change_no_weight():
-    """scripts/allocator.sh (sourced by run_all.sh and run_tests.sh) changes where memory comes from, not a
-    value: the same training gives the same weights bit for bit with and without it; a preset value wins."""
-    plain = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    run = lambda env, pre="": subprocess.run(  # noqa: E731
-        ["bash", "-c", f'set -e; {pre}"$PY" -c "$SNIPPET"; echo "$MALLOC_MMAP_THRESHOLD_ $MALLOC_TRIM_THRESHOLD_"'],
-        cwd=ROOT, env={**env, "SNIPPET": _TRAIN_SNIPPET, "PY": sys.executable}, capture_output=True, text=True,
-        check=True).stdout.split("\n")
-    without, settings = run(plain), run(plain, "source scripts/allocator.sh; ")
-    assert without[1].strip() == "" and settings[1] == "33554432 4294967296"
-    assert len(without[0]) == 64 and settings[0] == without[0]
-    preset = run({**plain, "MALLOC_TRIM_THRESHOLD_": "1000"}, "source scripts/allocator.sh; ")
-    assert preset[1] == "33554432 1000" and preset[0] == without[0]
