@@ -140,6 +140,9 @@ def main() -> None:
     ap.add_argument("--pipelines", default=",".join(PIPELINES))
     ap.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
     args = ap.parse_args()
+    unknown = sorted(set(args.pipelines.split(",")) - set(PIPELINES))
+    if unknown:
+        raise SystemExit(f"unknown pipelines {unknown}: choose from {', '.join(PIPELINES)}")
     threads = configure_threads(args.threads)
     torch.manual_seed(1)
     xs = torch.rand(args.points, 1, 28, 28)

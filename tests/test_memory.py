@@ -160,6 +160,9 @@ def test_bench_cpu_checks_the_votes_for_every_rows_per_call_and_process(tmp_path
         torch.set_num_threads(threads)  # the benchmark sets its own
     report = json.loads((tmp_path / "cpu.json").read_text())
     rows = report["rows"]
+    monkeypatch.setattr(sys, "argv", ["bench_cpu.py", "--pipelines", "cnn,dncnn+cnn", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"unknown pipelines \['dncnn\+cnn'\]"):
+        bench.main()  # a name it does not know is refused, not measured as the CNN alone
     assert [p["pipeline"] for p in report["processes"]] == ["cnn", "deen"]
     assert all(p["logs identical"] for p in report["processes"])
     assert {r["pipeline"] for r in rows} == {"cnn", "deen"} and all(r["votes identical"] for r in rows)
