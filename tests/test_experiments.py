@@ -322,3 +322,14 @@ def test_plateau_table_separates_a_flat_run_from_a_falling_one():
     assert "1 of 3 runs meet it" in line and "1 of 3 were still improving" in line and "1 logged too few" in line
     with pytest.raises(ValueError, match="tail"):
         study.plateau_table({"flat": flat}, tail=0.6)
+
+
+def test_table_rows_by_noise_and_by_sigma():
+    logs = {("none", 0.5): "a", ("white_box", 0.5): "b", ("none", 0.25): "c", ("white_box", 0.25): "d"}
+    by_sigma = lib.methods.rows_by_sigma(logs, {"none": "h"})  # white_box: its registry label
+    assert list(by_sigma.items()) == [("h, σ=0.25", ["c"]), ("white-box, σ=0.25", ["d"]),
+                                      ("h, σ=0.5", ["a"]), ("white-box, σ=0.5", ["b"])]
+    by_noise = lib.methods.rows_by_noise({"laplace": logs, "uniform": {("none", 1.0): "e"}},
+                                         {"laplace": "Laplace", "uniform": "uniform"})
+    assert list(by_noise.items()) == [("no denoiser, Laplace", ["a", "c"]), ("white-box, Laplace", ["b", "d"]),
+                                      ("no denoiser, uniform", ["e"])]

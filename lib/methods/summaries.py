@@ -87,6 +87,20 @@ def rows_by_method(logs: Mapping[tuple, str | Path], labels: Mapping[str, str] |
     return out
 
 
+def rows_by_noise(logs: Mapping[str, Mapping[tuple, str | Path]], names: Mapping[str, str]) -> dict:
+    """:func:`rows_by_method` over several noises: ``logs`` = {noise: {(method, sigma): path}}, each
+    label followed by ", " and ``names[noise]``; noises in their order."""
+    return {label: paths for q, lg in logs.items() for label, paths in rows_by_method(lg, suffix=f", {names[q]}").items()}
+
+
+def rows_by_sigma(logs: Mapping[tuple, str | Path], labels: Mapping[str, str] | None = None) -> dict:
+    """{"label, σ=s": [path]} for a per-sigma ``register_table``: one row per run of ``logs``
+    ({(method, sigma): path}), ordered by sigma, the methods of one sigma in their order; a method's
+    label is ``labels[method]`` or its registry label."""
+    return {f"{(labels or {}).get(m, method_label(m))}, σ={s:g}": [p]
+            for (m, s), p in sorted(logs.items(), key=lambda kv: kv[0][1])}
+
+
 def paired_table(logs: Mapping[tuple, str | Path], pairs: Sequence[tuple[str, str]],
                  radius: float | None = None) -> pd.DataFrame:
     """:func:`lib.reporting.paired_difference` of method A minus method B at every sigma both were
