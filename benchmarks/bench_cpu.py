@@ -13,6 +13,14 @@ and prints the throughput of each, and its ratio to one call per chunk (the whol
 (:func:`lib.utils.channels_last`); the benchmark measures each pipeline at its default rows per call
 with and without (``lib.utils.CPU_CHANNELS_LAST``), and checks that the votes are identical.
 
+**Score network.** For the score-driven pipelines (one-step, multi-step) the score network's
+inference in two forms besides the eager default, measured alternately with it: ``torch.compile``
+(TorchInductor's CPU code; its first call, which compiles, is timed apart) and bfloat16 autocast
+(``torch.autocast("cpu", torch.bfloat16)``: fast only on a CPU with bfloat16 matrix units). Neither is
+used by the companion: each is printed with its ratio to eager and how many of the votes it changed
+(votes move when a float of the denoised image moves), so that the decision can be re-checked on
+another machine or torch version.
+
 **Processes.** ``certify_dataset`` on ``--blocks`` blocks of two points (n0 = 20, n = ``--proc-num``)
 in one process with ``--threads`` torch threads (``SerialExecutor``) against ``--threads`` forked
 processes of one thread each
@@ -27,7 +35,7 @@ score network, each followed by the CNN; and notebook 04's g[π] (the DEEN's Bay
 the linear classifier).
 
 Usage: ``python benchmarks/bench_cpu.py [--threads N] [--points 2] [--num 668] [--repeats 3]
-[--blocks 4] [--pipelines cnn,multi_step]``; writes ``outputs/benchmarks/cpu.json`` and ``cpu.md``.
+[--blocks 4] [--pipelines cnn,multi_step] [--no-variants]``; writes ``outputs/benchmarks/cpu.json`` and ``cpu.md``.
 About five minutes on an idle 2-core CPU.
 """
 from __future__ import annotations
@@ -108,6 +116,55 @@ def layout(smooth: Smooth, name: str, xs: torch.Tensor, num: int, rows: int, rep
             "votes identical": bool(torch.equal(counts[True], counts[False]))}
 
 
+class _Autocast(torch.nn.Module):
+    """``net`` run under bfloat16 autocast on the CPU, its output returned as float32."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *args):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.net(*args).float()
+
+
+def score_variants(smooth: Smooth, name: str, xs: torch.Tensor, num: int, rows: int, repeats: int) -> list[dict]:
+    """Samples per second of a score-driven pipeline with its score network compiled (``torch.compile``)
+    and under bfloat16 autocast, each against eager (measured alternately), and the votes each changed:
+    half the sum of absolute count differences (0 when the votes are identical)."""
+    score = smooth.denoiser.score
+    eager = score.net
+    variants, first_call, failed = {}, {}, {}
+    try:
+        t0 = time.perf_counter()
+        compiled = torch.compile(eager)
+        with torch.inference_mode():
+            compiled(xs[:1].expand(rows, *xs.shape[1:]).contiguous(), torch.full((rows,), 0.5))
+        variants["torch.compile"], first_call["torch.compile"] = compiled, time.perf_counter() - t0
+    except Exception as err:  # no C++ compiler, an unsupported platform: say so, measure the rest
+        failed["torch.compile"] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+    variants["bfloat16 autocast"] = _Autocast(eager)
+    out = []
+    try:
+        for label, net in variants.items():
+            rates, counts = {"eager": 0.0, label: 0.0}, {}
+            for _ in range(repeats):
+                for key, module in (("eager", eager), (label, net)):
+                    score.net = module
+                    rate, counts[key] = measure(smooth, xs, num, rows, 1)
+                    rates[key] = max(rates[key], rate)
+            out.append({"pipeline": name, "variant": label, "rows per call": rows,
+                        "eager: samples/s": round(rates["eager"], 1), "variant: samples/s": round(rates[label], 1),
+                        "ratio": round(rates[label] / rates["eager"], 2),
+                        "first call s": round(first_call.get(label, 0.0), 1),
+                        "votes changed": int((counts[label] - counts["eager"]).abs().sum().item() // 2),
+                        "votes": int(counts["eager"].sum().item())})
+    finally:
+        score.net = eager
+    out += [{"pipeline": name, "variant": label, "unavailable": why} for label, why in failed.items()]
+    return out
+
+
 def processes(smooth: Smooth, name: str, blocks: int, num: int, workers: int) -> dict:
     """Samples per second of certify_dataset in one process (``workers`` threads) and in ``workers``
     forked processes (a thread each), on ``blocks`` blocks of two points (n0 = 20, n = ``num``, as in
@@ -138,6 +195,8 @@ def main() -> None:
     ap.add_argument("--proc-num", type=int, default=None,
                     help="n of the process comparison (default: 5,000; 300 for the multi-step denoiser)")
     ap.add_argument("--pipelines", default=",".join(PIPELINES))
+    ap.add_argument("--no-variants", action="store_true",
+                    help="skip the score network's torch.compile and bfloat16 comparison")
     ap.add_argument("--out", default=str(paths.OUTPUTS / "benchmarks"))
     args = ap.parse_args()
     unknown = sorted(set(args.pipelines.split(",")) - set(PIPELINES))
@@ -148,7 +207,7 @@ def main() -> None:
     xs = torch.rand(args.points, 1, 28, 28)
     chunk = default_batch_size(xs[0].numel(), torch.device("cpu"))
     rows_list = [chunk if f is None else max(1, f // xs[0].numel()) for f in CALL_FLOATS]
-    out, procs, layouts = [], [], []
+    out, procs, layouts, variants = [], [], [], []
     for name in args.pipelines.split(","):
         smooth = build(name)
         if threads > 1:
@@ -165,6 +224,9 @@ def main() -> None:
             print(out[-1], flush=True)
         layouts.append(layout(smooth, name, xs, args.num, default_rows, args.repeats))
         print(layouts[-1], flush=True)
+        if name in ("one_step", "multi_step") and not args.no_variants:
+            variants += score_variants(smooth, name, xs, args.num, default_rows, args.repeats)
+            print(*variants[-2:], sep="\n", flush=True)
     meta = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": threads,
                         "python": platform.python_version(), "torch": torch.__version__},
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "chunk": chunk,
@@ -172,11 +234,14 @@ def main() -> None:
             "command": "python benchmarks/bench_cpu.py " + " ".join(sys.argv[1:])}
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "cpu.json").write_text(json.dumps({"meta": meta, "rows": out, "layouts": layouts, "processes": procs},
+    (dest / "cpu.json").write_text(json.dumps({"meta": meta, "rows": out, "layouts": layouts, "processes": procs,
+                                               "score variants": variants},
                                               indent=1))
     md = markdown_table(pd.DataFrame(out), index=False) + "\n\n" + markdown_table(pd.DataFrame(layouts), index=False)
     if procs:
         md += "\n\n" + markdown_table(pd.DataFrame(procs), index=False)
+    if variants:
+        md += "\n\n" + markdown_table(pd.DataFrame(variants), index=False)
     (dest / "cpu.md").write_text(f"{meta}\n\n{md}\n")
     print(md)
     if (not all(r["votes identical"] for r in out + layouts) or not all(r["logs identical"] for r in procs)):

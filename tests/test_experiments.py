@@ -333,3 +333,37 @@ def test_table_rows_by_noise_and_by_sigma():
                                          {"laplace": "Laplace", "uniform": "uniform"})
     assert list(by_noise.items()) == [("no denoiser, Laplace", ["a", "c"]), ("white-box, Laplace", ["b", "d"]),
                                       ("no denoiser, uniform", ["e"])]
+
+
+def test_d2_paired_tests_every_pair_and_adjusts_for_all_of_them(tmp_path):
+    from statsmodels.stats.contingency_tables import mcnemar
+    from statsmodels.stats.multitest import multipletests
+
+    from lib.experiments.ablations import d2_paired, d2_verdict
+
+    n = 60
+    weak = _write_log(tmp_path / "weak.tsv", [1] * 10 + [0] * 50, [1.0] * 10 + [0.0] * 50)
+    mid = _write_log(tmp_path / "mid.tsv", [1] * 40 + [0] * 20, [1.0] * 40 + [0.0] * 20)
+    strong = _write_log(tmp_path / "strong.tsv", [1] * 42 + [0] * 18, [1.0] * 12 + [0.3] * 30 + [0.0] * 18)
+    logs = {"weak": {("one_step", 0.5): weak}, "mid": {("one_step", 0.5): mid},
+            "strong": {("one_step", 0.5): strong, ("one_step", 1.0): strong}}
+    out = d2_paired(["weak", "mid", "strong"], logs, [0.25, 0.5])
+    # three pairs, the one shared sigma, two radii
+    assert len(out) == 6 and set(out["sigma"]) == {0.5} and (out["points"] == n).all()
+    row = out[(out["more accurate"] == "mid") & (out["less accurate"] == "weak") & (out["radius"] == 0.5)].iloc[0]
+    assert row["difference (pts)"] == pytest.approx(50.0)
+    assert row["McNemar p"] == pytest.approx(mcnemar([[10, 30], [0, 20]], exact=True).pvalue)
+    assert list(out["Holm p"]) == pytest.approx(list(multipletests(out["McNemar p"], method="holm")[1]))
+    # at r = 0.5 the strongest certifies 12 points against the middle one's 40: a resolved inversion
+    inv = out[(out["more accurate"] == "strong") & (out["less accurate"] == "mid") & (out["radius"] == 0.5)].iloc[0]
+    assert inv["verdict"] == "more accurate certifies less"
+    sentence = d2_verdict(out)
+    counts = out["verdict"].value_counts()
+    assert f"({len(out)} tests, Holm-adjusted" in sentence and "is contradicted here in" in sentence
+    assert f"more in {counts['more accurate certifies more']}, less in {counts['more accurate certifies less']}" in sentence
+    assert "strong < mid at r=0.5, sigma=0.5" in sentence
+    # no resolved difference: neither the claim nor its contrary is said to hold
+    tie = d2_paired(["weak", "mid"], {"weak": {("one_step", 0.5): weak}, "mid": {("one_step", 0.5): weak}}, [0.5])
+    assert tie["verdict"].tolist() == ["not resolved"] and "neither Lee D.2 nor its contrary" in d2_verdict(tie)
+    support = d2_paired(["weak", "mid"], {"weak": {("one_step", 0.5): weak}, "mid": {("one_step", 0.5): mid}}, [0.5])
+    assert "no test contradicts Lee D.2" in d2_verdict(support) and "and 1 support it" in d2_verdict(support)

@@ -271,6 +271,11 @@ def test_07_findings_follow_the_recorded_numbers(executed_notebook, notebook_out
     d2 = m["d2"]
     order = " < ".join(d2["order"])
     assert f"orders the classifiers {order} (measured)" in out
+    verdicts = [row["verdict"] for row in d2["paired"]]  # the D.2 verdict is counted from the recorded tests
+    assert d2["paired"] and all(0 <= row["Holm p"] <= 1 for row in d2["paired"])
+    assert (f"({len(verdicts)} tests, Holm-adjusted, family-wise 0.05): the more accurate certifies more in "
+            f"{verdicts.count('more accurate certifies more')}, less in "
+            f"{verdicts.count('more accurate certifies less')}") in out
     accs = d2["test_accuracy"]
     assert [accs[a] for a in d2["order"]] == sorted(accs.values())
     assert "Lee's claim: the multi-step" not in out and "our comparison" in out

@@ -240,3 +240,30 @@ def test_channels_last_gives_the_weights_back_after_an_error():
     assert cnn.features[3].weight is weight and weight.is_contiguous()
     with channels_last(cnn, device="cuda"):  # only on the CPU: a GPU keeps its layout (not measured there)
         assert cnn.features[3].weight.is_contiguous()
+
+
+def test_bench_cpu_score_variants_report_changed_votes_and_restore_the_network(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cpu.py"
+    spec = importlib.util.spec_from_file_location("bench_cpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    smooth = bench.build("one_step")
+    eager = smooth.denoiser.score.net
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    rows = bench.score_variants(smooth, "one_step", torch.rand(1, 1, 28, 28), 40, 83, 1)
+    assert smooth.denoiser.score.net is eager  # the eager network is put back
+    by_variant = {r["variant"]: r for r in rows}
+    assert by_variant["torch.compile"] == {"pipeline": "one_step", "variant": "torch.compile",
+                                           "unavailable": "RuntimeError: no C++ compiler"}
+    bf16 = by_variant["bfloat16 autocast"]
+    assert bf16["votes"] == 40 and 0 <= bf16["votes changed"] <= 40 and bf16["ratio"] > 0
+    x = torch.rand(3, 1, 28, 28)
+    with torch.inference_mode():
+        out = bench._Autocast(eager)(x, torch.full((3,), 0.5))
+    assert out.dtype == torch.float32 and out.shape == (3, 1, 28, 28)
