@@ -128,7 +128,7 @@ def test_certificate_reference_fails_for_the_plugin(gen):
         plug = torch.tensor(np.nan_to_num(0.5 * 0.5 * (norm.ppf(top / 200) - norm.ppf(np.sort(counts, 1)[:, -2] / 200)),
                                           posinf=10.0))
     ref = T.certificate_reference(smooth, pts, torch.tensor(counts.argmax(1)), plug * 1.5, 20000, gen)
-    assert ref.violation.mean() > T.binomial_tolerance(len(ref), 0.001 + 3e-4)
+    assert ref.violation.mean() > T.binomial_tolerance(len(ref), 0.001 + 1e-4)  # the notebook's tolerance: alpha + the reference's level
 
 
 def test_abstention_check_fails_when_n0_is_ignored(gen):
