@@ -94,10 +94,20 @@ OUT="${COMPANION_OUTPUTS:-outputs}/notebooks/$PROFILE"
 FIG="${COMPANION_FIGURES:-figures}"
 mkdir -p "$OUT" "$FIG"
 total=${#NOTEBOOKS[@]}
+# every kernel uses a torch thread per usable core whatever the load (lib.utils.configure_threads: the
+# numbers depend on the thread count, never on what else runs); when cores are busy at the start, the
+# threads wait passively instead of spinning on a shared core (unless OMP_WAIT_POLICY is set already)
+read -r FREE_CORES USABLE_CORES WAIT_POLICY < <(python -c 'import lib.utils as u
+f, c = u.free_cores(), u.usable_cores(); print(f, c, u.wait_policy(f, c) or "-")')
+if [ "$WAIT_POLICY" != - ]; then
+  export OMP_WAIT_POLICY="$WAIT_POLICY"
+  echo "[run_all] $((USABLE_CORES - FREE_CORES)) of $USABLE_CORES cores busy at the start: the notebooks keep" \
+       "$USABLE_CORES threads (the same numbers as on an idle machine) and wait passively (OMP_WAIT_POLICY=PASSIVE)"
+fi
 # the lecture notebooks 00 and 01 use one torch thread each under smoke and quick
 # (lib.utils.lecture_threads) and depend on nothing: on a machine with two free cores they run side by side
 lectures=()
-if [ "$PROFILE" != full ] && [ "$(python -c 'import lib.utils as u; print(u.free_cores())')" -ge 2 ]; then
+if [ "$PROFILE" != full ] && [ "$FREE_CORES" -ge 2 ]; then
   for nb in "${NOTEBOOKS[@]}"; do
     case "$(basename "$nb")" in 00_*|01_*) lectures+=("$nb") ;; esac
   done

@@ -102,7 +102,7 @@ def main(argv=None):
     parser.add_argument("--walk-tau", type=int, default=100)
     parser.add_argument("--out", default=None, help="output folder (default outputs/benchmarks)")
     args = parser.parse_args(argv)
-    utils.configure_threads()  # torch threads: COMPANION_THREADS, else the free cores
+    utils.configure_threads()  # torch threads: COMPANION_THREADS, else the usable cores
 
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     shape = data.image_shape(args.dataset)

@@ -86,13 +86,17 @@ def seed_everything(seed: int) -> torch.Generator:
 THREADS_ENV = "COMPANION_THREADS"
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask; the CPU count where there is none)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def free_cores(window: float = 0.2) -> int:
-    """CPU cores not busy with other processes, at least 1: the cores usable by this process minus
-    the cores busy now (rounded), measured from ``/proc/stat`` over ``window`` seconds on Linux (the
-    one-minute load average elsewhere). The instantaneous measure matters in ``run_all.sh``: each
-    notebook's kernel starts seconds after the previous one ended, whose work would still fill the
-    load average and cost the idle machine half its cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """CPU cores not busy with other processes, at least 1: :func:`usable_cores` minus the cores
+    busy now (rounded), measured from ``/proc/stat`` over ``window`` seconds on Linux (the one-minute
+    load average elsewhere). ``run_all.sh`` reads it to decide how its kernels wait and whether the two
+    lecture notebooks run side by side; it never sets a thread count (see :func:`configure_threads`)."""
+    cores = usable_cores()
     busy = _busy_cores(window)
     if busy is None:
         try:
@@ -100,6 +104,16 @@ def free_cores(window: float = 0.2) -> int:
         except OSError:  # not available on this platform
             busy = 0.0
     return max(1, min(cores, cores - int(busy + 0.5)))
+
+
+def wait_policy(free: int, usable: int) -> str | None:
+    """The ``OMP_WAIT_POLICY`` a run should give its kernels: ``"PASSIVE"`` when ``free`` < ``usable``
+    cores (other work holds some: threads that spin while they wait would take turns with it on a
+    shared core) and the environment sets none; else None (keep torch's default, spinning, the faster
+    one on an idle machine). The thread count stays ``usable`` either way (:func:`configure_threads`)."""
+    if os.environ.get("OMP_WAIT_POLICY") or free >= usable:
+        return None
+    return "PASSIVE"
 
 
 def _busy_cores(window: float) -> float | None:
@@ -125,15 +139,14 @@ def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads and return the number used.
 
     ``threads`` if given; else the environment variable ``COMPANION_THREADS``; else (unless
-    ``OMP_NUM_THREADS`` is set, which torch already honours) the number of :func:`free_cores`.
-    On a machine shared with other CPU-bound processes this avoids oversubscription: two
-    processes each running one thread per core on the same cores slow each other down far more
-    than the cores they share. The trained weights and certification logs of
-    tests/test_reproducibility.py are the same for 1 and 2 threads, but not every float result is:
-    a linear layer on a 100-row block ([100, 784] x [784, 10]) differs in the last bits between 1
-    and 2 threads (MKL's blocking), which moved single votes of a few points (no table cell) of
-    notebook 04's logs between a 1-thread and a 2-thread quick run. Fix ``COMPANION_THREADS`` to
-    compare logs bit for bit across machines."""
+    ``OMP_NUM_THREADS`` is set, which torch already honours) the number of :func:`usable_cores`,
+    whatever else the machine is running. Float results depend on the thread count: a linear layer
+    differs in the last bits between 1 and 2 threads (MKL's blocking), and a training run's weights
+    with it, and every log downstream. So the default is fixed by the machine, never by its momentary
+    load: the same profile and seed give the same numbers on the same machine, busy or idle. On a
+    busy machine ``run_all.sh`` makes the kernels' threads wait passively (``OMP_WAIT_POLICY=PASSIVE``),
+    which keeps most of the speed a thread per free core would have (figures in docs/environment.md).
+    Set ``COMPANION_THREADS`` to choose another count (the numbers then are that count's)."""
     if threads is None:
         env = os.environ.get(THREADS_ENV, "").strip()
         if env:
@@ -144,7 +157,7 @@ def configure_threads(threads: int | None = None) -> int:
         elif os.environ.get("OMP_NUM_THREADS"):
             return torch.get_num_threads()
         else:
-            threads = free_cores()
+            threads = usable_cores()
     threads = check_count("threads", threads)
     torch.set_num_threads(threads)
     return threads
@@ -195,7 +208,7 @@ def check_device(profile: str, device: str | torch.device | None = None) -> torc
 
 def lecture_threads(profile: str) -> int:
     """Torch threads for the lecture notebooks' toy-sized tensors: one under smoke/quick (fastest
-    and no oversubscription on a shared CPU), every free core under ``full``
+    and no oversubscription on a shared CPU), every usable core under ``full``
     (:func:`configure_threads`), whose larger sizes gain from them."""
     return configure_threads(None if profile == "full" else 1)
 

@@ -20,7 +20,7 @@ import lib.utils
 
 ROOT = Path(__file__).resolve().parents[1]
 
-lib.utils.configure_threads()  # torch threads: COMPANION_THREADS, else the free cores
+lib.utils.configure_threads()  # torch threads: COMPANION_THREADS, else the usable cores
 
 
 def _load_script(name: str):

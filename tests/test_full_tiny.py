@@ -48,7 +48,7 @@ def test_full_refuses_the_cpu_unless_allowed(monkeypatch):
 def test_lecture_threads(monkeypatch):
     monkeypatch.delenv(utils.THREADS_ENV, raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(utils, "free_cores", lambda: 2)  # a measurement: fixed here, not read twice
+    monkeypatch.setattr(utils, "usable_cores", lambda: 2)
     old = torch.get_num_threads()
     try:
         assert utils.lecture_threads("quick") == 1

@@ -100,9 +100,11 @@ def test_configure_threads_reads_the_environment(monkeypatch):
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         import os
 
-        assert 1 <= lib.utils.free_cores() <= (os.cpu_count() or 1)
+        assert 1 <= lib.utils.free_cores() <= lib.utils.usable_cores() <= (os.cpu_count() or 1)
+        monkeypatch.setattr(lib.utils, "usable_cores", lambda: 2)
         monkeypatch.setattr(lib.utils, "free_cores", lambda: 1)  # a busy machine: one free core
-        assert lib.utils.configure_threads() == 1 and torch.get_num_threads() == 1
+        # the count is the machine's, not its load's: the numbers must not depend on what else runs
+        assert lib.utils.configure_threads() == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
@@ -124,3 +126,15 @@ def test_busy_cores_reads_proc_stat():
         assert busy is None
     else:
         assert busy is not None and 0.0 <= busy <= (os.cpu_count() or 1) + 1e-9
+
+
+def test_a_busy_machine_waits_passively_and_keeps_its_threads(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert lib.utils.wait_policy(2, 2) is None  # idle: torch's default (spinning) is the faster
+    assert lib.utils.wait_policy(1, 2) == "PASSIVE"  # a core busy: sleep instead of spinning on it
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert lib.utils.wait_policy(1, 2) is None  # the user's choice stands
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[1] / "run_all.sh").read_text()
+    assert 'export OMP_WAIT_POLICY="$WAIT_POLICY"' in script and "u.wait_policy(f, c)" in script
