@@ -223,7 +223,7 @@ def d2_paired(order: list, table_logs: Mapping[str, Mapping], radii, alpha: floa
     certified / not-certified outcomes (:func:`lib.reporting.paired_difference`), the p-value Holm-adjusted
     over all rows (statsmodels ``multipletests``: the family-wise error of the verdicts is <= ``alpha``)
     and the verdict: "more accurate certifies more", "more accurate certifies less" or "not resolved"."""
-    rows = []
+    rows, diffs = [], []
     for i, weak in enumerate(order):
         for strong in order[i + 1:]:
             for key, path in table_logs[strong].items():
@@ -231,6 +231,7 @@ def d2_paired(order: list, table_logs: Mapping[str, Mapping], radii, alpha: floa
                     continue
                 for r in radii:
                     d = paired_difference(path, table_logs[weak][key], radius=r)
+                    diffs.append(d["diff"])
                     rows.append({"more accurate": strong, "less accurate": weak, "sigma": key[1], "radius": float(r),
                                  "difference (pts)": round(100 * d["diff"], 1), "McNemar p": d["p"],
                                  "points": d["points"]})
@@ -241,7 +242,7 @@ def d2_paired(order: list, table_logs: Mapping[str, Mapping], radii, alpha: floa
     out["Holm p"] = holm
     out["verdict"] = ["not resolved" if not rej or diff == 0 else
                       "more accurate certifies more" if diff > 0 else "more accurate certifies less"
-                      for rej, diff in zip(reject, out["difference (pts)"])]
+                      for rej, diff in zip(reject, diffs)]
     return out
 
 
