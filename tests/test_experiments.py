@@ -333,6 +333,13 @@ def test_table_rows_by_noise_and_by_sigma():
                                          {"laplace": "Laplace", "uniform": "uniform"})
     assert list(by_noise.items()) == [("no denoiser, Laplace", ["a", "c"]), ("white-box, Laplace", ["b", "d"]),
                                       ("no denoiser, uniform", ["e"])]
+    # the curve panels: one per sigma, every method that ran there in the logs' order, or the methods asked for
+    assert lib.methods.panels_by_sigma(logs, [0.5, 0.25]) == {
+        "σ = 0.5": {"no denoiser": ["a"], "white-box": ["b"]}, "σ = 0.25": {"no denoiser": ["c"], "white-box": ["d"]}}
+    assert lib.methods.panels_by_sigma(logs, [0.25], ["white_box", "none"], {"none": "h"}) == {
+        "σ = 0.25": {"white-box": ["d"], "h": ["c"]}}
+    with pytest.raises(KeyError):
+        lib.methods.panels_by_sigma(logs, [1.0], ["none"])  # a run asked for that is not there
 
 
 def test_d2_paired_tests_every_pair_and_adjusts_for_all_of_them(tmp_path):

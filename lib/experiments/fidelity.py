@@ -30,7 +30,7 @@ from statsmodels.stats.proportion import proportion_confint
 from lib.data import datasets
 from lib.denoising.energy import EnergyMLP, deen_loss, get_energy_model
 from lib.experiments.procedures import sequential_procedure
-from lib.methods import certification_mode, certify_method
+from lib.methods import certification_mode, certify_method, panels_by_sigma
 from lib.profiles import model_settings
 from lib.reporting.figures import COLORS, certified_curves_figure, denoising_figure, figure_style, save_figure
 from lib.reporting.tables import best_over
@@ -326,7 +326,7 @@ def figure2(logs: Mapping[tuple, object], names: Mapping[str, str], sigmas: Sequ
     """Saremi & Srivastava's Figure 2: one panel per sigma, g[h] dashed, g[pi] solid, the r_max cap of
     g[h] dotted grey ({panel title: radius}), that of g[pi] dotted in its colour ({sigma: radius}), and 95%
     Clopper-Pearson error bars (over test points) on each curve at the radii ``bars`` {sigma: radii}."""
-    panels = {f"σ = {s:g}": {names[m]: [logs[(m, float(s))]] for m in names} for s in sigmas}
+    panels = panels_by_sigma(logs, sigmas, methods=list(names), labels=names)
     fig = certified_curves_figure(panels, max_radius=max_radius, title=title, radius_caps=radius_caps,
                                   styles={names["none"]: {"ls": "--"}})
     for ax, s in zip(fig.axes, sigmas):

@@ -19,6 +19,6 @@ from .runs import (  # noqa: F401
     estimate_certification, CERTIFY_MODES, certification_mode, certify_tables,
 )
 from .summaries import (  # noqa: F401
-    average_certified_radius, log_summary, table_settings, timing_table, rows_by_method, rows_by_noise, rows_by_sigma, paired_table,
+    average_certified_radius, log_summary, table_settings, timing_table, rows_by_method, rows_by_noise, rows_by_sigma, panels_by_sigma, paired_table,
     grid_metrics, best_difference, cost_table,
 )

@@ -101,6 +101,19 @@ def rows_by_sigma(logs: Mapping[tuple, str | Path], labels: Mapping[str, str] | 
             for (m, s), p in sorted(logs.items(), key=lambda kv: kv[0][1])}
 
 
+def panels_by_sigma(logs: Mapping[tuple, str | Path], sigmas: Sequence[float], methods: Sequence[str] | None = None,
+                    labels: Mapping[str, str] | None = None) -> dict:
+    """{"σ = s": {label: [path]}}, the panels of ``lib.reporting.certified_curves_figure``: one per sigma of
+    ``sigmas``, each with the runs of ``methods`` at that sigma (``logs`` = {(method, sigma): path}; every
+    method of ``logs`` that ran at it, in their order, when ``methods`` is None); a method's label is
+    ``labels[method]`` or its registry label."""
+    def label(m):
+        return (labels or {}).get(m, method_label(m))
+    if methods is None:
+        return {f"σ = {s:g}": {label(m): [p] for (m, ss), p in logs.items() if ss == s} for s in sigmas}
+    return {f"σ = {s:g}": {label(m): [logs[(m, float(s))]] for m in methods} for s in sigmas}
+
+
 def paired_table(logs: Mapping[tuple, str | Path], pairs: Sequence[tuple[str, str]],
                  radius: float | None = None) -> pd.DataFrame:
     """:func:`lib.reporting.paired_difference` of method A minus method B at every sigma both were
