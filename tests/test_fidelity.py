@@ -1,4 +1,4 @@
-"""lib.experiments.fidelity: the Wiener floor, the sequential targets, the Figure 4 count, the paper check."""
+"""lib.experiments.fidelity: the Wiener bound, the sequential targets, the Figure 4 count, the paper check."""
 import math
 
 import numpy as np

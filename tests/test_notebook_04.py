@@ -44,7 +44,7 @@ def test_models_work(metrics):
     for sigma in ("0.3", "0.6"):
         deen = metrics["deen"][sigma]
         assert deen["noisy_mse"] == pytest.approx(float(sigma) ** 2, rel=0.05)
-        # DEEN's x̂(x + ε) is much closer to x than x + ε is (per-pixel MSE σ²); the Wiener floor lies below σ² too
+        # DEEN's x̂(x + ε) is much closer to x than x + ε is (per-pixel MSE σ²); the Wiener bound lies below σ² too
         assert deen["mse"] < 0.5 * deen["noisy_mse"]
         assert 0.0 < deen["wiener"] < 0.5 * deen["noisy_mse"]
 

@@ -358,6 +358,12 @@ def test_lee_bound_on_a_mixture(gen):
     assert 0 < T.strong_convexity(mix, x_star, 1.0, 20, gen) <= 1 / 0.25 + 1e-9
     assert T.strong_convexity(GaussianMixture(torch.tensor([[0.0, 0.0]]), 0.5), torch.zeros(2), 1.0, 5, gen) \
         == pytest.approx(4.0)
+    # the infimum over the ball, not a sample's minimum: for two equal components the smallest Hessian
+    # eigenvalue of -log p is 1/s0^2 - |mu|^2 sech^2(<z, mu>/s0^2)/s0^4, least at the boundary towards -mu
+    mu, s0, r = mix.means[0].double(), 0.5, 1.0
+    z = x_star.double() - r * mu / mu.norm()
+    infimum = 1 / s0 ** 2 - float(mu @ mu) / s0 ** 4 / math.cosh(float(z @ mu) / s0 ** 2) ** 2
+    assert T.strong_convexity(mix, x_star, r, 20, gen) == pytest.approx(infimum, rel=1e-9)
     df = T.lee_mixture_experiment(mix, [0.25, 1.0], [0.0, 0.4], 400, 40, gen)
     assert (df.mu > 0).all()  # the hypothesis of Theorem A.2 (local strong convexity) holds for every row
     # ... and yet at sigma = 1, sigma~ = 0 the bound (16) is exceeded: repeated, by many standard errors

@@ -5,7 +5,7 @@
   so the votes have exactly the law of the input-space sampler (``lib.smoothing.noise.LogitGaussian``)
   and the certificate is the same; 10 floats per noisy sample instead of 784. A ``procedure`` of
   :func:`lib.methods.certify_method`: the log is Cohen's TSV, named and resumable as any other.
-* :func:`wiener_mse` -- the linear shrinkage (Wiener) floor of denoising: the best *linear*
+* :func:`wiener_mse` -- the linear shrinkage (Wiener) bound of denoising, an upper bound on the Bayes error: the best *linear*
   estimator of x from y = x + N(0, sigma^2 I), computed from the training covariance.
 * :func:`deen_sweep` -- the DEEN architecture by measured denoising MSE at equal CPU budget.
 * :func:`recipe_sensitivity` -- g[h] of linear classifiers trained by several recipes.
@@ -101,7 +101,7 @@ def logit_decision_procedure(radii: Sequence[float], **options):
     return lambda smooth: _at_logits(smooth, decide(_logit_smooth(smooth)))
 
 
-# ====================================================================== item 2: DEEN against the Wiener floor
+# ====================================================================== item 2: DEEN against the Wiener bound
 @torch.no_grad()
 def wiener_mse(train_x: torch.Tensor, test_x: torch.Tensor, sigma: float) -> float:
     """Per-pixel MSE of the best linear denoiser x̂ = mu + S (y - mu), S = C (C + sigma^2 I)^-1, with
@@ -164,9 +164,9 @@ def deen_sweep(dataset: str, sigma: float, profile: str, candidates: Mapping[str
 
 
 def deen_table(deen: Mapping[float, tuple], floors: Mapping[float, float]) -> pd.DataFrame:
-    """One row per DEEN {sigma: (model, config, history)}: MSE of the noisy input, the Wiener floor
+    """One row per DEEN {sigma: (model, config, history)}: MSE of the noisy input, the Wiener bound
     {sigma: MSE}, the held-out MSE of its Bayes estimate, epochs and training CPU seconds."""
-    return pd.DataFrame({f"σ = {s:g}": {"MSE of x + ε": hist["noisy_mse"], "Wiener floor": floors[s],
+    return pd.DataFrame({f"σ = {s:g}": {"MSE of x + ε": hist["noisy_mse"], "Wiener bound": floors[s],
                                         "MSE of x̂(x + ε)": hist["test_mse"], "epochs": len(hist["loss"]),
                                         "train CPU s": hist.get("train_cpu_seconds")}
                          for s, (_, _, hist) in deen.items()}).T
@@ -174,7 +174,7 @@ def deen_table(deen: Mapping[float, tuple], floors: Mapping[float, float]) -> pd
 
 def deen_curves(deen: Mapping[float, tuple], floors: Mapping[float, float], ax=None):
     """Training curves of the DEENs {sigma: (model, config, history)}: per-epoch training MSE per
-    pixel (fresh noise every step) and the final held-out MSE, against the Wiener floor {sigma: MSE}."""
+    pixel (fresh noise every step) and the final held-out MSE, against the Wiener bound {sigma: MSE}."""
 
     with figure_style():
         if ax is None:
@@ -186,7 +186,7 @@ def deen_curves(deen: Mapping[float, tuple], floors: Mapping[float, float], ax=N
             ax.plot(epochs, loss, color=c, marker="o", label=f"σ = {s:g}: DEEN, training MSE")
             ax.plot([epochs[-1]], [hist["test_mse"]], color=c, marker="*", ms=16, ls="",
                     label=f"σ = {s:g}: DEEN, test MSE")
-            ax.axhline(floors[s], color=c, ls="--", label=f"σ = {s:g}: Wiener (linear) floor")
+            ax.axhline(floors[s], color=c, ls="--", label=f"σ = {s:g}: Wiener (best linear) bound")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("MSE per pixel")

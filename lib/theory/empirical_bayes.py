@@ -312,11 +312,21 @@ def mixture_mode(mix, start: torch.Tensor, steps: int = 2000) -> torch.Tensor:
 
 def strong_convexity(mix, center: torch.Tensor, radius: float, num: int, generator=None) -> float:
     """mu = the smallest eigenvalue of the Hessian of -log p (= -Jacobian of the exact score) over
-    ``num`` points drawn uniformly in the ball of ``radius`` around ``center`` (and the centre)."""
+    ``num`` points drawn uniformly in the ball of ``radius`` around ``center``, the centre, and the
+    points of the ball's boundary towards each component mean.
+
+    A minimum over points can only overstate the infimum over the ball. For two components of equal
+    weight and variance, ``-log p`` has Hessian ``I / s0^2 - (mu mu^T / s0^4) sech^2(<z, mu> / s0^2)``,
+    smallest where ``|<z, mu>|`` is, which on a ball beside the mean +mu is its boundary point towards
+    -mu: one of the points added, so there the result is the infimum."""
     d = center.shape[0]
     u = torch.randn(num, d, generator=generator, dtype=torch.float64)
     r = torch.rand(num, 1, generator=generator, dtype=torch.float64) ** (1.0 / d) * radius
-    pts = torch.cat([center[None].double(), center[None] + r * u / u.norm(dim=1, keepdim=True)])
+    c = center.double()
+    towards = mix.means.double() - c
+    dist = towards.norm(dim=1, keepdim=True)
+    towards = towards[dist[:, 0] > 0] / dist[dist[:, 0] > 0]
+    pts = torch.cat([c[None], c[None] + r * u / u.norm(dim=1, keepdim=True), c[None] + radius * towards])
     mus = [float(torch.linalg.eigvalsh(-torch.autograd.functional.jacobian(
         lambda z: mix.score(z[None], 0.0)[0], p)).min()) for p in pts]
     return min(mus)
