@@ -354,12 +354,14 @@ def dsm_loss_per_sigma(model, x: torch.Tensor, sigmas: Sequence[float], seed: in
 def annealed_langevin(score, shape: Sequence[int], sigmas: Sequence[float], eps: float = 2e-5,
                       steps_per_level: int = 5, n: int = 16, seed: int = 0, device=None,
                       x0: torch.Tensor | None = None, denoise_last: bool = True) -> torch.Tensor:
-    """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1), a sanity check of a score.
+    """Annealed Langevin dynamics (after Song & Ermon 2019, Alg. 1), a sanity check of a score.
 
     For each level ``sigma_i`` (decreasing), ``steps_per_level`` steps
-    ``x <- x + a_i s(x, sigma_i) + sqrt(2 a_i) z`` with ``a_i = eps sigma_i^2 / sigma_L^2``;
-    starts from uniform noise on [0, 1] (or ``x0``) and, if ``denoise_last``, ends with the
-    Tweedie step ``x + sigma_L^2 s(x, sigma_L)`` (NCSNv2). Returns ``[n, *shape]``.
+    ``x <- x + a_i s(x, sigma_i) + sqrt(2 a_i) z`` with ``a_i = eps sigma_i^2 / sigma_L^2`` (Alg. 1
+    writes ``x + (alpha_i / 2) s + sqrt(alpha_i) z`` with ``alpha_i = eps sigma_i^2 / sigma_L^2``: for the
+    same ``eps`` this step is twice theirs); starts from uniform noise on [0, 1] (or ``x0``) and, if
+    ``denoise_last``, ends with the Tweedie step ``x + sigma_L^2 s(x, sigma_L)`` (Song & Ermon 2020,
+    NCSNv2). Returns ``[n, *shape]``.
     """
     levels = _check_sigmas(sigmas)
     eps = check_sigma(eps, "eps")
