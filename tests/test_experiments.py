@@ -196,14 +196,24 @@ def test_finding_and_results_markdown(tmp_roots):
     finding = lib.reporting.table_finding(spec)
     assert "Ours: best A at r=0.5; B at r=1.5" in finding
     assert "Paper T1 (CIFAR-10): best C (not ours) at r=0.5–1.5" in finding
-    assert "agree with Paper T1 (CIFAR-10) in 2/2" in finding  # A > B at 0.5, B > A at 1.5 in both
+    # A > B at 0.5, B > A at 1.5 in both; both resolved (90% vs 50% on 200 shared points)
+    assert ("against Paper T1 (CIFAR-10), over 2 (rows, radius) comparisons where the published rows differ: "
+            "the same order in 2 (2 resolved by McNemar's exact test, p < 0.05 each") in finding and "the opposite order in 0 (0 resolved)" in finding
     # ties and radii that nobody certifies are named as such
     spec3 = dict(spec, rows={"A": [str(a)], "A2": [str(a)], "B": [str(b)]}, radii=[0.5, 1.5, 3.0], reference={})
     assert lib.reporting.table_finding(spec3).startswith("Ours: best A = A2 at r=0.5; B at r=1.5; none (0%) at r=3")
     # a contradiction is reported as such
     spec2 = dict(spec, reference={"P: A": [10, 10], "P: B": [90, 5]})
     f2 = lib.reporting.table_finding(spec2)
-    assert "in 0/2" in f2 and "contradicts" in f2
+    assert "the same order in 0 (0 resolved by McNemar's exact test, p < 0.05 each, not adjusted for their number), the opposite order in 2 (2 resolved), a tie in ours in 0" in f2
+    # a tie in ours is neither order; one beyond a row's largest certifiable radius is named as such
+    spec4 = dict(spec, rows={"A": [str(a)], "A2": [str(a)]}, radii=[0.5, 1.5],
+                 reference={"P: A": [10, 10], "P: A2": [90, 5]})
+    f4 = lib.reporting.table_finding(spec4)
+    assert "the same order in 0 (0 resolved by McNemar's exact test, p < 0.05 each, not adjusted for their number), the opposite order in 0 (0 resolved), a tie in ours in 2" in f4
+    # a published row named otherwise is matched to ours through PUBLISHED_AS_OURS
+    assert (lib.reporting.findings.PUBLISHED_AS_OURS["denoised smoothing, query access (Salman et al.)"]
+            == "MSE+Stab denoiser (query access)")
     path, failed = lib.reporting.write_results()
     text = path.read_text()
     assert path == paths.FIGURES / "RESULTS.md" and not failed
@@ -374,3 +384,22 @@ def test_d2_paired_tests_every_pair_and_adjusts_for_all_of_them(tmp_path):
     assert tie["verdict"].tolist() == ["not resolved"] and "neither Lee D.2 nor its contrary" in d2_verdict(tie)
     support = d2_paired(["weak", "mid"], {"weak": {("one_step", 0.5): weak}, "mid": {("one_step", 0.5): mid}}, [0.5])
     assert "no test contradicts Lee D.2" in d2_verdict(support) and "and 1 support it" in d2_verdict(support)
+
+
+def test_budget_verdict_reads_the_metric_the_claim_is_about(tmp_path):
+    """A claim made at one radius is checked on the certified accuracy there, not on the ACR: here A
+    certifies every point at r = 0 with a small radius and B half of them with a large one, so A - B is
+    +50 points at r = 0 and -0.4 in ACR."""
+    from lib.reporting import BUDGET_VERDICTS, budget_comparison
+    runs = []
+    for k in (1, 2):
+        a = _write_log(tmp_path / f"a{k}.tsv", [1] * 100, [0.1] * 100)
+        b = _write_log(tmp_path / f"b{k}.tsv", [1] * 50 + [0] * 50, [1.0] * 50 + [0.0] * 50)
+        runs.append({"sigma": 0.5, "budget": float(k), "a": str(a), "b": str(b)})
+    by_acr = budget_comparison(runs, 0.0, claim="better")[0]
+    at_zero = budget_comparison(runs, 0.0, claim="better", metric="radius")[0]
+    assert by_acr["verdict"] == BUDGET_VERDICTS[0]  # the ACR interval lies below 0 at both budgets
+    assert at_zero["verdict"] == BUDGET_VERDICTS[3]  # at r = 0, A - B = +0.5 with an interval above 0
+    assert at_zero["budgets"][0]["at_radius"]["diff"] == pytest.approx(0.5) and at_zero["budgets"][0]["at_radius"]["lo"] > 0
+    with pytest.raises(ValueError, match="metric"):
+        budget_comparison(runs, 0.0, metric="median")

@@ -46,20 +46,20 @@ def test_work_counter_restores_on_error():
 # ---------------------------------------------------------------------- budget comparisons
 def test_budget_verdict_rules():
     worse, tie, better = (-0.2, -0.3, -0.1), (0.0, -0.1, 0.1), (0.1, 0.05, 0.15)
-    assert budget_verdict([worse, worse]) == "persists at every budget tried"
-    assert budget_verdict([worse, tie]) == "holds at our budget, shrinks with budget"
-    assert budget_verdict([worse, better]) == "holds at our budget, shrinks with budget"
+    assert budget_verdict([worse, worse]) == "claim not met at any budget tried"
+    assert budget_verdict([worse, tie]) == "claim not met at our budget, gap shrinks with budget"
+    assert budget_verdict([worse, better]) == "claim not met at our budget, gap shrinks with budget"
     # not contradicted at the top, but A - B no larger there: not "shrinks"
-    assert budget_verdict([worse, (-0.3, -0.7, 0.1)]) == "holds at our budget, mixed at larger budgets"
-    assert budget_verdict([worse, tie, worse]) == "holds at our budget, mixed at larger budgets"
-    assert budget_verdict([tie, worse]) == "no contradiction at our budget"
-    assert budget_verdict([better, worse]) == "no contradiction at our budget"
+    assert budget_verdict([worse, (-0.3, -0.7, 0.1)]) == "claim not met at our budget, mixed at larger budgets"
+    assert budget_verdict([worse, tie, worse]) == "claim not met at our budget, mixed at larger budgets"
+    assert budget_verdict([tie, worse]) == "claim met at our budget"
+    assert budget_verdict([better, worse]) == "claim met at our budget"
     with pytest.raises(ValueError, match="two budgets"):
         budget_verdict([worse])
     # a claim "A better than B" is contradicted as long as A is not resolved better
-    assert budget_verdict([tie, tie], claim="better") == "persists at every budget tried"
-    assert budget_verdict([tie, better], claim="better") == "holds at our budget, shrinks with budget"
-    assert budget_verdict([better, tie], claim="better") == "no contradiction at our budget"
+    assert budget_verdict([tie, tie], claim="better") == "claim not met at any budget tried"
+    assert budget_verdict([tie, better], claim="better") == "claim not met at our budget, gap shrinks with budget"
+    assert budget_verdict([better, tie], claim="better") == "claim met at our budget"
     with pytest.raises(ValueError, match="claim"):
         budget_verdict([tie, tie], claim="worse")
 
@@ -76,9 +76,9 @@ def test_shrinks_needs_a_resolved_change():
     estimate that rises within sampling error is "mixed", so a verdict never contradicts its own trend line."""
     worse, tie = (-0.3, -0.5, -0.1), (-0.05, -0.3, 0.2)
     assert budget_verdict([worse, tie], change={"diff": 0.25, "lo": 0.05, "hi": 0.45}) == \
-        "holds at our budget, shrinks with budget"
+        "claim not met at our budget, gap shrinks with budget"
     assert budget_verdict([worse, tie], change={"diff": 0.25, "lo": -0.02, "hi": 0.5}) == \
-        "holds at our budget, mixed at larger budgets"
+        "claim not met at our budget, mixed at larger budgets"
 
 
 def test_budget_comparison_on_logs(tmp_path):
@@ -99,13 +99,13 @@ def test_budget_comparison_on_logs(tmp_path):
     assert acr3["lo"] <= 0 <= acr3["hi"]
     assert c["change"]["lo"] > 0 and c["change"]["diff"] == pytest.approx(acr3["diff"] - acr1["diff"])
     assert c["budgets"][0]["at_radius"]["p"] < 0.05  # McNemar: A certifies fewer points at r = 0.3
-    assert c["verdict"] == "holds at our budget, shrinks with budget"
+    assert c["verdict"] == "claim not met at our budget, gap shrinks with budget"
     line = budget_finding({"finding": {"kind": "budget", "a": "A", "b": "B", "claim": "claim", "radius": 0.3,
                                        "runs": [{**r, "iters": ""} for r in runs]}})
-    assert "holds at our budget, shrinks with budget" in line and f"{n} test points" in line
+    assert "claim not met at our budget, gap shrinks with budget" in line and f"{n} test points" in line
     (c2,) = budget_comparison([{"sigma": 0.25, "budget": 1.0, "a": a1, "b": b},
                                {"sigma": 0.25, "budget": 2.0, "a": a1, "b": b}], radius=0.3)
-    assert c2["verdict"] == "persists at every budget tried" and c2["change"]["diff"] == 0.0
+    assert c2["verdict"] == "claim not met at any budget tried" and c2["change"]["diff"] == 0.0
     with pytest.raises(ValueError, match="same budget"):
         budget_comparison([runs[0], runs[0]], radius=0.3)
 
@@ -222,11 +222,11 @@ def _check_budget(got, bc):
             v = comp["verdict"]
             assert v in BUDGET_VERDICTS, v
             contradicted = [(lo <= 0) if r["kind"] == "better" else (hi < 0) for _, lo, hi in diffs]
-            if v == "no contradiction at our budget":
+            if v == "claim met at our budget":
                 assert not contradicted[0]
             else:
                 assert contradicted[0], (name, v, diffs)
-            if v == "persists at every budget tried":
+            if v == "claim not met at any budget tried":
                 assert all(contradicted)
-            if v == "holds at our budget, shrinks with budget":  # and the change is resolved above 0
+            if v == "claim not met at our budget, gap shrinks with budget":  # and the change is resolved above 0
                 assert not contradicted[-1] and comp["change"]["lo"] > 0

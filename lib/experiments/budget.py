@@ -105,7 +105,8 @@ def budget_runs(setup, b: Mapping, profile: str, model_note: str, notebook: str)
                        title=f"Against the training budget: {spec['title']} ({setup.dataset}, {spec['noise']} noise)",
                        settings=table_settings(sub, profile, model_note, c["sigmas"], b["n0"], b["n"], b["alpha"],
                                                budgets=[f"×{k:g}" for k in mult], noise=spec["noise"]),
-                       reference_source="none in numbers: Lee shows D.1 and Figure 1 as curves only",
+                       reference_source=("none: not a comparison Lee makes" if spec.get("quote") is None
+                                         else "none in numbers: Lee shows D.1 and Figure 1 as curves only"),
                        finding=finding)
         out[name] = {"runs": runs, "comparison": budget_comparison(runs, float(c["radius"]), claim=spec["kind"]),
                      "radius": float(c["radius"]), "stem": stem, "points": len(sub)}

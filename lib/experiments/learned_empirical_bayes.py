@@ -295,7 +295,8 @@ def budget_notes(cfg: dict, setup: Setup) -> list[str]:
     size = f"{fam['iters']} updates of {fam['batch_size']}" if fam.get("iters") else f"{fam['epochs']} epochs"
     train = f"{size} on {'all' if fam['train_limit'] is None else fam['train_limit']} training images"
     caps = ", ".join(f"σ={s:g}: {Gaussian(s).max_radius(n, alpha):.2f} "
-                     f"(paper {Gaussian(s).max_radius(pb['n'], alpha):.2f})" for s in cfg["sigmas"])
+                     f"(the paper's n_c={pb['n']:,} at our alpha: {Gaussian(s).max_radius(pb['n'], alpha):.2f})"
+                     for s in cfg["sigmas"])
     wj = cfg["walk_jump"]
     return [
         f"training: {train}, ε={fam['eps']:g}, m={fam['m']}, {fam['pgd_steps']} PGD steps, arch={fam['arch']} "

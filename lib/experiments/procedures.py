@@ -56,11 +56,13 @@ def compare_logs(logs: Mapping[str, object], base: str, radii) -> pd.DataFrame:
     interval over the test points at each radius, samples per point (column ``samples`` of the log, else
     n0 + n), wall seconds; and, against the log ``base``, the largest |difference| of certified accuracy
     over the radii and the smallest McNemar p-value (paired, per radius): p >= 0.05 at every radius means
-    "equal within sampling error"."""
+    that no difference is resolved (not that the two are equal). The unrounded smallest p of each label is
+    in ``table.attrs["min_p"]``."""
 
     frames = {k: read_log(p) for k, p in logs.items()}
     table = certified_accuracy_table(frames, list(radii), interval=True)
     table.columns = [f"r={r:g}" for r in radii]
+    min_p = {}
     for label, df in frames.items():
         meta = read_settings(logs[label])
         used = df["samples"] if "samples" in df else pd.Series(int(meta["n0"]) + int(meta["n"]), index=df.index)
@@ -72,9 +74,11 @@ def compare_logs(logs: Mapping[str, object], base: str, radii) -> pd.DataFrame:
         if label != base:
             diffs = [paired_difference(logs[label], logs[base], float(r)) for r in radii]
             table.loc[label, f"max |Δ| vs {base} (pts of %)"] = round(100 * max(abs(d["diff"]) for d in diffs), 1)
-            table.loc[label, "min McNemar p"] = round(min(d["p"] for d in diffs), 3)
+            min_p[label] = float(min(d["p"] for d in diffs))
+            table.loc[label, "min McNemar p"] = round(min_p[label], 3)
     base_samples = table.loc[base, "samples/point"]
     table["sample ratio"] = (base_samples / table["samples/point"]).round(2)
+    table.attrs["min_p"] = min_p
     return table
 
 
@@ -86,7 +90,7 @@ def sequential_vs_fixed(setup, method: str, sigma: float, radii, n0: int, n_max:
     on the same points.
 
     Returns {"logs", "table" (:func:`compare_logs`), "ratio" {label: fixed samples / sequential samples},
-    "within_error" {label: McNemar p >= 0.05 at every radius}, "max_samples" {label: most samples of a point},
+    "within_error" {label: no difference resolved, McNemar p >= 0.05 at every radius}, "max_samples" {label: most samples of a point},
     "n_max", "n0"}."""
 
     sub = test_subset(setup.dataset, num_points)
@@ -106,7 +110,7 @@ def sequential_vs_fixed(setup, method: str, sigma: float, radii, n0: int, n_max:
     seq = [k for k in logs if k != "fixed n"]
     return {"logs": logs, "table": table, "n_max": int(n_max), "n0": int(n0), "points": len(sub),
             "ratio": {k: float(table.loc[k, "sample ratio"]) for k in seq},
-            "within_error": {k: bool(table.loc[k, "min McNemar p"] >= 0.05) for k in seq},
+            "within_error": {k: bool(table.attrs["min_p"][k] >= 0.05) for k in seq},
             "max_samples": {k: int(read_log(logs[k])["samples"].max()) for k in seq}}
 
 
@@ -142,7 +146,7 @@ def decision_vs_fixed(fixed_logs: Mapping, decision_logs: Mapping, radii) -> tup
     ``radii`` with the smallest McNemar p (paired). A key whose log in ``fixed_logs`` is itself in decision
     mode (e.g. notebook 04's g[π] under ``full``) has no fixed-n run to compare with and is left out.
     Returns (table, one sentence computed from it)."""
-    rows = {}
+    rows, min_p = {}, {}
     for key in [k for k in fixed_logs if k in decision_logs and certification_mode(fixed_logs[k]) != "decision"]:
         f, d = read_log(fixed_logs[key]), read_log(decision_logs[key])
         common = f["idx"].isin(d["idx"])
@@ -150,6 +154,7 @@ def decision_vs_fixed(fixed_logs: Mapping, decision_logs: Mapping, radii) -> tup
                       else samples_per_point(fixed_logs[key]))
         dec_mean = float(d.loc[d["idx"].isin(f["idx"]), "samples"].mean())
         diffs = [paired_difference(decision_logs[key], fixed_logs[key], float(r)) for r in radii]
+        min_p[key] = min(x["p"] for x in diffs)
         rows[key] = {"points": int(common.sum()), "fixed n: samples/point": round(fixed_mean, 1),
                      "decision: samples/point": round(dec_mean, 1), "ratio": round(fixed_mean / dec_mean, 2),
                      "max |Δ| (pts of %)": round(100 * max(abs(x["diff"]) for x in diffs), 1),
@@ -159,11 +164,12 @@ def decision_vs_fixed(fixed_logs: Mapping, decision_logs: Mapping, radii) -> tup
     table = pd.DataFrame.from_dict(rows, orient="index")
     fixed_total = float((table["fixed n: samples/point"] * table["points"]).sum())
     dec_total = float((table["decision: samples/point"] * table["points"]).sum())
-    same = int((table["min McNemar p"] >= 0.05).sum())
+    same = sum(p >= 0.05 for p in min_p.values())  # unrounded
     line = (f"decision mode: {dec_total / table['points'].sum():,.0f} samples per point against fixed n's "
             f"{fixed_total / table['points'].sum():,.0f} ({fixed_total / dec_total:.2f}x fewer) over {len(table)} "
-            f"run(s), {int(table['points'].sum())} point-runs; certified accuracy equal within sampling error "
-            f"(McNemar p >= 0.05 at every radius) in {same} of {len(table)}")
+            f"run(s), {int(table['points'].sum())} point-runs; no certified-accuracy difference resolved "
+            f"(McNemar p >= 0.05 at every radius) in {same} of {len(table)}, the largest difference "
+            f"{table['max |Δ| (pts of %)'].max():.1f} points of %")
     return table, line
 
 
@@ -257,9 +263,14 @@ def sequential_findings(seq: Mapping, two_sided: pd.DataFrame) -> list[str]:
     out = []
     for name, run in seq.items():
         for label, ratio in run["ratio"].items():
-            same = "equal within sampling error" if run["within_error"][label] else "NOT equal within sampling error"
+            same = ("no certified-accuracy difference resolved at any radius" if run["within_error"][label]
+                    else "a certified-accuracy difference resolved at some radius")
+            if "table" in run:
+                row = run["table"].loc[label]
+                delta = next(c for c in run["table"].columns if c.startswith("max |Δ|"))
+                same += f" (largest |difference| {row[delta]:.1f} points of %, smallest p {row['min McNemar p']:.3g})"
             out.append(f"{name}, {label}: {ratio:.2f}x fewer samples per point than fixed n = {run['n_max']:,} "
-                       f"({run['points']} points; certified accuracy {same} at every radius, paired McNemar tests); "
+                       f"({run['points']} points; {same}, paired McNemar tests); "
                        f"at most {run['max_samples'][label]:,} samples for a point (n0 + n_max = {run['n0'] + run['n_max']:,})")
     one, two = two_sided.iloc[0], two_sided.iloc[1]
     delta = next(c for c in two_sided.columns if c.startswith("max |Δ|"))

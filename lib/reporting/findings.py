@@ -83,6 +83,9 @@ def table_caption(spec: Mapping) -> str:
     text = (f"{spec['title']}. Certified accuracy (%) at the given radii"
             + (" with a 95% Clopper-Pearson interval over test points" if spec.get("interval", True) else "")
             + f". Settings: {parts}.")
+    if spec.get("interval", True) and any(len(logs) > 1 for logs in spec["rows"].values()):
+        text += (" A row of several logs shows, at each radius, the best of them with that log's interval: the"
+                 " interval does not account for choosing the best (the cell is biased upwards by the choice).")
     if spec.get("reference"):
         text += f" Rows marked (published) are references from {spec.get('reference_source', 'the paper')}, not our results."
     return text
@@ -102,19 +105,20 @@ def load_table_specs() -> list[dict]:
 # ====================================================================== published references
 #: The papers, cited by title, authors and year (and arXiv id where the text gives it).
 PAPERS = {
-    "lee": "Lee, *Provable defense by denoised smoothing with learned score function* (2021)",
-    "sheikholeslami": ("Sheikholeslami, Lin & Metzen, *Denoised smoothing with sample rejection for robustifying "
-                       "pretrained classifiers* (2022)"),
+    "lee": "Lee, *Provable defense by denoised smoothing with learned score function* (2021, no arXiv id)",
+    "sheikholeslami": ("Sheikholeslami, Lin, Metzen, Zhang & Kolter, *Denoised smoothing with sample rejection for "
+                       "robustifying pretrained classifiers* (NeurIPS 2022 workshop, OpenReview i1lF1WqMw3j)"),
     "saremi": ("Saremi & Srivastava, *Provable robust classification via learned smoothed densities* "
                "(2020, arXiv:2005.04504)"),
-    "lecture14": "Lecture 14, *Certified defenses III: randomized smoothing*",
+    "lecture14": "Lecture 14, *Certified defenses III: randomized smoothing* (course lecture notes, 13 November 2019)",
 }
 
 #: Published certified accuracies (%), copied verbatim for *labelled reference rows only*
 #: (``register_table(reference=...)``), never mixed with our results. Each table carries the
 #: place it is printed at and the setting it was obtained in (data set, model, n, alpha, test points).
 #: Keys of its rows are "<source>: <row>", where <row> equals the label of our corresponding row
-#: when there is one, so that :func:`table_finding` can compare orderings.
+#: when there is one, or is mapped to it by the table's ``"ours"`` (:data:`PUBLISHED_AS_OURS`), so that
+#: :func:`table_finding` can compare orderings.
 PUBLISHED = {
     "lee_table1": {
         "paper": "lee", "place": "Table 1, p. 4 (settings: appendix C)",
@@ -127,6 +131,8 @@ PUBLISHED = {
             "Lee T1 CIFAR-10: denoised smoothing, full access (Salman et al.)": [56, 41, 28, 19, 16, 13],
             "Lee T1 CIFAR-10: one-step score": [60, 42, 28, 19, 11, 6],
         },
+        "ours": {"denoised smoothing, query access (Salman et al.)": "MSE+Stab denoiser (query access)",
+                 "denoised smoothing, full access (Salman et al.)": "MSE+Stab denoiser (full access)"},
     },
     "lee_table2": {
         "paper": "lee", "place": "Table 2, p. 4 (settings: appendix C)",
@@ -139,6 +145,8 @@ PUBLISHED = {
             "Lee T2 ImageNet: denoised smoothing, full access (Salman et al.)": [50, 33, 20, 14, 11, 6],
             "Lee T2 ImageNet: one-step score": [56, 41, 30, 24, 17, 11],
         },
+        "ours": {"denoised smoothing, query access (Salman et al.)": "MSE+Stab denoiser (query access)",
+                 "denoised smoothing, full access (Salman et al.)": "MSE+Stab denoiser (full access)"},
     },
     "saremi_table1": {
         "label": "Saremi & Srivastava T1", "paper": "saremi", "place": "Table 1, §2.4 (compiled from Figure 2)",
@@ -146,6 +154,7 @@ PUBLISHED = {
         "settings": {"data": "MNIST", "model": "linear classifier h; g[π] with a learned DEEN",
                      "n": 100_000, "alpha": 0.001, "test points": "the MNIST test set (10,000)"},
         "rows": {"g[h]": [71, 30, 7, 1], "g[π]": [88, 77, 56, 28]},
+        "ours": {"g[h]": "g[h], best over σ", "g[π]": "g[π], best over σ"},
     },
     "saremi_table2": {
         "label": "Saremi & Srivastava T2", "paper": "saremi", "place": "Table 2, §3.2 (compiled from Figure 5)",
@@ -190,7 +199,8 @@ QUOTES = {
     "lee_tables": {
         "paper": "lee", "place": "§4, Tables 1-2",
         "text": "We found out that for CIFAR-10, our method achieves better performance than original denoised "
-                "smoothing, while is on par with white-box smoothing."},
+                "smoothing, while is on par with white-box smoothing. Also, for ImageNet, our method achieves better "
+                "performance than original denoised smoothing, yet is slightly below than white-box smoothing."},
     "lee_multi_step": {
         "paper": "lee", "place": "§4, Figure 1",
         "text": "The performance of multi-step denoiser for denoised smoothing. The blue lines are our methods, "
@@ -363,11 +373,10 @@ def caps_line(noises: Mapping[str, str], sigmas: Sequence[float], radii: Sequenc
     return text
 
 
-def reach_line(spec: Mapping) -> str:
-    """"" when every row can reach every table radius; otherwise, per row, the table radii above the largest
-    radius CERTIFY can return with its logs' n and alpha (``NoiseDistribution.max_radius``), so
-    that a 0 there is read as out of reach, not as a measured failure. Logs of another noise are skipped."""
-    out = []
+def _row_caps(spec: Mapping) -> dict[str, float]:
+    """{row: the largest radius CERTIFY can return with any of its logs' noise, n and alpha}
+    (``NoiseDistribution.max_radius``; inf where a setting has no known radius formula)."""
+    caps = {}
     for label, logs in spec["rows"].items():
         r_max = -np.inf
         for log in logs:
@@ -377,10 +386,63 @@ def reach_line(spec: Mapping) -> str:
                 r_max = max(r_max, float(noise.max_radius(int(st["n"]), float(st["alpha"]))))
             except (KeyError, TypeError, ValueError):
                 r_max = np.inf  # a setting without a known radius formula: claim nothing for this row
+        caps[label] = r_max
+    return caps
+
+
+def reach_line(spec: Mapping) -> str:
+    """"" when every row can reach every table radius; otherwise, per row, the table radii above the largest
+    radius CERTIFY can return with its logs' n and alpha (:func:`_row_caps`), so
+    that a 0 there is read as out of reach, not as a measured failure. Logs of another noise are skipped."""
+    out = []
+    for label, r_max in _row_caps(spec).items():
         above = [f"{float(r):g}" for r in spec["radii"] if float(r) > r_max]
         if above:
             out.append(f"{label} cannot certify r={', '.join(above)} (largest radius at its n and alpha: {r_max:.2f})")
     return ("Out of reach: " + "; ".join(out)) if out else ""
+
+
+#: published row name -> the label of our row that measures it, where the two are named differently
+PUBLISHED_AS_OURS = {row: ours for t in PUBLISHED.values() for row, ours in t.get("ours", {}).items()}
+
+
+def _ordering_line(spec: Mapping, ours: pd.DataFrame, pub: pd.DataFrame, shared: Sequence[str],
+                   radii: Sequence[str], src: str, lo: pd.DataFrame, hi: pd.DataFrame) -> str:
+    """How the pairwise orderings of the ``shared`` rows (row A above row B at radius r, wherever the
+    published rows differ) compare with ours: the same order, the opposite order, or a tie in ours
+    (counted apart: a tie is neither, and one at a radius beyond a row's largest certifiable radius
+    measures n, not the methods); for each ordering, how many McNemar's exact test resolves (p < 0.05;
+    rows on other test points, n or alpha are not tested)."""
+    caps = _row_caps(spec)
+    same = opposite = ties = ties_out = same_res = opp_res = untested = total = 0
+    for i, a in enumerate(shared):
+        for b in shared[i + 1:]:
+            for c in radii:
+                pa, pb, oa, ob = pub.loc[a, c], pub.loc[b, c], ours.loc[a, c], ours.loc[b, c]
+                if np.isnan(pa) or np.isnan(pb) or pa == pb:
+                    continue
+                total += 1
+                if oa == ob:
+                    ties += 1
+                    r = 0.0 if c == "clean" else float(c)
+                    ties_out += r > min(caps.get(a, np.inf), caps.get(b, np.inf))
+                    continue
+                res = _resolved(spec, a, b, c, lo, hi)
+                untested += res is None
+                if (oa > ob) == (pa > pb):
+                    same, same_res = same + 1, same_res + bool(res)
+                else:
+                    opposite, opp_res = opposite + 1, opp_res + bool(res)
+    if not total:
+        return ""
+    text = (f" Pairwise orderings of {', '.join(shared)} against {src}, over {total} (rows, radius) comparisons "
+            f"where the published rows differ: the same order in {same} ({same_res} resolved by McNemar's exact "
+            f"test, p < 0.05 each, not adjusted for their number), the opposite order in {opposite} ({opp_res} resolved), a tie in ours in {ties}")
+    if ties_out:
+        text += f" ({ties_out} of them at radii beyond a row's largest certifiable radius)"
+    if untested:
+        text += f"; {untested} not testable (rows on other test points, n or alpha)"
+    return text + "."
 
 
 def table_finding(spec: Mapping) -> str:
@@ -389,9 +451,9 @@ def table_finding(spec: Mapping) -> str:
     Ours: the best row at each radius; radii where the best row is tied, or not separated from
     the runner-up by McNemar's exact test (p >= 0.05) of the paired certified / not-certified
     outcomes on the same test points, are flagged. For each published source ("<source>: <row>"
-    reference labels), its best row at each radius, and, over the rows whose name matches one of
-    ours, how many pairwise orderings (row A above row B at radius r) agree with ours, and how
-    many of the disagreements our sample does not resolve (same test). A spec with a ``finding`` of
+    reference labels), its best row at each radius, and, over the rows that match one of ours (by name,
+    or by :data:`PUBLISHED_AS_OURS`), how the pairwise orderings compare (:func:`_ordering_line`).
+    A spec with a ``finding`` of
     kind "budget" gets :func:`lib.reporting.budget.budget_finding` instead.
     """
     if (spec.get("finding") or {}).get("kind") == "budget":
@@ -407,6 +469,10 @@ def table_finding(spec: Mapping) -> str:
         if c in w and len(ours) > 1 and w[c][1] > 0:
             best = w[c][0]
             rest = ours[c].drop(best)
+            if len(best) == 1 and len(rest):  # the runner-up among the rows on the winner's points, n and alpha
+                r = 0.0 if c == "clean" else float(c)
+                same = [x for x in rest.index if not shared_setting(spec, best[0], x, r)]
+                rest = rest[same] if same else rest
             res = True if len(best) > 1 or not len(rest) else _resolved(spec, best[0], rest.idxmax(), c, lo, hi)
             if len(best) > 1 or res is False:
                 unresolved.append(c)
@@ -416,8 +482,8 @@ def table_finding(spec: Mapping) -> str:
         text += (f" (not separated from the runner-up at r={', '.join(unresolved)}: a tie, or McNemar's exact "
                  "test on the same test points, n and alpha gives p >= 0.05)")
     if untested:
-        text += (f" (at r={', '.join(untested)} the runner-up is on other test points or another n or alpha: "
-                 "no test between them, and no ranking claimed)")
+        text += (f" (at r={', '.join(untested)} no other row is on the winner's test points, n and alpha: "
+                 "no test, and no ranking claimed)")
     text += "."
     if differ:
         text += " " + differ + "."
@@ -434,26 +500,9 @@ def table_finding(spec: Mapping) -> str:
             pw = _winners(pub, radii)
             if pw:
                 text += f" {src}: best {_runs(pw, radii)} (published, in its own setting: orderings compared, no test)."
+            pub = pub.rename(index=PUBLISHED_AS_OURS)  # matched to our rows by what they measure
             shared = [r for r in pub.index if r in ours.index]
-            agree = total = within = 0
-            for i, a in enumerate(shared):
-                for b in shared[i + 1:]:
-                    for c in radii:
-                        pa, pb, oa, ob = pub.loc[a, c], pub.loc[b, c], ours.loc[a, c], ours.loc[b, c]
-                        if np.isnan(pa) or np.isnan(pb) or pa == pb:
-                            continue
-                        total += 1
-                        if (oa > ob) == (pa > pb) and oa != ob:
-                            agree += 1
-                        elif oa == ob or not _resolved(spec, a, b, c, lo, hi):
-                            within += 1  # the disagreement is not resolved (or not testable) by our sample
-            if total:
-                text += f" Pairwise orderings of {', '.join(shared)} agree with {src} in {agree}/{total} (rows, radius) comparisons"
-                if agree < total:
-                    text += (f"; our ordering contradicts the published one in the other {total - agree}"
-                             f" ({within} of them not resolved by our sample: McNemar p >= 0.05 or a tie).")
-                else:
-                    text += "."
+            text += _ordering_line(spec, ours, pub, shared, radii, src, lo, hi)
     return text
 
 
@@ -486,7 +535,11 @@ def results_markdown(specs: Sequence[Mapping] | None = None, figures: Iterable[s
              "are numbers copied from the papers for reference, **not** our results. Each was obtained in its own "
              "setting, printed with it (the table's *Published reference* line, and the list below: data set, "
              "model, n, α, where it is printed); ours are in each table's settings line.", ""]
-    lines += ["## Published references", ""] + [f"- {t['source']}" for t in PUBLISHED.values()] + [""]
+    sources = [t["source"] for t in PUBLISHED.values()]
+    sources += [str(s["reference_source"]) for s in specs  # references registered by a table itself
+                if s.get("reference") and s.get("reference_source") and not any(
+                    src in str(s["reference_source"]) for src in sources)]
+    lines += ["## Published references", ""] + [f"- {src}" for src in dict.fromkeys(sources)] + [""]
     if profile_note:
         lines += [profile_note, ""]
     profiles_used = sorted({str((s.get("settings") or {}).get("profile", "?")) for s in specs})

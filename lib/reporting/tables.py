@@ -91,6 +91,8 @@ def prefixed(notebook: str, stem: str) -> str:
 
 def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
     """A GitHub Markdown table (no dependency on ``tabulate``)."""
+    if index and df.index.nlevels == 1 and df.index.name is None:
+        df = df.rename_axis("row")  # a header for the row labels, not pandas' "index"
     frame = df.reset_index() if index else df
     cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
@@ -205,6 +207,21 @@ def paired_outcomes(path_a: str | Path, path_b: str | Path, radius: float | None
     return score(a.loc[common]), score(b.loc[common])
 
 
+def paired_t(sa: np.ndarray, sb: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float, float]:
+    """(mean of A - B, lo, hi, p): the (1 - alpha) paired t interval of ``scipy.stats.ttest_rel`` and its
+    p-value for per-point scores ``sa``, ``sb`` of the same points (an interval of zero width where every
+    point's difference is the same; the whole line with one point)."""
+    d = sa - sb
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, -np.inf, np.inf, 1.0
+    if np.all(d == d[0]):  # no spread: the t interval degenerates
+        return mean, mean, mean, 1.0 if mean == 0 else 0.0
+    test = ttest_rel(sa, sb)
+    ci = test.confidence_interval(1 - alpha)
+    return mean, float(ci.low), float(ci.high), float(test.pvalue)
+
+
 def paired_difference(path_a: str | Path, path_b: str | Path, radius: float | None = None,
                       alpha: float = 0.05) -> dict:
     """Method A minus method B on the *same* test points (matched on ``idx``).
@@ -220,15 +237,7 @@ def paired_difference(path_a: str | Path, path_b: str | Path, radius: float | No
     d = sa - sb
     mean = float(d.mean())
     if radius is None:
-        if len(d) < 2:
-            lo, hi, p = -np.inf, np.inf, 1.0
-        elif np.all(d == d[0]):  # no spread: the t interval degenerates
-            lo = hi = mean
-            p = 1.0 if mean == 0 else 0.0
-        else:
-            test = ttest_rel(sa, sb)
-            ci = test.confidence_interval(1 - alpha)
-            lo, hi, p = float(ci.low), float(ci.high), float(test.pvalue)
+        mean, lo, hi, p = paired_t(sa, sb, alpha)
         verdict = "A better" if lo > 0 else "B better" if hi < 0 else "not resolved"
     else:
         only_a, only_b = int(((sa == 1) & (sb == 0)).sum()), int(((sa == 0) & (sb == 1)).sum())
