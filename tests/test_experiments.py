@@ -212,7 +212,7 @@ def test_finding_and_results_markdown(tmp_roots):
     f4 = lib.reporting.table_finding(spec4)
     assert "the same order in 0 (0 resolved by McNemar's exact test, p < 0.05 each, not adjusted for their number), the opposite order in 0 (0 resolved), a tie in ours in 2" in f4
     # a published row named otherwise is matched to ours through PUBLISHED_AS_OURS
-    assert (lib.reporting.findings.PUBLISHED_AS_OURS["denoised smoothing, query access (Salman et al.)"]
+    assert (lib.reporting.published.PUBLISHED_AS_OURS["denoised smoothing, query access (Salman et al.)"]
             == "MSE+Stab denoiser (query access)")
     path, failed = lib.reporting.write_results()
     text = path.read_text()
