@@ -403,3 +403,19 @@ def test_budget_verdict_reads_the_metric_the_claim_is_about(tmp_path):
     assert at_zero["budgets"][0]["at_radius"]["diff"] == pytest.approx(0.5) and at_zero["budgets"][0]["at_radius"]["lo"] > 0
     with pytest.raises(ValueError, match="metric"):
         budget_comparison(runs, 0.0, metric="median")
+
+
+def test_paired_table_adjusts_its_rows_for_their_number(tmp_path):
+    """Each row keeps its own test; ``Holm p`` is statsmodels' Holm adjustment over the table's rows."""
+    from statsmodels.stats.multitest import multipletests
+    from lib.methods import paired_table
+    logs = {}
+    for s, k in ((0.25, 30), (0.5, 45)):
+        logs[("one_step", s)] = _write_log(tmp_path / f"a{s}.tsv", [1] * 60, [1.0] * 60)
+        logs[("none", s)] = _write_log(tmp_path / f"b{s}.tsv", [1] * k + [0] * (60 - k), [0.5] * k + [0.0] * (60 - k))
+    t = paired_table(logs, [("one_step", "none")])
+    assert list(t["sigma"]) == [0.25, 0.5] and {"p", "Holm p", "95% CI", "verdict"} <= set(t.columns)
+    assert list(t["Holm p"]) == pytest.approx(list(multipletests(t["p"], method="holm")[1]), abs=1e-4)
+    assert (t["Holm p"] >= t["p"]).all()
+    at_r = paired_table(logs, [("one_step", "none")], radius=0.75)  # McNemar's p in the same column
+    assert "95% CI" not in at_r and (at_r["A - B"] > 0).all() and (at_r["Holm p"] >= at_r["p"]).all()

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.multitest import multipletests
 
 from lib.methods.registry import method_label
 from lib.methods.runs import TestSubset
@@ -118,8 +119,9 @@ def paired_table(logs: Mapping[tuple, str | Path], pairs: Sequence[tuple[str, st
                  radius: float | None = None) -> pd.DataFrame:
     """:func:`lib.reporting.paired_difference` of method A minus method B at every sigma both were
     run at; ``logs`` = {(method, sigma): path}. One row per (A, B, sigma): ACR differences with the
-    95% paired t interval, or with ``radius`` certified-accuracy differences (points of %) with
-    McNemar's exact p-value."""
+    95% paired t interval and its p-value, or with ``radius`` certified-accuracy differences (points of
+    %) with McNemar's exact p-value (column ``p``). Each row's verdict is its own test at 5%; the column ``Holm p`` adjusts the
+    rows' p-values for their number (Holm, statsmodels ``multipletests``), for reading the table as a whole."""
     rows = []
     scale = 100.0 if radius is not None else 1.0
     for a, b in pairs:
@@ -130,12 +132,15 @@ def paired_table(logs: Mapping[tuple, str | Path], pairs: Sequence[tuple[str, st
             row = {"A": method_label(a), "B": method_label(b), "sigma": s, "A - B": round(scale * d["diff"], 3)}
             if radius is None:
                 row["95% CI"] = f"[{d['lo']:.3f}, {d['hi']:.3f}]"
-            else:
-                row["McNemar p"] = round(d["p"], 4)
+            row["p"] = d["p"]  # the paired t test's, or McNemar's with ``radius``
             row["verdict"] = (d["verdict"].replace("A better", f"{method_label(a)} better")
                               .replace("B better", f"{method_label(b)} better"))
             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["Holm p"] = multipletests(table["p"].to_numpy(), method="holm")[1]
+        table[["p", "Holm p"]] = table[["p", "Holm p"]].round(4)
+    return table
 
 
 def grid_metrics(logs: Mapping[tuple, str | Path], radii: Sequence[float], curve_grid: Sequence[float]) -> dict:
