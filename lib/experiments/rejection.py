@@ -268,7 +268,9 @@ def claim_check(gains: pd.DataFrame, times: pd.DataFrame | None = None, alpha: f
                      f"At the paper's epoch counts (Table 1: MSE 90, +Stab 20, rejector 20, Stab alone 600) over "
                      f"{1000 * n_k:.0f} images that projects to MSE + rejector {with_rej:.0f} s against Stab alone "
                      f"{stab:.0f} s: the rejector route is " + ("cheaper" if with_rej < stab else "NOT cheaper")
-                     + " here, as far as per-epoch costs go (the seconds are of a shared machine).")
+                     + " here, as far as per-epoch costs go (the seconds are of a shared machine; the rejector's "
+                     "cost is at our T draws per image, and grows with T up to the paper's T = 20; Stab alone is "
+                     "costed at the per-epoch cost of our Stab fine-tuning).")
     return text
 
 
