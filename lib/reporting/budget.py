@@ -64,18 +64,12 @@ def budget_verdict(diffs: Sequence[tuple[float, float, float]], claim: str = "at
 def _change(base: tuple, top: tuple, alpha: float, radius: float | None = None) -> dict:
     """Per-point change of A - B (radius*correct, or certified at ``radius``) from the ``base`` (path A,
     path B) to the ``top`` budget, paired t."""
-    from scipy.stats import ttest_rel
-
     a1, b1 = paired_outcomes(*base, radius)
     ak, bk = paired_outcomes(*top, radius)
     if len(a1) != len(ak):
         raise ValueError("the budgets of a comparison must be certified on the same test points")
-    d1, dk = a1 - b1, ak - bk
-    mean = float((dk - d1).mean())
-    if np.all(dk - d1 == (dk - d1)[0]):  # no spread: the t interval degenerates
-        return {"diff": mean, "lo": mean, "hi": mean}
-    ci = ttest_rel(dk, d1).confidence_interval(1 - alpha)
-    return {"diff": mean, "lo": float(ci.low), "hi": float(ci.high)}
+    mean, lo, hi, _ = paired_t(ak - bk, a1 - b1, alpha)
+    return {"diff": mean, "lo": lo, "hi": hi}
 
 
 def budget_comparison(runs: Sequence[Mapping], radius: float, alpha: float = 0.05,
@@ -85,7 +79,7 @@ def budget_comparison(runs: Sequence[Mapping], radius: float, alpha: float = 0.0
     ``runs``: dicts {"sigma", "budget", "a": log of A, "b": log of B} (any order). Returns, per sigma
     (ascending), {"sigma", "budgets": [{"budget", "acr": {diff, lo, hi, p, verdict, points},
     "at_radius": {diff, p, verdict, lo, hi}}] (ascending budget), "change": {diff, lo, hi} (largest budget
-    minus the smallest, of the ACR), "verdict"}. Differences are A - B: ACR in radius units, certified
+    minus the smallest, of the metric the verdict reads), "verdict"}. Differences are A - B: ACR in radius units, certified
     accuracy as a fraction. ``metric``: what the verdict reads, "acr" (the ACR difference's paired t
     interval) or "radius" (for a claim made at one radius: the paired t interval of the certified /
     not-certified outcomes at ``radius``, McNemar's p beside it)."""
@@ -104,8 +98,8 @@ def budget_comparison(runs: Sequence[Mapping], radius: float, alpha: float = 0.0
         for b, r in zip(budgets, rows):
             _, b["at_radius"]["lo"], b["at_radius"]["hi"], _ = paired_t(*paired_outcomes(r["a"], r["b"], radius), alpha)
         key = "acr" if metric == "acr" else "at_radius"
-        change = (_change((rows[0]["a"], rows[0]["b"]), (rows[-1]["a"], rows[-1]["b"]), alpha) if metric == "acr"
-                  else _change((rows[0]["a"], rows[0]["b"]), (rows[-1]["a"], rows[-1]["b"]), alpha, radius))
+        change = _change((rows[0]["a"], rows[0]["b"]), (rows[-1]["a"], rows[-1]["b"]), alpha,
+                         None if metric == "acr" else radius)
         verdict = budget_verdict([(b[key]["diff"], b[key]["lo"], b[key]["hi"]) for b in budgets], claim, change)
         out.append({"sigma": s, "budgets": budgets, "change": change, "verdict": verdict})
     return out
