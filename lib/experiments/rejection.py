@@ -238,15 +238,15 @@ def claim_check(gains: pd.DataFrame, times: pd.DataFrame | None = None, alpha: f
             g = g.set_index("sigma")
             if lo_s not in g.index:
                 continue
-            up = [x for x in hi_s if x in g.index and g.loc[x, "r=0: gain (pts)"] > g.loc[lo_s, "r=0: gain (pts)"]]
-            res = [x for x in hi_s if x in g.index and g.loc[x, "r=0: gain (pts)"] > 0
-                   and g.loc[x, "r=0: McNemar p"] < alpha]
-            m = len([x for x in hi_s if x in g.index])
+            here = [x for x in hi_s if x in g.index]
+            gain, p = g["r=0: gain (pts)"], g["r=0: McNemar p"]
+            up = [x for x in here if gain[x] > gain[lo_s]]
+            res = [x for x in here if gain[x] > 0 and p[x] < alpha]
             parts.append(f"{den}: natural-accuracy (r=0) gain at the medium/large sigma "
-                         + ", ".join(f"{x:g}: {_gain_word(g.loc[x, 'r=0: gain (pts)'], g.loc[x, 'r=0: McNemar p'], alpha)}"
-                                     for x in hi_s if x in g.index)
-                         + f" against {g.loc[lo_s, 'r=0: gain (pts)']:+.1f} pts at sigma={lo_s:g}: a larger point "
-                         f"estimate at {len(up)} of {m} (an ordering not tested), a gain resolved above 0 at {len(res)} of {m}")
+                         + ", ".join(f"{x:g}: {_gain_word(gain[x], p[x], alpha)}" for x in here)
+                         + f" against {gain[lo_s]:+.1f} pts at sigma={lo_s:g}: a larger point estimate at "
+                         f"{len(up)} of {len(here)} (an ordering not tested), a gain resolved above 0 at {len(res)} of "
+                         f"{len(here)}")
     for den, g in gains.groupby("denoiser", sort=False):
         helps, hurts = (g["verdict"] == "rejector helps").sum(), (g["verdict"] == "rejector hurts").sum()
         best = g.loc[g["ACR gain"].idxmax()]

@@ -263,28 +263,26 @@ def _row_caps(spec: Mapping) -> dict[str, float]:
     return caps
 
 
-def reach_line(spec: Mapping) -> str:
+def reach_line(spec: Mapping, caps: Mapping[str, float] | None = None) -> str:
     """"" when every row can reach every table radius; otherwise, per row, the table radii above the largest
-    radius CERTIFY can return with its logs' n and alpha (:func:`_row_caps`), so
+    radius CERTIFY can return with its logs' n and alpha (``caps``, by default :func:`_row_caps`), so
     that a 0 there is read as out of reach, not as a measured failure. Logs of another noise are skipped."""
     out = []
-    for label, r_max in _row_caps(spec).items():
+    for label, r_max in (_row_caps(spec) if caps is None else caps).items():
         above = [f"{float(r):g}" for r in spec["radii"] if float(r) > r_max]
         if above:
             out.append(f"{label} cannot certify r={', '.join(above)} (largest radius at its n and alpha: {r_max:.2f})")
     return ("Out of reach: " + "; ".join(out)) if out else ""
 
 
-
-
 def _ordering_line(spec: Mapping, ours: pd.DataFrame, pub: pd.DataFrame, shared: Sequence[str],
-                   radii: Sequence[str], src: str, lo: pd.DataFrame, hi: pd.DataFrame) -> str:
+                   radii: Sequence[str], src: str, lo: pd.DataFrame, hi: pd.DataFrame,
+                   caps: Mapping[str, float]) -> str:
     """How the pairwise orderings of the ``shared`` rows (row A above row B at radius r, wherever the
     published rows differ) compare with ours: the same order, the opposite order, or a tie in ours
     (counted apart: a tie is neither, and one at a radius beyond a row's largest certifiable radius
     measures n, not the methods); for each ordering, how many McNemar's exact test resolves (p < 0.05;
-    rows on other test points, n or alpha are not tested)."""
-    caps = _row_caps(spec)
+    rows on other test points, n or alpha are not tested); ``caps``: :func:`_row_caps`."""
     same = opposite = ties = ties_out = same_res = opp_res = untested = total = 0
     for i, a in enumerate(shared):
         for b in shared[i + 1:]:
@@ -358,7 +356,8 @@ def table_finding(spec: Mapping) -> str:
     text += "."
     if differ:
         text += " " + differ + "."
-    reach = reach_line(spec)
+    caps = _row_caps(spec)  # read once, for the reach line and the orderings
+    reach = reach_line(spec, caps)
     if reach:
         text += " " + reach + "."
     if len(refs):
@@ -373,7 +372,7 @@ def table_finding(spec: Mapping) -> str:
                 text += f" {src}: best {_runs(pw, radii)} (published, in its own setting: orderings compared, no test)."
             pub = pub.rename(index=PUBLISHED_AS_OURS)  # matched to our rows by what they measure
             shared = [r for r in pub.index if r in ours.index]
-            text += _ordering_line(spec, ours, pub, shared, radii, src, lo, hi)
+            text += _ordering_line(spec, ours, pub, shared, radii, src, lo, hi, caps)
     return text
 
 
